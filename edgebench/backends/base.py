@@ -1,0 +1,74 @@
+"""The Runner contract every runtime implements.
+
+A runner loads one artifact onto one processor at one precision, runs inference, and can say
+what precision it really executed in. It never reads the clock: `timing.measure` times every
+runner the same way, so differences between runtimes are the runtimes', not the harness's.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how a runner executes: processor, precision, threads, runtime-specific options."""
+    processor: str = "cpu"  # cpu | gpu | npu
+    precision: str = "fp32"  # fp32 | fp16 | bf16 | int8
+    threads: Optional[int] = None
+    batch_size: int = 1
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    version: Optional[str] = None
+    processors: tuple = ()
+    precisions: tuple = ()
+    reason: Optional[str] = None  # why not, when unavailable
+    install: Optional[str] = None  # the pip extra that brings it
+
+
+class Runner(ABC):
+    name: ClassVar[str]
+    formats: ClassVar[tuple[str, ...]]  # artifact formats it loads, in order of preference
+    devices: ClassVar[tuple[str, ...]]  # processors it can target when present
+    precisions: ClassVar[tuple[str, ...]]
+    extra: ClassVar[str] = ""  # pip extra, e.g. "edgebench[tensorrt]"
+
+    @classmethod
+    @abstractmethod
+    def availability(cls) -> Availability:
+        """Whether the runtime is importable and which processors it sees, without loading a model."""
+
+    @abstractmethod
+    def load(self, artifact: Path, placement: Placement) -> None: ...
+
+    @abstractmethod
+    def infer(self, inputs: np.ndarray) -> np.ndarray: ...
+
+    def synchronize(self) -> None:
+        """Block until queued work has finished; a no-op for synchronous runtimes."""
+
+    def close(self) -> None:
+        """Free the model; the runner is not used afterwards."""
+
+    def executed_precision(self) -> str:
+        """The precision the runtime really computes in (may differ from the one requested)."""
+        return self.placement.precision  # type: ignore[attr-defined]
+
+    def runtime_version(self) -> Optional[str]:
+        return self.availability().version
+
+    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+        """Per-layer or per-op time and precision, where the runtime exposes it; [] otherwise."""
+        return []
+
+
+def unavailable(reason: str, extra: str) -> Availability:
+    return Availability(False, reason=reason, install=f"pip install '{extra}'" if extra else None)

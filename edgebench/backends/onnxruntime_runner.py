@@ -1,0 +1,100 @@
+"""ONNX Runtime with the execution provider chosen for the processor."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IncompatibleError
+from .base import Availability, Placement, Runner, unavailable
+
+PROVIDERS_FOR = {
+    "cpu": ["CPUExecutionProvider"],
+    "gpu": ["TensorrtExecutionProvider", "CUDAExecutionProvider"],
+    "npu": ["OpenVINOExecutionProvider", "QNNExecutionProvider"],
+}
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+    formats = ("onnx",)
+    devices = ("cpu", "gpu", "npu")
+    precisions = ("fp32", "fp16", "int8")
+    extra = "onnxruntime"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            return unavailable(f"onnxruntime is not importable: {e}", cls.extra)
+        have = set(ort.get_available_providers())
+        processors = tuple(p for p, wanted in PROVIDERS_FOR.items() if have & set(wanted))
+        return Availability(True, version=ort.__version__, processors=processors, precisions=cls.precisions)
+
+    def load(self, artifact: Path, placement: Placement) -> None:
+        import onnxruntime as ort
+
+        self.placement = placement
+        have = ort.get_available_providers()
+        providers = [p for p in PROVIDERS_FOR[placement.processor] if p in have]
+        if not providers:
+            raise IncompatibleError(
+                f"onnxruntime has no execution provider for {placement.processor} here (installed: {', '.join(have)})")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if placement.threads:
+            options.intra_op_num_threads = placement.threads
+        self._options_for_profile = (str(artifact), providers, placement.threads)
+        self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=providers + ["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.providers = self.session.get_providers()
+
+    def infer(self, inputs: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: inputs})[0]
+
+    def close(self) -> None:
+        self.session = None
+
+    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+        """Per-op-type time from ORT's own profiler (a separate session, so timing is undisturbed)."""
+        import onnxruntime as ort
+
+        path, providers, threads = self._options_for_profile
+        options = ort.SessionOptions()
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="eb-ortprof-"), "ort")
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(path, sess_options=options, providers=providers + ["CPUExecutionProvider"])
+        for _ in range(iterations):
+            session.run(None, {self.input_name: inputs})
+        trace = session.end_profiling()
+        with open(trace) as f:
+            events = json.load(f)
+        return summarise_ort_trace(events, iterations)
+
+
+def summarise_ort_trace(events: list[dict], iterations: int) -> list[dict]:
+    by_node: dict[str, dict] = {}
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        args = e.get("args", {})
+        name = e["name"][: -len("_kernel_time")]
+        row = by_node.setdefault(name, {"layer": name, "op_type": args.get("op_name", "?"),
+                                        "precision": _ort_precision(args), "time_us": 0.0})
+        row["time_us"] += e.get("dur", 0) / max(1, iterations)
+    return sorted(by_node.values(), key=lambda r: -r["time_us"])
+
+
+def _ort_precision(args: dict) -> str:
+    op = args.get("op_name", "")
+    if op.startswith(("QLinear", "ConvInteger", "MatMulInteger", "QGemm", "DynamicQuantize")) or op in (
+            "QuantizeLinear", "DequantizeLinear"):
+        return "int8"
+    types = json.dumps(args.get("input_type_shape", ""))
+    return "fp16" if "float16" in types else "int8" if "int8" in types else "fp32"

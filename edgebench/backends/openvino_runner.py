@@ -1,0 +1,108 @@
+"""OpenVINO on CPU, GPU or NPU, with the latency hint and an explicit inference precision.
+
+OpenVINO's CPU plugin runs an "FP32" model in bf16 on CPUs with AMX or AVX512-BF16 unless told
+otherwise, so the precision asked for is always set as INFERENCE_PRECISION_HINT and the one the
+compiled model reports is recorded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IncompatibleError
+from .base import Availability, Placement, Runner, unavailable
+
+OV_DEVICE = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+
+
+class OpenVinoRunner(Runner):
+    name = "openvino"
+    formats = ("openvino", "onnx")
+    devices = ("cpu", "gpu", "npu")
+    precisions = ("fp32", "bf16", "fp16", "int8")
+    extra = "openvino"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import openvino as ov
+        except ImportError as e:
+            return unavailable(f"openvino is not importable: {e}", cls.extra)
+        core = ov.Core()
+        present = set(d.split(".")[0] for d in core.available_devices)
+        processors = tuple(p for p, d in OV_DEVICE.items() if d in present)
+        return Availability(True, version=ov.get_version(), processors=processors, precisions=cls.precisions)
+
+    def load(self, artifact: Path, placement: Placement) -> None:
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        self.placement = placement
+        core = ov.Core()
+        device = OV_DEVICE[placement.processor]
+        if device not in {d.split(".")[0] for d in core.available_devices}:
+            raise IncompatibleError(f"openvino: no {device} device on this machine (found {', '.join(core.available_devices)})")
+        model = core.read_model(str(artifact))
+        if model.inputs[0].get_partial_shape().is_dynamic:
+            shape = model.inputs[0].get_partial_shape()
+            shape[0] = placement.batch_size
+            model.reshape({model.inputs[0]: shape})
+        mode = placement.options.get("hint", "latency")
+        config = {hints.performance_mode: hints.PerformanceMode.THROUGHPUT if mode == "throughput"
+                  else hints.PerformanceMode.LATENCY}
+        if placement.precision in OV_PRECISION:
+            config[hints.inference_precision] = OV_PRECISION[placement.precision]
+        if placement.threads and device == "CPU":
+            config[props.inference_num_threads] = placement.threads
+        if placement.options.get("perf_counters"):
+            config[props.enable_profiling] = True
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+        precision = self.compiled.get_property(hints.inference_precision)
+        self._executed = precision.to_string() if hasattr(precision, "to_string") else str(precision)
+        self._artifact, self._config, self._device = model, config, device
+        self._core = core
+
+    def infer(self, inputs: np.ndarray) -> np.ndarray:
+        self.request.infer({0: inputs}, share_inputs=True)
+        return self.request.get_output_tensor(0).data.copy()
+
+    def executed_precision(self) -> str:
+        executed = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(self._executed.lower(), self._executed)
+        if self.placement.precision == "int8":
+            return f"int8+{executed}"  # quantized ops in int8, the rest in the plugin's float precision
+        return executed
+
+    def close(self) -> None:
+        self.request = None
+        self.compiled = None
+
+    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+        """OpenVINO performance counters: per executed node, its kernel (which names the precision)."""
+        import openvino.properties as props
+
+        config = dict(self._config)
+        config[props.enable_profiling] = True
+        request = self._core.compile_model(self._artifact, self._device, config).create_infer_request()
+        totals: dict[str, dict] = {}
+        for _ in range(iterations):
+            request.infer({0: inputs})
+            for info in request.profiling_info:
+                if info.status != info.Status.EXECUTED:
+                    continue
+                row = totals.setdefault(info.node_name, {
+                    "layer": info.node_name, "op_type": info.node_type,
+                    "precision": _precision_from_kernel(info.exec_type), "kernel": info.exec_type, "time_us": 0.0})
+                row["time_us"] += info.real_time.total_seconds() * 1e6 / iterations
+        return sorted(totals.values(), key=lambda r: -r["time_us"])
+
+
+def _precision_from_kernel(exec_type: str) -> str:
+    lowered = exec_type.lower()
+    for tag, name in (("i8", "int8"), ("u8", "int8"), ("bf16", "bf16"), ("f16", "fp16"), ("f32", "fp32")):
+        if lowered.endswith(tag) or f"_{tag}" in lowered:
+            return name
+    return "?"

@@ -1,0 +1,60 @@
+"""PyTorch eager (and torch.compile where it works) on CPU or CUDA."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IncompatibleError
+from .base import Availability, Placement, Runner, unavailable
+
+_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+class TorchRunner(Runner):
+    name = "pytorch"
+    formats = ("torch",)
+    devices = ("cpu", "gpu")
+    precisions = ("fp32", "bf16", "fp16")
+    extra = ""
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import torch
+        except ImportError as e:
+            return unavailable(f"torch is not importable: {e}", "torch")
+        processors = ("cpu", "gpu") if torch.cuda.is_available() else ("cpu",)
+        return Availability(True, version=torch.__version__, processors=processors, precisions=cls.precisions)
+
+    def load(self, artifact: Path, placement: Placement) -> None:
+        import torch
+
+        self.placement = placement
+        if placement.threads:
+            torch.set_num_threads(placement.threads)
+        if placement.processor == "gpu" and not torch.cuda.is_available():
+            raise IncompatibleError("pytorch: no CUDA GPU is visible")
+        if placement.precision == "fp16" and placement.processor == "cpu":
+            raise IncompatibleError("pytorch: fp16 is not supported on the CPU; use fp32 or bf16")
+        self.device = torch.device("cuda" if placement.processor == "gpu" else "cpu")
+        self.dtype = getattr(torch, _DTYPES[placement.precision])
+        # Artifacts in the run folder are written by edgebench itself (see compress/base.py).
+        model = torch.load(str(artifact), map_location="cpu", weights_only=False)
+        self.model = model.eval().to(self.device, self.dtype)
+        if placement.options.get("compile"):
+            self.model = torch.compile(self.model)
+        self._torch = torch
+
+    def infer(self, inputs: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(inputs).to(self.device, self.dtype)
+            return self.model(x).float().cpu().numpy()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self._torch.cuda.synchronize()
+
+    def close(self) -> None:
+        self.model = None

@@ -1,0 +1,79 @@
+"""The Pass contract and the objects passes share.
+
+A Pass turns one Candidate into another: `apply(candidate, ctx) -> Candidate`. Its parameters
+are a pydantic `Config` declared on the class, validated before any work starts, so a bad value
+is a one-line error rather than a failure twenty minutes into training. Every candidate carries
+its lineage: the list of `{pass, config}` steps that made it from the baseline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import UsageError
+
+
+class PassConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Candidate:
+    """A model on its way to deployment: a torch module (None once only runtime artifacts remain),
+    the artifacts already built for it (format -> absolute path), and how it was made."""
+    name: str
+    module: Any = None
+    lineage: tuple = ()
+    precision: str = "fp32"
+    artifacts: dict = field(default_factory=dict)
+    notes: tuple = ()
+    parent: Optional[str] = None
+
+    def derive(self, name: str, step: dict, **changes) -> "Candidate":
+        return replace(self, name=name, lineage=self.lineage + (step,), parent=self.name, **changes)
+
+
+@dataclass
+class Context:
+    """What passes may use: data, the baseline (default teacher), a place for files, a budget."""
+    dataset: Any
+    baseline: Candidate
+    model_source: Any
+    work_dir: Path  # a scratch folder for this pass's files, inside the run folder
+    train_epochs: float = 1.0
+    seed: int = 0
+    progress: Optional[Callable[[str, int, int], None]] = None
+    export: Optional[Callable[[Candidate], dict]] = None  # candidate -> {format: path} of FP32 artifacts
+
+    def report(self, label: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(label, done, total)
+
+
+class Pass:
+    name: ClassVar[str]
+    Config: ClassVar[type[PassConfig]] = PassConfig
+    needs_torch: ClassVar[bool] = True  # False for passes that work on exported artifacts only
+
+    def __init__(self, config: Optional[dict] = None):
+        try:
+            self.config = self.Config(**(config or {}))
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            raise UsageError(f"pass '{self.name}': {where}: {err['msg']}") from None
+
+    def check(self, candidate: Candidate, ctx: Context) -> Optional[str]:
+        """Return a one-line reason if this pass does not apply to the candidate, else None."""
+        if self.needs_torch and candidate.module is None:
+            return f"{self.name} needs a torch model; '{candidate.name}' has none"
+        return None
+
+    def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        raise NotImplementedError
+
+    def step(self) -> dict:
+        return {"pass": self.name, "config": self.config.model_dump()}

@@ -1,0 +1,88 @@
+"""INT8 post-training quantization, once per runtime, calibrated on the calibration split.
+
+- ONNX Runtime: static QDQ quantization (`quantize_static`), after ORT's own pre-processing
+  (shape inference and graph optimisation), per-channel weights.
+- OpenVINO: NNCF's `quantize` on the OpenVINO model, which inserts FakeQuantize nodes that the
+  CPU plugin executes as INT8 kernels.
+The result is one candidate holding an INT8 artifact per runtime.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from .base import Candidate, Context, Pass, PassConfig
+
+
+class PtqConfig(PassConfig):
+    precision: Literal["int8"] = "int8"
+    calibration_samples: int = 256
+    per_channel: bool = True
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    runtimes: tuple[str, ...] = ("onnxruntime", "openvino")
+
+
+class PtqPass(Pass):
+    name = "ptq"
+    Config = PtqConfig
+    needs_torch = False
+
+    def check(self, candidate: Candidate, ctx: Context):
+        if candidate.precision != "fp32":
+            return f"ptq needs an fp32 candidate; '{candidate.name}' is already {candidate.precision}"
+        return None
+
+    def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        fp32 = ctx.export(candidate)
+        calib = ctx.dataset.calib.x[: self.config.calibration_samples]
+        artifacts = {}
+        if "onnxruntime" in self.config.runtimes:
+            ctx.report("ptq: onnxruntime", 0, 2)
+            artifacts["onnx"] = quantize_onnx(Path(fp32["onnx"]), ctx.work_dir / "model.int8.onnx", calib,
+                                              self.config.per_channel, self.config.activation_type)
+        if "openvino" in self.config.runtimes:
+            ctx.report("ptq: openvino/nncf", 1, 2)
+            artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
+        ctx.report("ptq", 2, 2)
+        return candidate.derive(f"{candidate.name}+ptq-int8" if candidate.lineage else "ptq-int8", self.step(),
+                                module=None, precision="int8", artifacts=artifacts)
+
+
+def quantize_onnx(fp32_path: Path, out_path: Path, calib: np.ndarray, per_channel: bool, activation_type: str) -> Path:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(calib[i:i + 1] for i in range(len(calib)))
+
+        def get_next(self):
+            batch = next(self._it, None)
+            return None if batch is None else {"input": batch}
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    prepared = out_path.with_name("model.prep.onnx")
+    quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    prepared.unlink(missing_ok=True)
+    return out_path
+
+
+def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path:
+    import nncf
+    import openvino as ov
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = ov.convert_model(str(fp32_onnx))
+    shape = model.inputs[0].get_partial_shape()
+    shape[0] = 1
+    model.reshape({model.inputs[0]: shape})
+    dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
+    quantized = nncf.quantize(model, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.PERFORMANCE)
+    xml = out_dir / "model.xml"
+    ov.save_model(quantized, str(xml), compress_to_fp16=False)
+    return xml

@@ -1,0 +1,195 @@
+"""Device profiles: what a target device has, how to recognise it, and which one this machine is.
+
+Profiles are YAML files in `device_profiles/` (shipped) and in any folder named by
+$EDGEBENCH_PROFILES or `--profiles`. They are parsed with yaml.safe_load and validated with
+pydantic, so a malformed profile is reported with the field that is wrong.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import CorruptInputError, NotFoundError, closest
+
+PROCESSORS = ("cpu", "gpu", "npu")
+
+
+class Processor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    peak_gflops: dict[str, float] = Field(default_factory=dict)  # per precision: fp32, fp16, int8 (GOPS)
+    memory_bandwidth_gbs: Optional[float] = None
+    runtimes: list[str]
+    precisions: list[str]
+    cores: Optional[int] = None
+    dla_cores: int = 0
+
+
+class Detect(BaseModel):
+    """How to recognise the device locally; any rule that matches is enough."""
+    model_config = ConfigDict(extra="forbid")
+    always: bool = False  # the `host` profile: this machine, whatever it is
+    file_contains: dict[str, str] = Field(default_factory=dict)  # path -> substring
+    cpu_model_regex: Optional[str] = None
+    machine: Optional[str] = None  # platform.machine(), e.g. aarch64
+
+
+class DeviceProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    description: str
+    processors: dict[Literal["cpu", "gpu", "npu"], Processor]
+    threads: Optional[int] = None
+    power_modes: list[str] = Field(default_factory=list)
+    detect: Detect = Field(default_factory=Detect)
+    reach: Literal["local", "ray"] = "local"
+    sources: list[str] = Field(default_factory=list)
+    path: Optional[str] = None
+
+    def matches_this_machine(self) -> bool:
+        d = self.detect
+        if d.always:
+            return True
+        for path, needle in d.file_contains.items():
+            try:
+                if needle in Path(path).read_text(errors="replace"):
+                    return True
+            except OSError:
+                pass
+        if d.cpu_model_regex and re.search(d.cpu_model_regex, cpu_model()):
+            return True
+        return bool(d.machine and d.machine == platform.machine() and not (d.file_contains or d.cpu_model_regex))
+
+
+def profile_dirs() -> list[Path]:
+    dirs = []
+    for extra in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep):
+        if extra:
+            dirs.append(Path(extra))
+    repo = Path(__file__).resolve().parent.parent / "device_profiles"
+    installed = Path(sys.prefix) / "share" / "edgebench" / "device_profiles"
+    dirs += [d for d in (repo, installed) if d.is_dir()]
+    return dirs
+
+
+def load_profile_file(path: Path) -> DeviceProfile:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise CorruptInputError(f"device profile '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise NotFoundError(f"cannot read device profile '{path}': {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise CorruptInputError(f"device profile '{path}' must be a mapping of fields, got {type(data).__name__}")
+    try:
+        profile = DeviceProfile(**data, path=str(path)) if "path" not in data else DeviceProfile(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise CorruptInputError(f"device profile '{path}': field '{field}': {err['msg']}") from None
+    except TypeError as e:
+        raise CorruptInputError(f"device profile '{path}': {e}") from None
+    return profile
+
+
+@lru_cache(maxsize=None)
+def _load_all(dirs: tuple[Path, ...]) -> dict[str, DeviceProfile]:
+    profiles: dict[str, DeviceProfile] = {}
+    for d in dirs:
+        for f in sorted(d.glob("*.y*ml")):
+            p = load_profile_file(f)
+            profiles.setdefault(p.name, p)  # earlier dirs (the user's) win over shipped ones
+    return profiles
+
+
+def all_profiles() -> dict[str, DeviceProfile]:
+    return _load_all(tuple(profile_dirs()))
+
+
+def get_profile(name: str) -> DeviceProfile:
+    if name.endswith((".yaml", ".yml")) and Path(name).exists():
+        return load_profile_file(Path(name))
+    profiles = all_profiles()
+    for p in profiles.values():
+        if name == p.name or name in p.aliases:
+            return host_profile() if p.name == "host" else p
+    names = list(profiles) + [a for p in profiles.values() for a in p.aliases]
+    raise NotFoundError(f"unknown device '{name}'{closest(name, names)}; `edgebench devices` lists them")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model", "Hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+
+
+def host_profile() -> DeviceProfile:
+    """The `host` profile with what this machine actually has filled in."""
+    base = all_profiles().get("host")
+    from .backends import BACKENDS, availability
+
+    flags = cpu_flags()
+    precisions = ["fp32", "int8"]
+    if {"avx512_bf16", "amx_bf16"} & flags or "bf16" in flags:
+        precisions.insert(1, "bf16")
+    runtimes = [name for name, _ in BACKENDS.items() if availability(name).available and "cpu" in availability(name).processors]
+    processors = {"cpu": Processor(name=cpu_model(), runtimes=runtimes, precisions=precisions,
+                                   cores=physical_cores(), peak_gflops={}, memory_bandwidth_gbs=None)}
+    gpu_runtimes = [name for name, _ in BACKENDS.items() if availability(name).available and "gpu" in availability(name).processors]
+    if gpu_runtimes:
+        processors["gpu"] = Processor(name=_gpu_name(), runtimes=gpu_runtimes, precisions=["fp32", "fp16", "int8"])
+    npu_runtimes = [name for name, _ in BACKENDS.items() if availability(name).available and "npu" in availability(name).processors]
+    if npu_runtimes:
+        processors["npu"] = Processor(name="NPU", runtimes=npu_runtimes, precisions=["fp16", "int8"])
+    description = f"this machine: {cpu_model()}, {physical_cores()} cores, {platform.system()} {platform.machine()}"
+    fields = base.model_dump() if base else {"name": "host", "aliases": ["local"], "detect": {"always": True}}
+    fields.update(description=description, processors=processors, threads=fields.get("threads") or os.cpu_count())
+    return DeviceProfile(**fields)
+
+
+def _gpu_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except Exception:
+        pass
+    return "GPU"
+
+
+def local_device() -> DeviceProfile:
+    """The most specific profile that recognises this machine (falls back to `host`)."""
+    for p in all_profiles().values():
+        if p.name != "host" and not p.detect.always and p.matches_this_machine():
+            return p
+    return host_profile()

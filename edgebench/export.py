@@ -1,0 +1,74 @@
+"""Turn a torch module into deployable artifacts: ONNX, then OpenVINO IR from that ONNX.
+
+Every ONNX export is checked against torch on real inputs before it is used, so a silently wrong
+export cannot produce a fast-but-wrong candidate.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .errors import IncompatibleError
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol: float = 1e-4) -> Path:
+    """Export with a dynamic batch axis and verify the outputs against torch on `sample`."""
+    import torch
+
+    model = model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.from_numpy(sample[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        except Exception:
+            # Models the TorchScript tracer cannot follow go through torch.export instead.
+            torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=18,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    check_onnx_matches_torch(model, path, sample, rtol, atol)
+    return path
+
+
+def check_onnx_matches_torch(model, path: Path, sample: np.ndarray, rtol: float, atol: float) -> None:
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(sample)).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: sample})[0]
+    scale = np.abs(expected).max() + 1e-12
+    worst = float(np.abs(got - expected).max())
+    if worst > atol + rtol * scale:
+        raise IncompatibleError(
+            f"ONNX export of {path.stem} differs from torch by {worst:.3g} (allowed {atol + rtol * scale:.3g})")
+
+
+def onnx_to_openvino(onnx_path: Path, out_dir: Path, batch: int = 1) -> Path:
+    """Convert to OpenVINO IR with a static batch (static shapes let the CPU plugin pick faster kernels)."""
+    import openvino as ov
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = ov.convert_model(str(onnx_path))
+    shape = model.inputs[0].get_partial_shape()
+    shape[0] = batch
+    model.reshape({model.inputs[0]: shape})
+    xml = out_dir / "model.xml"
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    return xml
+
+
+def file_bytes(path: Path) -> int:
+    path = Path(path)
+    if path.suffix == ".xml":
+        return path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    return path.stat().st_size

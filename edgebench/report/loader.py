@@ -1,0 +1,20 @@
+"""pandas access to runs: `edgebench.load_run(path)`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import NotFoundError
+
+
+def load_run(path) -> "pandas.DataFrame":  # noqa: F821
+    import pandas as pd
+
+    from .table import load_tables
+
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"run '{path}' does not exist")
+    run, _, _, rows = load_tables(path)
+    frame = pd.DataFrame(rows)
+    frame.attrs["run"] = run
+    return frame

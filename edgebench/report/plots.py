@@ -1,0 +1,54 @@
+"""Static Pareto plots (PNG and SVG) for papers and slides."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pareto_png(rows: list[dict], path: Path, title: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(r["group"], r["source"]) for r in rows if r["status"] == "ok" and r["top1"] is not None})
+    if not groups:
+        return []
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 5), squeeze=False)
+    markers = {"fp32": "o", "bf16": "s", "fp16": "D", "int8": "^"}
+    for ax, (group, source) in zip(axes[0], groups):
+        members = [r for r in rows if (r["group"], r["source"]) == (group, source) and r["status"] == "ok"
+                   and r["top1"] is not None]
+        backends = sorted({r["backend"] for r in members})
+        colors = dict(zip(backends, plt.cm.tab10.colors))
+        for r in members:
+            xerr = [[r["median_ms"] - r["ci_low_ms"]], [r["ci_high_ms"] - r["median_ms"]]] if r["ci_low_ms"] else None
+            yerr = [[100 * (r["top1"] - r["top1_ci_low"])], [100 * (r["top1_ci_high"] - r["top1"])]] \
+                if r["top1_ci_low"] is not None else None
+            ax.errorbar(r["median_ms"], 100 * r["top1"], xerr=xerr, yerr=yerr, fmt=markers.get(r["precision"], "o"),
+                        color=colors[r["backend"]], markersize=9 if r["pareto"] else 6,
+                        markeredgecolor="black" if r["pareto"] else "none", alpha=0.9, capsize=2)
+        front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
+        ax.plot([r["median_ms"] for r in front], [100 * r["top1"] for r in front], "k--", lw=1, label="Pareto front")
+        for r in front:
+            ax.annotate(f"{r['name']} ({r['backend']}, {r['precision']})", (r["median_ms"], 100 * r["top1"]),
+                        textcoords="offset points", xytext=(5, 5), fontsize=7)
+        for b in backends:
+            ax.plot([], [], "o", color=colors[b], label=b)
+        for p, mk in markers.items():
+            if any(r["precision"] == p for r in members):
+                ax.plot([], [], mk, color="gray", label=p)
+        label = "estimated" if source == "estimated" else "measured"
+        ax.set_title(f"{group} ({label})", fontsize=10)
+        ax.set_xlabel("median latency, ms (batch 1; bars: 95% CI)")
+        ax.set_ylabel("top-1 accuracy, % (bars: 95% Wilson CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    written = []
+    for suffix in (".png", ".svg"):
+        out = path.with_suffix(suffix)
+        fig.savefig(out, dpi=120)
+        written.append(out)
+    plt.close(fig)
+    return written

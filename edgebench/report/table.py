@@ -1,0 +1,111 @@
+"""One flat table of a run: a row per measurement, joined with its candidate, with the derived
+figures every report format shows (speedup against the baseline, Pareto membership, flags)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..store import RunStore
+from ..types import CandidateInfo, Measurement
+from .pareto import pareto_front
+
+
+def lineage_text(lineage) -> str:
+    parts = []
+    for step in lineage:
+        cfg = step.get("config") or {}
+        shown = ", ".join(f"{k}={v}" for k, v in cfg.items() if not isinstance(v, dict))
+        parts.append(f"{step['pass']}({shown})" if shown else step["pass"])
+    return " -> ".join(parts) or "baseline"
+
+
+def _group(m: Measurement) -> str:
+    return f"{m.device} / {m.processor}"
+
+
+def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement]) -> list[dict[str, Any]]:
+    by_id = {c.id: c for c in candidates}
+    ok = [m for m in measurements if m.ok and m.latency]
+    baseline_latency = {(m.device, m.processor, m.backend, m.source): m.latency["median_ms"]
+                        for m in ok if m.candidate == "baseline" and m.precision == "fp32"}
+    parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source): m.latency["median_ms"]
+                      for m in ok if m.precision == "fp32"}
+    rows = []
+    for m in measurements:
+        c = by_id.get(m.candidate)
+        lat = m.latency or {}
+        row = {
+            "key": m.key, "candidate": m.candidate, "name": c.name if c else m.candidate,
+            "lineage": lineage_text(c.lineage) if c else "", "backend": m.backend, "processor": m.processor,
+            "precision": m.precision, "executed_precision": m.executed_precision, "device": m.device,
+            "group": _group(m), "source": m.source, "status": m.status, "error": m.error,
+            "measured_on": m.measured_on, "top1": m.top1,
+            "top1_ci_low": (m.accuracy or {}).get("ci_low"), "top1_ci_high": (m.accuracy or {}).get("ci_high"),
+            "median_ms": lat.get("median_ms"), "p90_ms": lat.get("p90_ms"), "p99_ms": lat.get("p99_ms"),
+            "mean_ms": lat.get("mean_ms"), "ci_low_ms": lat.get("ci_low_ms"), "ci_high_ms": lat.get("ci_high_ms"),
+            "iterations": lat.get("iterations"), "stop_reason": lat.get("stop_reason"),
+            "throughput_ips": (1000.0 * m.batch_size / lat["median_ms"]) if lat.get("median_ms") else None,
+            "size_mb": _size_mb(c, m.backend), "params": c.params if c else None, "macs": c.macs if c else None,
+            "peak_rss_mb": m.peak_rss_mb, "load_s": m.load_s, "first_inference_ms": m.first_inference_ms,
+            "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
+            "speedup": None, "speedup_low": None, "speedup_high": None, "pareto": False, "flags": [],
+        }
+        base = baseline_latency.get((m.device, m.processor, m.backend, m.source))
+        if base and lat.get("median_ms"):
+            row["speedup"] = base / lat["median_ms"]
+            # Conservative interval from the two medians' CIs (exact enough for a table; the gate bootstraps).
+            base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
+                          (x.device, x.processor, x.backend, x.source) == (m.device, m.processor, m.backend, m.source))
+            row["speedup_low"] = base_m.latency["ci_low_ms"] / lat["ci_high_ms"]
+            row["speedup_high"] = base_m.latency["ci_high_ms"] / lat["ci_low_ms"]
+        if c and c.precision == "int8" and lat.get("median_ms"):
+            parent = parent_latency.get((c.parent or "baseline", m.device, m.processor, m.backend, m.source)) \
+                or base
+            if parent and lat["median_ms"] > parent:
+                row["flags"].append(f"INT8 slower than its FP32 parent on {m.backend} "
+                                    f"({lat['median_ms'] / parent:.2f}x){_float_ops_hint(m)}")
+        rows.append(row)
+    _mark_front(rows)
+    return rows
+
+
+def _float_ops_hint(m: Measurement) -> str:
+    if not m.layers:
+        return ""
+    total = sum(r.get("time_us", 0) for r in m.layers) or 1
+    float_time = sum(r.get("time_us", 0) for r in m.layers if r.get("precision") in ("fp32", "bf16", "fp16"))
+    qdq = sum(r.get("time_us", 0) for r in m.layers if r.get("op_type") in ("QuantizeLinear", "DequantizeLinear"))
+    hint = f": {100 * float_time / total:.0f}% of time in float ops"
+    return hint + (f", {100 * qdq / total:.0f}% in Q/DQ" if qdq else "")
+
+
+def _mark_front(rows: list[dict]) -> None:
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["status"] == "ok" and r["median_ms"] is not None and r["top1"] is not None:
+            groups.setdefault(f"{r['group']}|{r['source']}", []).append(r)
+    for members in groups.values():
+        for i in pareto_front([(r["median_ms"], r["top1"]) for r in members]):
+            members[i]["pareto"] = True
+
+
+def _size_mb(c: CandidateInfo | None, backend: str) -> float | None:
+    if not c or not c.file_bytes:
+        return None
+    fmt = {"pytorch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}.get(backend, "onnx")
+    size = c.file_bytes.get(fmt) or next(iter(c.file_bytes.values()))
+    return size / 1e6
+
+
+def load_tables(run_dir: Path) -> tuple[dict, list[CandidateInfo], list[Measurement], list[dict]]:
+    """(run info, candidates, measurements, rows) of a run folder, or of a report.json file."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file() and run_dir.suffix == ".json":
+        data = json.loads(run_dir.read_text())
+        cands = [CandidateInfo.from_dict(c) for c in data.get("candidates", [])]
+        meas = [Measurement.from_dict(m) for m in data.get("measurements", [])]
+        return data.get("run", {}), cands, meas, build_rows(cands, meas)
+    store = RunStore(run_dir)
+    cands, meas = store.candidates(), store.measurements()
+    return store.run_info(), cands, meas, build_rows(cands, meas)
