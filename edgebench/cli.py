@@ -75,7 +75,7 @@ def backends() -> None:
 
     table = Table(title="runtimes")
     for col in ("runtime", "status", "version", "processors", "precisions", "note"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for name, runner in BACKENDS.items():
         a = availability(name)
         if a.available:
@@ -93,7 +93,7 @@ def devices() -> None:
     here = local_device().name
     table = Table(title="device profiles")
     for col in ("device", "aliases", "processors", "runtimes", "this machine"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for p in all_profiles().values():
         procs = ", ".join(f"{k}: {v.name}" for k, v in p.processors.items())
         rts = ", ".join(sorted({r for v in p.processors.values() for r in v.runtimes}))

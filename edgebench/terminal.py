@@ -17,7 +17,7 @@ def print_summary(console: Console, run_dir: Path) -> None:
                       f"Estimates for {run['device']} are labelled 'estimated'.[/yellow]")
     table = Table(title=f"Pareto front: {run.get('model_name')} for {run.get('device')}, input {run.get('input_shape')}")
     for col in ("candidate", "runtime", "precision", "top-1 %", "median ms", "p99 ms", "speedup", "source"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in sorted((r for r in rows if r["pareto"]), key=lambda r: (r["group"], r["median_ms"])):
         table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
                       f"{100 * r['top1']:.1f}", f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",

@@ -49,7 +49,7 @@ class OnnxRuntimeRunner(Runner):
         if placement.threads:
             options.intra_op_num_threads = placement.threads
         self._options_for_profile = (str(artifact), providers, placement.threads)
-        self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=providers + ["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=_with_cpu_fallback(providers))
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
 
@@ -69,13 +69,17 @@ class OnnxRuntimeRunner(Runner):
         options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="eb-ortprof-"), "ort")
         if threads:
             options.intra_op_num_threads = threads
-        session = ort.InferenceSession(path, sess_options=options, providers=providers + ["CPUExecutionProvider"])
+        session = ort.InferenceSession(path, sess_options=options, providers=_with_cpu_fallback(providers))
         for _ in range(iterations):
             session.run(None, {self.input_name: inputs})
         trace = session.end_profiling()
         with open(trace) as f:
             events = json.load(f)
         return summarise_ort_trace(events, iterations)
+
+
+def _with_cpu_fallback(providers: list[str]) -> list[str]:
+    return providers if "CPUExecutionProvider" in providers else providers + ["CPUExecutionProvider"]
 
 
 def summarise_ort_trace(events: list[dict], iterations: int) -> list[dict]:

@@ -1,0 +1,43 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the user's cache.
+os.environ.setdefault("EDGEBENCH_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "edgebench"))
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from edgebench.data import load_dataset
+
+    return load_dataset("digits", input_size=32, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real compare run of a tiny CNN on real data, shared by tests that inspect its outputs."""
+    from edgebench.pipeline import CompareOptions, compare
+    from edgebench.timing import TimingConfig
+
+    runs = tmp_path_factory.mktemp("runs")
+    opts = CompareOptions(model="tiny-cnn", device="jetson", data="digits", input_size=32, epochs=3, runs_dir=runs,
+                          timing=TimingConfig(time_budget_s=0.3, min_iterations=20, warmup_iterations=3))
+    return opts, compare(opts)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, digits):
+    """A trained tiny CNN exported to ONNX and OpenVINO IR, with its torch module."""
+    from edgebench.export import export_onnx, onnx_to_openvino
+    from edgebench.models import build_module, resolve_model
+    from edgebench.train import TrainConfig, fit
+
+    folder = tmp_path_factory.mktemp("tiny")
+    module = fit(build_module(resolve_model("tiny-cnn"), 10), digits.train, TrainConfig(epochs=2))
+    onnx_path = export_onnx(module, folder / "model.onnx", digits.eval.x[:8])
+    xml = onnx_to_openvino(onnx_path, folder / "openvino")
+    import torch
+
+    torch.save(module, str(folder / "model.pt"))
+    return {"module": module, "onnx": onnx_path, "openvino": xml, "torch": folder / "model.pt"}

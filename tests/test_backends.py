@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+
+from edgebench.backends import BACKENDS, Placement, availability, create_runner
+from edgebench.errors import IncompatibleError
+
+FORMAT = {"pytorch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}
+
+
+@pytest.mark.parametrize("backend", ["pytorch", "onnxruntime", "openvino"])
+def test_runner_matches_torch(backend, tiny_onnx, digits):
+    runner = create_runner(backend)
+    runner.load(tiny_onnx[FORMAT[backend]], Placement("cpu", "fp32", threads=1))
+    x = digits.eval.x[:1]
+    got = runner.infer(x)
+    runner.synchronize()
+    with torch.no_grad():
+        want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    assert runner.executed_precision() == "fp32"
+    runner.close()
+
+
+def test_openvino_reports_executed_precision(tiny_onnx, digits):
+    from edgebench.devices import cpu_flags
+
+    runner = create_runner("openvino")
+    runner.load(tiny_onnx["openvino"], Placement("cpu", "bf16", threads=1))
+    runner.infer(digits.eval.x[:1])
+    expected = "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "fp32"
+    assert runner.executed_precision() in (expected, "bf16", "fp32")
+
+
+def test_layer_profiles(tiny_onnx, digits):
+    for backend in ("onnxruntime", "openvino"):
+        runner = create_runner(backend)
+        runner.load(tiny_onnx[FORMAT[backend]], Placement("cpu", "fp32", threads=1))
+        rows = runner.layer_profile(digits.eval.x[:1], iterations=3)
+        assert rows and all(r["time_us"] >= 0 for r in rows)
+        assert any("Conv" in r["op_type"] or "Convolution" in r["op_type"] for r in rows)
+
+
+def test_every_backend_reports_availability():
+    for name, _ in BACKENDS.items():
+        a = availability(name)
+        assert a.available or (a.reason and a.install)
+
+
+def test_missing_processor_is_a_clear_error(tiny_onnx):
+    runner = create_runner("openvino")
+    if "npu" in availability("openvino").processors:
+        pytest.skip("this machine has an NPU")
+    with pytest.raises(IncompatibleError, match="NPU"):
+        runner.load(tiny_onnx["openvino"], Placement("npu", "fp16"))

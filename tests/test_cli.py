@@ -1,0 +1,42 @@
+"""Bad input from the command line: one line on stderr, a distinct non-zero exit, no traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "edgebench.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, env=dict(os.environ, COLUMNS="200"))
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["compare", "mobilenetv3", "--device", "jetsn"], 3, "did you mean 'jetson'"),
+    (["compare", "/no/such/model.onnx"], 3, "does not exist"),
+    (["compare", "mobilenetv3", "--data", "imagefolder:/no/such/dir"], 3, "does not exist"),
+    (["compare", "mobilenetv9"], 3, "unknown model"),
+    (["compare", "tiny-cnn", "--runtimes", "tensorrtt"], 3, "unknown runtime"),
+    (["compare", "tiny-cnn", "--recipes", "prune-typo"], 3, "unknown recipe"),
+    (["compare", "tiny-cnn", "--weights", "/no/such.pt"], 3, "does not exist"),
+])
+def test_user_errors_are_one_line(args, code, needle, tmp_path):
+    proc = run_cli(*args, "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert proc.returncode == code, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_corrupt_onnx_file(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not an onnx model at all")
+    proc = run_cli("compare", str(bad), "--runs-dir", str(tmp_path))
+    assert proc.returncode == 4 and "not a valid ONNX model" in proc.stderr
+
+
+def test_backends_and_devices_commands():
+    proc = run_cli("backends")
+    assert proc.returncode == 0 and "onnxruntime" in proc.stdout
+    proc = run_cli("devices")
+    assert proc.returncode == 0 and "jetson-orin-nano" in proc.stdout

@@ -1,0 +1,86 @@
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from edgebench.data import load_dataset
+from edgebench.errors import CorruptInputError, IncompatibleError, NotFoundError, UntrustedInputError
+from edgebench.models import apply_weights, build_module, list_models, load_state_dict, resolve_model
+
+
+def test_builtin_data_is_real_and_split_reproducibly(digits):
+    again = load_dataset("digits", input_size=32, seed=0)
+    assert digits.train.x.shape[1:] == (3, 32, 32)
+    assert digits.fingerprint() == again.fingerprint()
+    assert len(digits.eval) + len(digits.train) == 1797
+    assert set(np.unique(digits.eval.y)) == set(range(10))  # stratified
+
+
+def test_imagefolder(tmp_path):
+    from PIL import Image
+
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(np.full((20, 20, 3), 40 * i, dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    ds = load_dataset(f"imagefolder:{tmp_path}", input_size=16)
+    assert ds.classes == ["cat", "dog"]
+    assert ds.eval.x.shape[1:] == (3, 16, 16)
+
+
+def test_missing_dataset_folder():
+    with pytest.raises(NotFoundError, match="does not exist"):
+        load_dataset("imagefolder:/no/such/folder")
+
+
+def test_model_names_and_wildcards():
+    assert "mobilenet_v3_large" in list_models("mobilenet*")
+    assert resolve_model("mobilenetv3").name == "mobilenet_v3_large"
+    with pytest.raises(NotFoundError, match="did you mean"):
+        resolve_model("mobilenetv4")
+
+
+def test_corrupt_onnx(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage" * 10)
+    with pytest.raises(CorruptInputError):
+        resolve_model(str(bad))
+
+
+def test_missing_onnx(tmp_path):
+    with pytest.raises(NotFoundError):
+        resolve_model(str(tmp_path / "nope.onnx"))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pickle_with_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"w": torch.zeros(1), "x": _Evil()}, str(path))
+    with pytest.raises(UntrustedInputError, match="trust-checkpoint"):
+        load_state_dict(path)
+
+
+def test_truncated_checkpoint(tmp_path):
+    model = build_module(resolve_model("tiny-cnn"), 10)
+    path = tmp_path / "w.pt"
+    torch.save(model.state_dict(), str(path))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CorruptInputError):
+        load_state_dict(path)
+
+
+def test_weights_roundtrip_and_mismatch(tmp_path):
+    model = build_module(resolve_model("tiny-cnn"), 10)
+    path = tmp_path / "w.pt"
+    torch.save({"state_dict": model.state_dict()}, str(path))
+    state = load_state_dict(path)
+    fresh = build_module(resolve_model("tiny-cnn"), 10)
+    apply_weights(fresh, state, str(path))
+    assert torch.equal(fresh.state_dict()["0.weight"], model.state_dict()["0.weight"])
+    with pytest.raises(IncompatibleError, match="shape"):
+        apply_weights(build_module(resolve_model("tiny-cnn"), 5), state, str(path))

@@ -1,0 +1,47 @@
+"""The end-to-end slice on a tiny CNN and real data: build, measure on real runtimes, report, resume."""
+import json
+from pathlib import Path
+
+from edgebench.pipeline import compare
+from edgebench.store import RunStore
+
+
+def test_compare_produces_measured_report(tiny_run):
+    opts, result = tiny_run
+    run = result.run_dir
+    for name in ("report.html", "report.json", "results.csv", "pareto.png", "summary.md", "measurements.jsonl"):
+        assert (run / name).is_file(), name
+    ok = [m for m in result.measurements if m.ok]
+    backends = {m.backend for m in ok}
+    assert {"onnxruntime", "openvino", "pytorch"} <= backends
+    assert {c.name for c in result.candidates} >= {"baseline", "ptq-int8"}
+    for m in ok:
+        assert m.latency["iterations"] >= 5 and m.latency["median_ms"] > 0
+        assert m.accuracy["total"] == 360 and 0 <= m.top1 <= 1
+        assert m.device == "host" and m.source == "measured"  # never labelled as the Jetson's
+        assert m.executed_precision
+    baseline_acc = [m.top1 for m in ok if m.candidate == "baseline" and m.precision == "fp32"]
+    assert min(baseline_acc) > 0.5  # trained on real digits, far above chance
+    info = json.loads((run / "run.json").read_text())
+    assert info["device"] == "jetson-orin-nano" and info["figures_are_target"] is False
+    assert info["input_shape"] == [1, 3, 32, 32]
+
+
+def test_rerun_resumes_without_measuring_again(tiny_run):
+    opts, result = tiny_run
+    before = (result.run_dir / "measurements.jsonl").read_text()
+    again = compare(opts)
+    assert again.run_dir == result.run_dir
+    assert (result.run_dir / "measurements.jsonl").read_text() == before
+
+
+def test_report_json_and_loader(tiny_run):
+    import edgebench
+
+    _, result = tiny_run
+    frame = edgebench.load_run(result.run_dir)
+    assert len(frame) == len(RunStore(result.run_dir).measurements())
+    assert frame["pareto"].any()
+    assert {"median_ms", "top1", "backend", "precision", "speedup"} <= set(frame.columns)
+    data = json.loads((result.run_dir / "report.json").read_text())
+    assert data["run"]["model_name"] == "tiny-cnn"

@@ -1,0 +1,53 @@
+import json
+import multiprocessing
+
+import pytest
+
+from edgebench.errors import StoreError
+from edgebench.store import RunStore
+from edgebench.types import Measurement
+
+
+def _m(key, status="ok"):
+    return Measurement(key=key, candidate="c", backend="onnxruntime", processor="cpu", precision="fp32",
+                       device="host", source="measured", status=status, latency={"median_ms": 1.0})
+
+
+def test_roundtrip_and_latest_wins(tmp_path):
+    store = RunStore(tmp_path)
+    store.append(_m("a", "failed"))
+    store.append(_m("a"))
+    store.append(_m("b"))
+    got = {m.key: m for m in store.measurements()}
+    assert got["a"].status == "ok" and set(got) == {"a", "b"}
+    assert Measurement.from_dict(json.loads(json.dumps(got["b"].to_dict()))) == got["b"]
+
+
+def test_torn_line_is_ignored_and_sealed(tmp_path):
+    store = RunStore(tmp_path)
+    store.append(_m("a"))
+    with open(store.measurements_path, "ab") as f:
+        f.write(b'{"key": "half-writ')  # what a kill mid-write leaves
+    assert [m.key for m in store.measurements()] == ["a"]
+    store.append(_m("b"))
+    assert {m.key for m in store.measurements()} == {"a", "b"}
+
+
+def _hold_lock(path, ready, release):
+    with RunStore(path):
+        ready.set()
+        release.wait(10)
+
+
+def test_second_run_on_same_folder_is_refused(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=_hold_lock, args=(tmp_path, ready, release))
+    p.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(StoreError, match="in use"):
+            RunStore(tmp_path).lock()
+    finally:
+        release.set()
+        p.join(10)
