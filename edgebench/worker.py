@@ -92,7 +92,10 @@ def run_isolated(task: MeasureTask) -> Measurement:
     with tempfile.TemporaryDirectory(prefix="edgebench-worker-") as tmp:
         result_path = Path(tmp) / "result.json"
         payload = json.dumps({"task": task.to_dict(), "result": str(result_path)})
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The worker must import this same edgebench, wherever the parent was started from.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONUNBUFFERED="1",
+                   PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
         try:
             proc = subprocess.run([sys.executable, "-m", "edgebench.worker"], input=payload.encode(),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
