@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -144,7 +145,9 @@ class CandidateBuilder:
         params = macs = None
         if candidate.module is not None:
             module = candidate.module.eval()
-            torch.save(module, str(folder / "model.pt"))
+            tmp = folder / ".model.pt.partial"
+            torch.save(module, str(tmp))
+            os.replace(tmp, folder / "model.pt")
             artifacts["torch"] = folder / "model.pt"
             artifacts["onnx"] = folder / "model.onnx"
             shutil.copyfile(self.export_fp32(candidate)["onnx"], artifacts["onnx"])

@@ -128,6 +128,14 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
+    except OSError as e:
+        import errno
+
+        if e.errno != errno.ENOSPC or _debug["on"]:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] disk full writing '{e.filename}'; "
+                          "everything stored before is intact, rerun to resume", highlight=False, soft_wrap=True)
+        sys.exit(8)
     except Exception as e:  # click usage errors are handled by click itself
         import click
 

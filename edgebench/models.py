@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -148,7 +147,7 @@ def load_state_dict(path: Path, trust: bool = False) -> dict:
             raise UntrustedInputError(
                 f"'{path}' contains pickled code objects, refused; pass --trust-checkpoint only if you trust its author") from None
         raise CorruptInputError(f"'{path}' is not a readable checkpoint: {str(e).splitlines()[0][:200]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # torch's unpickler raises anything (IndexError, KeyError...) on garbage
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CorruptInputError(f"'{path}' is not a readable checkpoint: {msg[:200]}") from None
     if hasattr(obj, "state_dict") and trust:

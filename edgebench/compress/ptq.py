@@ -76,13 +76,12 @@ def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path
     import nncf
     import openvino as ov
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from ..export import save_openvino
+
     model = ov.convert_model(str(fp32_onnx))
     shape = model.inputs[0].get_partial_shape()
     shape[0] = 1
     model.reshape({model.inputs[0]: shape})
     dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
     quantized = nncf.quantize(model, dataset, subset_size=len(calib), preset=nncf.QuantizationPreset.PERFORMANCE)
-    xml = out_dir / "model.xml"
-    ov.save_model(quantized, str(xml), compress_to_fp16=False)
-    return xml
+    return save_openvino(quantized, out_dir)
