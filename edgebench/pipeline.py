@@ -17,7 +17,7 @@ from . import __version__
 from .backends import BACKENDS, availability
 from .cache import content_key
 from .candidates import BaselineOptions, CandidateBuilder, build_baseline
-from .compress import DEFAULT_RECIPES, load_recipe
+from .compress import DEFAULT_RECIPES, instantiate, load_recipe
 from .data import load_dataset
 from .devices import DeviceProfile, get_profile, local_device
 from .environment import fingerprint
@@ -135,6 +135,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         for r in opts.runtimes:
             BACKENDS.canonical(r)
     recipes = [load_recipe(r) for r in (opts.recipes or list(DEFAULT_RECIPES))]
+    for _, steps in recipes:
+        instantiate(steps)  # a bad config is an error now, not after the baseline has trained
     if source.onnx_path is not None:
         opts.input_size = onnx_input_size(source.onnx_path, opts.input_size)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 import numpy as np
 
 from .base import Candidate, Context, Pass, PassConfig
@@ -18,7 +20,7 @@ from .base import Candidate, Context, Pass, PassConfig
 
 class PtqConfig(PassConfig):
     precision: Literal["int8"] = "int8"
-    calibration_samples: int = 256
+    calibration_samples: int = Field(256, gt=0, le=10000)
     per_channel: bool = True
     activation_type: Literal["uint8", "int8"] = "uint8"
     runtimes: tuple[str, ...] = ("onnxruntime", "openvino")
