@@ -18,6 +18,7 @@ from .errors import EdgebenchError, IncompatibleError
 from .export import export_onnx, file_bytes, onnx_to_openvino
 from .models import (ModelSource, apply_weights, build_module, cached_pretrained_state, count_params_and_macs,
                      load_state_dict, replace_classifier)
+from .signing import sign
 from .store import RunStore
 from .train import TrainConfig, evaluate_torch, fit
 from .types import CandidateInfo
@@ -148,6 +149,7 @@ class CandidateBuilder:
             tmp = folder / ".model.pt.partial"
             torch.save(module, str(tmp))
             os.replace(tmp, folder / "model.pt")
+            sign(folder / "model.pt")
             artifacts["torch"] = folder / "model.pt"
             artifacts["onnx"] = folder / "model.onnx"
             shutil.copyfile(self.export_fp32(candidate)["onnx"], artifacts["onnx"])

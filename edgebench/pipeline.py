@@ -24,6 +24,7 @@ from .environment import fingerprint
 from .errors import EdgebenchError, UsageError
 from .executors import make_executor
 from .models import resolve_model
+from .signing import trusted_sha256
 from .store import RunStore
 from .timing import TimingConfig
 from .types import CandidateInfo, Measurement, measurement_key
@@ -106,10 +107,12 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
             fmt = next((f for f in runner.formats if f in info.artifacts), None)
             if fmt is None:
                 continue
+            artifact = run_dir / info.artifacts[fmt]
+            options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
             for precision in precisions_for(info, runner, processor.precisions, runtime):
                 key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
                 tasks.append(MeasureTask(
-                    key=key, candidate=info.id, backend=runtime, artifact=str(run_dir / info.artifacts[fmt]),
+                    key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
                     processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
                     eval_data=str(eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
                     timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
