@@ -20,7 +20,7 @@ CSV_COLUMNS = ["name", "candidate", "backend", "processor", "precision", "execut
 
 def render_run(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     run_dir = Path(run_dir)
-    out = Path(out_dir or run_dir)
+    out = Path(out_dir or (run_dir.parent if run_dir.is_file() else run_dir))
     run, candidates, measurements, rows = load_tables(run_dir)
     layers = {m.key: list(m.layers) for m in measurements}
     for r in rows:
