@@ -132,3 +132,27 @@ def test_hostile_names_render_as_text_in_page_and_chart(tiny_run, browser, tmp_p
         "return [...document.querySelectorAll('#chart0 .scatterlayer .trace text')].map(t => t.textContent)")
     assert any(EVIL in t for t in front_labels)
     screenshot(browser, "report-hostile.png", tmp_path)
+
+
+def test_comparison_in_chromium(tiny_run, host_run, browser, tmp_path):
+    from edgebench.report.compare import render_comparison
+
+    _, jetson = tiny_run
+    paths = render_comparison([jetson.run_dir, host_run.run_dir], tmp_path)
+    charted = []
+    for run in (jetson.run_dir, host_run.run_dir):
+        rows = json.loads((run / "report.json").read_text())["rows"]
+        charted += [r["key"] for r in rows if r["status"] == "ok" and r["top1"] is not None and r["median_ms"] is not None]
+
+    errors = open_page(browser, paths["comparison_html"])
+    assert errors == [], errors
+    charts = chart_state(browser)
+    # Every measured point of both runs is drawn once; each run has its own front.
+    assert sorted(k for c in charts for k in c["keys"]) == sorted(charted)
+    assert sum(c["drawn"] for c in charts) == len(charted)
+    fronts = browser.execute_script(
+        "return document.getElementById('cmp-measured').data.filter(t => t.meta === 'front').length")
+    assert fronts == 2
+    links = browser.execute_script("return [...document.querySelectorAll('#runs a')].map(a => a.href)")
+    assert len(links) == 2 and all(l.endswith("/report.html") for l in links)
+    screenshot(browser, "comparison.png", tmp_path)

@@ -92,7 +92,8 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append(f"Every other option about as accurate is slower; the next fastest, {label(nxt)}, takes "
                    f"{nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms).")
     else:
-        out.append("No other option is as accurate.")
+        out.append(f"Every other option scored lower, by more than {100 * ACCURACY_TOLERANCE:.0f} point and by more "
+                   "than its own 95% interval.")
     base = _baseline(choice, rows)
     if base and base["key"] != choice["key"] and choice.get("speedup_low"):
         out.append(f"Against the FP32 baseline on {choice['backend']}: {choice['speedup']:.2f}x faster "
@@ -103,9 +104,9 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
                    and r["top1_ci_low"] <= choice["top1_ci_high"] and r["top1_ci_high"] >= choice["top1_ci_low"]]
     if overlapping and len(overlapping) == len(peers) - 1:
         n = choice.get("accuracy_total")
-        out.append("The accuracy differences between all options are within the 95% intervals"
-                   + (f" of this {n}-image evaluation set" if n else "")
-                   + "; evaluate on more data before relying on them.")
+        out.append("The 95% accuracy intervals of all options overlap"
+                   + (f" on this {n}-image evaluation set" if n else "")
+                   + "; evaluate on more data before relying on small accuracy differences.")
     if choice["source"] == "estimated":
         err = choice.get("estimate_error_pct")
         out.append("Its latency is an estimate, not a measurement" + (f" (typical error ±{err:.0f}%)." if err else "."))
