@@ -116,6 +116,8 @@ def test_hostile_names_render_as_text_in_page_and_chart(tiny_run, browser, tmp_p
     source = tmp_path / "hostile.json"
     source.write_text(json.dumps(data))
     paths = render_run(source, out_dir=tmp_path / "out")
+    markdown = paths["markdown"].read_text()
+    assert "<script>" not in markdown and "<img" not in markdown and "&lt;script&gt;" in markdown
 
     errors = open_page(browser, paths["html"])
     assert errors == [], errors

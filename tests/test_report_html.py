@@ -69,3 +69,13 @@ def test_picks_are_per_group_and_measured_first():
     assert [(p["group"], p["source"]) for p in picks] == [("host / cpu", "measured"), ("jetson / gpu", "estimated")]
     assert recommend([estimate, measured])["key"] == "a"  # never compares an estimate with a measurement
     assert any("estimate" in why for why in picks[1]["reasons"])
+
+
+def test_static_plot_draws_odd_names_literally(tmp_path):
+    from edgebench.report.plots import pareto_png
+
+    odd = r"cost $\notacommand$ " + EVIL
+    rows = [_row(odd), _row("fast", median_ms=0.1, ci_low_ms=0.09, ci_high_ms=0.11, top1=0.5, top1_ci_low=0.45,
+                                      top1_ci_high=0.55)]
+    written = pareto_png(rows, tmp_path / "pareto.png", odd)  # mathtext would raise on '\notacommand'
+    assert [p.suffix for p in written] == [".png", ".svg"] and all(p.stat().st_size > 5000 for p in written)

@@ -50,8 +50,8 @@ def hover_text(r: dict, run_label: str | None = None) -> str:
 
 def _errors(points: list[dict]) -> tuple[dict, dict]:
     def arr(hi, lo, mid, scale=1.0):
-        return [scale * (p[hi] - p[mid]) if p[hi] is not None else 0 for p in points], \
-               [scale * (p[mid] - p[lo]) if p[lo] is not None else 0 for p in points]
+        return [max(0.0, scale * (p[hi] - p[mid])) if p[hi] is not None else 0 for p in points], \
+               [max(0.0, scale * (p[mid] - p[lo])) if p[lo] is not None else 0 for p in points]
     xp, xm = arr("ci_high_ms", "ci_low_ms", "median_ms")
     yp, ym = arr("top1_ci_high", "top1_ci_low", "top1", 100)
     style = {"type": "data", "symmetric": False, "thickness": 1, "width": 3}
@@ -89,12 +89,12 @@ def scatter_traces(members: list[dict], colors: dict, run_label: str | None = No
 
 def front_trace(members: list[dict], name: str = "Pareto front", color: str = "#333") -> dict:
     front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
-    return {"type": "scatter", "mode": "lines+text", "name": esc(name), "meta": "front", "line_shape": "hv",
+    return {"type": "scatter", "mode": "lines+text", "name": esc(name), "meta": "front",
             "x": [r["median_ms"] for r in front], "y": [100 * r["top1"] for r in front],
             "customdata": [r["key"] for r in front],
             "text": [esc(f"{r['name']} · {r['backend']} {r['precision']}") for r in front],
             "textposition": "top right", "textfont": {"size": 11, "color": color},
-            "line": {"dash": "dash", "color": color, "width": 1.5}, "hoverinfo": "skip"}
+            "line": {"dash": "dash", "color": color, "width": 1.5, "shape": "hv"}, "hoverinfo": "skip"}
 
 
 def ship_annotation(choice: dict) -> dict:

@@ -119,9 +119,9 @@ def comparison_chart(views: list[RunView], source: str) -> dict | None:
         for group in sorted({r["group"] for r in members}):
             front = sorted((r for r in members if r["pareto"] and r["group"] == group), key=lambda r: r["median_ms"])
             traces.append({"type": "scatter", "mode": "lines", "name": esc(f"front {v.label}"), "meta": "front",
-                           "legendgroup": esc(v.label), "line_shape": "hv", "hoverinfo": "skip",
+                           "legendgroup": esc(v.label), "hoverinfo": "skip",
                            "x": [r["median_ms"] for r in front], "y": [100 * r["top1"] for r in front],
-                           "customdata": [r["key"] for r in front], "line": {"dash": "dash", "color": color}})
+                           "customdata": [r["key"] for r in front], "line": {"dash": "dash", "color": color, "shape": "hv"}})
         members_all += members
     if not members_all:
         return None

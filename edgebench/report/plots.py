@@ -30,9 +30,11 @@ def pareto_png(rows: list[dict], path: Path, title: str) -> list[Path]:
         backends = sorted({r["backend"] for r in members})
         colors = dict(zip(backends, plt.cm.tab10.colors))
         for r in members:
-            xerr = [[r["median_ms"] - r["ci_low_ms"]], [r["ci_high_ms"] - r["median_ms"]]] if r["ci_low_ms"] else None
-            yerr = [[100 * (r["top1"] - r["top1_ci_low"])], [100 * (r["top1_ci_high"] - r["top1"])]] \
-                if r["top1_ci_low"] is not None else None
+            # max(0, ...): an interval from an estimate need not contain the point (matplotlib refuses)
+            xerr = [[max(0.0, r["median_ms"] - r["ci_low_ms"])], [max(0.0, r["ci_high_ms"] - r["median_ms"])]] \
+                if r["ci_low_ms"] is not None and r["ci_high_ms"] is not None else None
+            yerr = [[max(0.0, 100 * (r["top1"] - r["top1_ci_low"]))], [max(0.0, 100 * (r["top1_ci_high"] - r["top1"]))]] \
+                if r["top1_ci_low"] is not None and r["top1_ci_high"] is not None else None
             ax.errorbar(r["median_ms"], 100 * r["top1"], xerr=xerr, yerr=yerr, fmt=markers.get(r["precision"], "o"),
                         color=colors[r["backend"]], markersize=9 if r["pareto"] else 6,
                         markeredgecolor="black" if r["pareto"] else "none", alpha=0.9, capsize=2)
