@@ -69,6 +69,12 @@ def test_picks_are_per_group_and_measured_first():
     assert [(p["group"], p["source"]) for p in picks] == [("host / cpu", "measured"), ("jetson / gpu", "estimated")]
     assert recommend([estimate, measured])["key"] == "a"  # never compares an estimate with a measurement
     assert any("estimate" in why for why in picks[1]["reasons"])
+    # When the user asked about the Jetson, its (estimated) pick and chart lead.
+    asked = recommendations([measured, estimate], device="jetson")
+    assert [p["group"] for p in asked] == ["jetson / gpu", "host / cpu"]
+    html = render_html({"model_name": "m", "device": "jetson", "figures_are_target": False, "environment": {}},
+                       [measured, estimate], [], {})
+    assert html.index("jetson / gpu (estimated)") < html.index("host / cpu (measured)")
 
 
 def test_static_plot_draws_odd_names_literally(tmp_path):

@@ -105,9 +105,10 @@ def ship_annotation(choice: dict) -> dict:
 
 
 def run_charts(rows: list[dict], picks: dict) -> list[dict]:
-    """One chart per (device / processor, source) of a run. `picks` maps group keys to the choice."""
+    """One chart per (device / processor, source) of a run, in the order of `picks` (a dict from
+    group key to the chosen row; the device asked about first), then any group without a pick."""
     charts = []
-    for key in chart_groups(rows):
+    for key in list(picks) + [k for k in chart_groups(rows) if k not in picks]:
         members = [r for r in rows if group_key(r) == key and r["status"] == "ok"
                    and r["top1"] is not None and r["median_ms"] is not None]
         unscored = sum(1 for r in rows if group_key(r) == key and r["status"] == "ok" and r["top1"] is None)
@@ -137,7 +138,7 @@ def log_ticks(values: list[float]) -> dict:
 
 def _layout(title: str, axis: str, annotations: list[dict], latencies: list[float] = ()) -> dict:
     ticks = log_ticks(list(latencies)) if axis == "log" and latencies else {}
-    return {"title": {"text": esc(title), "font": {"size": 14}},
+    return {"title": {"text": esc(title), "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
             "xaxis": {"title": {"text": "median latency per image, ms (batch 1; bars: 95% CI)" +
                                 ("; log scale" if axis == "log" else "")}, "type": axis, "zeroline": False, **ticks},
             "yaxis": {"title": {"text": "top-1 accuracy, % (bars: 95% Wilson CI)"}},

@@ -50,7 +50,7 @@ def layer_view(layers: list[dict], limit: int = 15) -> dict:
 
 
 def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) -> str:
-    picks = recommendations(rows)
+    picks = recommendations(rows, run.get("device"))
     charts = run_charts(rows, {(p["group"], p["source"]): p["choice"] for p in picks})
     scored = sum(1 for r in rows if r["status"] == "ok" and r["top1"] is not None and r["median_ms"] is not None)
     template = environment().get_template("report.html.j2")
@@ -59,7 +59,7 @@ def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) ->
         charts=charts, charts_json=script_json([{"id": c["id"], "data": c["data"], "layout": c["layout"]}
                                                 for c in charts]),
         picks=picks, candidates=candidates, skipped=skipped, plotly_js=plotly_js(), scored=scored,
-        flagged=[r for r in rows if r["flags"]], failed=[r for r in rows if r["status"] == "failed"],
+        flagged=[r for r in rows if r["flags"]], many_groups=len({(r["group"], r["source"]) for r in rows}) > 1, failed=[r for r in rows if r["status"] == "failed"],
         estimated=any(r["source"] == "estimated" for r in rows),
         layered=[dict(r, view=layer_view(r["layers"])) for r in rows if r.get("layers")],
         env_items=flatten_environment(run.get("environment", {})))

@@ -33,7 +33,7 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     if run and not run.get("figures_are_target", True):
         lines += [f"> Figures were measured on **{md(run.get('measured_on'))}**, not on {md(run.get('device'))}; "
                   "estimates for the device are labelled as such.", ""]
-    picks = recommendations(rows)
+    picks = recommendations(rows, run.get("device"))
     for p in picks:
         c = p["choice"]
         where = f" ({md(p['group'])}, {p['source']})" if len(picks) > 1 else ""

@@ -113,10 +113,15 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
     return out
 
 
-def recommendations(rows: list[dict]) -> list[dict]:
-    """One pick per chart group: {group, source, choice, sentence, reasons}."""
+def recommendations(rows: list[dict], device: Optional[str] = None) -> list[dict]:
+    """One pick per chart group: {group, source, choice, sentence, reasons}. Groups describing
+    `device` (the one the user asked about, even if only estimated) come first."""
     out = []
-    for key in chart_groups(rows):
+    keys = chart_groups(rows)
+    if device:
+        asked = {group_key(r) for r in rows if r["device"] == device}
+        keys = [k for k in keys if k in asked] + [k for k in keys if k not in asked]
+    for key in keys:
         choice = recommend(rows, group=key)
         if choice:
             out.append({"group": key[0], "source": key[1], "choice": choice, "sentence": explain(choice, rows),
