@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -52,11 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     runs = args.runs or [small_run()]
     results = {"machine": f"{platform.processor() or platform.machine()}, {platform.node()}",
-               "repeat": args.repeat, "runs": [bench(r, args.repeat) for r in runs]}
+               "repeat": args.repeat, "load_before": os.getloadavg()[0], "runs": [bench(r, args.repeat) for r in runs]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "report_render.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["# report rendering", "", f"`python benchmarks/report_render.py` on {results['machine']}, "
-             f"median of {args.repeat} renders (all outputs: HTML, JSON, CSV, Markdown, PNG, SVG).", "",
+             f"median of {args.repeat} renders (all outputs: HTML, JSON, CSV, Markdown, PNG, SVG); "
+             f"1-minute load average before: {results['load_before']:.1f}.", "",
              "| run | measurements | render s | report.html MB | pareto.png KB |", "|---|---|---|---|---|"]
     for r in results["runs"]:
         lines.append(f"| {Path(r['run']).name} | {r['measurements']} | {r['render_s_median']:.2f} | "
