@@ -58,7 +58,7 @@ def _errors(points: list[dict]) -> tuple[dict, dict]:
     return dict(style, array=xp, arrayminus=xm), dict(style, array=yp, arrayminus=ym, color="rgba(90,90,90,0.45)")
 
 
-def _axis_type(rows: list[dict]) -> str:
+def axis_type(rows: list[dict]) -> str:
     lat = [r["median_ms"] for r in rows if r["median_ms"]]
     return "log" if lat and max(lat) / min(lat) > 8 else "linear"
 
@@ -116,27 +116,30 @@ def run_charts(rows: list[dict], picks: dict) -> list[dict]:
             continue
         backends = sorted({r["backend"] for r in members})
         colors = dict(zip(backends, RUNTIME_COLORS * 4))
-        axis = _axis_type(members)
+        axis = axis_type(members)
         traces = scatter_traces(members, colors) + [front_trace(members)]
         annotations = []
         if key in picks:
             annotations.append(ship_annotation(dict(picks[key], _log=axis == "log")))
         source = "estimated" if key[1] == "estimated" else "measured"
+        layout = chart_layout(f"{key[0]} ({source})", axis, annotations, [r["median_ms"] for r in members])
         charts.append({"id": f"chart{len(charts)}", "group": key[0], "source": key[1], "unscored": unscored,
-                       "points": len(members), "data": traces, "layout": _layout(f"{key[0]} ({source})", axis, annotations,
-                                                                      [r["median_ms"] for r in members])})
+                       "points": len(members), "data": traces, "layout": layout})
     return charts
 
 
 def log_ticks(values: list[float]) -> dict:
     """1-2-5 ticks across the range, labelled plainly (plotly's own log ticks read '2 3 4 0.1')."""
+    values = [v for v in values if v and v > 0]
+    if not values:
+        return {}
     lo, hi = min(values) / 1.3, max(values) * 1.3
     ticks = [m * 10 ** e for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1) for m in (1, 2, 3, 5)]
     ticks = [t for t in ticks if lo <= t <= hi]
     return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]} if len(ticks) >= 2 else {}
 
 
-def _layout(title: str, axis: str, annotations: list[dict], latencies: list[float] = ()) -> dict:
+def chart_layout(title: str, axis: str, annotations: list[dict], latencies: list[float] = ()) -> dict:
     ticks = log_ticks(list(latencies)) if axis == "log" and latencies else {}
     return {"title": {"text": esc(title), "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
             "xaxis": {"title": {"text": "median latency per image, ms (batch 1; bars: 95% CI)" +

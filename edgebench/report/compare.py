@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import NotFoundError, UsageError
 from ..store import write_atomic
-from .charts import PRECISION_SYMBOLS, RUNTIME_COLORS, _axis_type, _layout, esc, script_json, scatter_traces
+from .charts import PRECISION_SYMBOLS, RUNTIME_COLORS, axis_type, chart_layout, esc, script_json, scatter_traces
 from .html import environment, flatten_environment, plotly_js
 from .markdown import md
 from .summary import recommend
@@ -125,8 +125,8 @@ def comparison_chart(views: list[RunView], source: str) -> dict | None:
         members_all += members
     if not members_all:
         return None
-    axis = _axis_type(members_all)
-    layout = _layout(f"all runs ({source})", axis, [], [r["median_ms"] for r in members_all])
+    axis = axis_type(members_all)
+    layout = chart_layout(f"all runs ({source})", axis, [], [r["median_ms"] for r in members_all])
     layout["height"] = 520
     return {"id": f"cmp-{source}", "source": source, "points": len(members_all), "data": traces, "layout": layout}
 
