@@ -103,16 +103,24 @@ def devices() -> None:
 
 
 @app.command()
-def report(runs: List[Path] = typer.Argument(..., help="Run folders (or report.json files) to render.")) -> None:
-    """Re-render the report of a run folder."""
+def report(runs: List[Path] = typer.Argument(..., help="Run folders (or report.json files) to render."),
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of into the run folder; "
+                                                                     "with several runs, where comparison.html goes "
+                                                                     "(default: the first run's folder).")) -> None:
+    """Re-render a run's report; given several runs, also compare them on one page."""
     from .errors import NotFoundError
     from .report import render_run
+    from .report.compare import render_comparison
 
     for run in runs:
         if not run.exists():
             raise NotFoundError(f"run '{run}' does not exist")
-        paths = render_run(run if run.is_dir() else run.parent)
-        console.print(f"{run}: " + ", ".join(str(p) for p in paths.values()))
+    for run in runs:
+        paths = render_run(run, out if len(runs) == 1 else None)
+        console.print(f"{run}: " + ", ".join(str(p) for p in paths.values()), highlight=False)
+    if len(runs) > 1:
+        paths = render_comparison(runs, out)
+        console.print("comparison: " + ", ".join(str(p) for p in paths.values()), highlight=False)
 
 
 def main() -> None:

@@ -44,3 +44,16 @@ def tiny_onnx(tmp_path_factory, digits):
     torch.save(module, str(folder / "model.pt"))
     sign(folder / "model.pt")
     return {"module": module, "onnx": onnx_path, "openvino": xml, "torch": folder / "model.pt"}
+
+
+@pytest.fixture(scope="session")
+def host_run(tiny_run):
+    """A second, smaller real run (same model, asked for this machine, ONNX Runtime only) to compare with."""
+    from edgebench.pipeline import CompareOptions, compare
+    from edgebench.timing import TimingConfig
+
+    opts, _ = tiny_run
+    other = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=3,
+                           runs_dir=opts.runs_dir, recipes=["baseline"], runtimes=["onnxruntime"],
+                           timing=TimingConfig(time_budget_s=0.3, min_iterations=20, warmup_iterations=3))
+    return compare(other)

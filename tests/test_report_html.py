@@ -1,25 +1,87 @@
+"""Report rendering from rows: escaping everywhere a name is shown, and the pick it leads with."""
+from edgebench.report.charts import run_charts
 from edgebench.report.html import render_html
+from edgebench.report.markdown import md, summary_markdown
+from edgebench.report.summary import recommend, recommendations
+
+EVIL = "<script>alert(1)</script>"
 
 
 def _row(name, **kw):
     row = dict(key=name, candidate=name, name=name, lineage="baseline", backend="onnxruntime", processor="cpu",
                precision="fp32", executed_precision="fp32", device="host", group="host / cpu", source="measured",
                status="ok", error=None, measured_on="here", top1=0.9, top1_ci_low=0.88, top1_ci_high=0.92,
-               median_ms=1.0, p90_ms=1.1, p99_ms=1.2, mean_ms=1.0, ci_low_ms=0.99, ci_high_ms=1.01, iterations=100,
-               stop_reason="ci-reached", throughput_ips=1000.0, size_mb=1.0, params=1000, macs=10**6,
-               peak_rss_mb=100.0, load_s=0.1, first_inference_ms=2.0, estimate_error_pct=None, node_id=None,
-               runtime_version="1", speedup=None, speedup_low=None, speedup_high=None, pareto=True, flags=[],
-               layers=[])
+               accuracy_total=1000, median_ms=1.0, p90_ms=1.1, p99_ms=1.2, mean_ms=1.0, ci_low_ms=0.99,
+               ci_high_ms=1.01, iterations=100, stop_reason="ci-reached", throughput_ips=1000.0, size_mb=1.0,
+               params=1000, macs=10**6, peak_rss_mb=100.0, load_s=0.1, first_inference_ms=2.0,
+               estimate_error_pct=None, node_id=None, runtime_version="1", speedup=None, speedup_low=None,
+               speedup_high=None, pareto=True, flags=[], layers=[])
     row.update(kw)
     return row
 
 
-def test_names_from_models_are_escaped():
-    evil = "<script>alert(1)</script>"
-    html = render_html({"model_name": evil, "device": "host", "figures_are_target": True, "environment": {}},
-                       [_row(evil, lineage=evil, flags=[evil])], [{"name": evil, "id": "x", "lineage_text": evil}],
-                       {evil: evil})
+def test_names_from_models_are_escaped_in_page_and_chart_data():
+    html = render_html({"model_name": EVIL, "device": "host", "figures_are_target": True, "environment": {}},
+                       [_row(EVIL, lineage=EVIL, flags=[EVIL], layers=[{"layer": EVIL, "op_type": EVIL, "time_us": 3}])],
+                       [{"name": EVIL, "id": "x", "lineage_text": EVIL, "notes": [EVIL]}], {EVIL: EVIL})
     body, _, scripts = html.partition("<script>")
-    assert evil not in body
+    assert EVIL not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
-    assert "alert(1)</script>" not in scripts.split("const CHARTS", 1)[1]
+    chart_json = scripts.split("const CHARTS", 1)[1]
+    assert "alert(1)</script>" not in chart_json and "<script" not in chart_json
+    # Plotly draws HTML in its labels, so the chart strings carry entities, not tags.
+    assert "\\u0026lt;script\\u0026gt;" in chart_json
+
+
+def test_chart_strings_are_entity_escaped_for_plotly():
+    rows = [_row(EVIL, lineage=EVIL, backend=EVIL, group=EVIL)]
+    chart = run_charts(rows, {})[0]
+    texts = [chart["layout"]["title"]["text"]] + [t["name"] for t in chart["data"]] + \
+        [s for t in chart["data"] for s in t.get("text", [])]
+    assert texts and all("<script>" not in s for s in texts)
+    assert any("&lt;script&gt;alert(1)&lt;/script&gt;" in s for s in texts)
+
+
+def test_markdown_escapes_names_and_table_cells():
+    rows = [_row(EVIL + " | a*b*", flags=[EVIL]), _row("base", top1=0.5, median_ms=0.5, status="failed", error=EVIL)]
+    text = summary_markdown({"model_name": EVIL, "device": "x|y"}, rows)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    for line in text.splitlines():
+        if line.startswith("| ") and "script" in line:
+            assert line.count(" | ") == 7  # the name's '|' did not add a column
+    assert md("a|b*c_d`e[f]") == "a\\|b\\*c\\_d\\`e\\[f\\]"
+
+
+def test_pick_ignores_accuracy_differences_the_evaluation_cannot_resolve():
+    # A slower INT8 that is 1.2 points "better" on 360 images (intervals of +-5 points) must not win.
+    fast = _row("baseline", top1=0.694, top1_ci_low=0.645, top1_ci_high=0.74, median_ms=0.027)
+    slow = _row("ptq-int8", precision="int8", top1=0.706, top1_ci_low=0.657, top1_ci_high=0.75, median_ms=0.039)
+    assert recommend([fast, slow])["key"] == "baseline"
+    # With a large evaluation set the same gap is real, and the more accurate one wins.
+    fast.update(top1_ci_low=0.690, top1_ci_high=0.698)
+    assert recommend([fast, slow])["key"] == "ptq-int8"
+
+
+def test_picks_are_per_group_and_measured_first():
+    measured = _row("a", median_ms=1.0)
+    estimate = _row("b", group="jetson / gpu", source="estimated", median_ms=0.1, device="jetson")
+    picks = recommendations([estimate, measured])
+    assert [(p["group"], p["source"]) for p in picks] == [("host / cpu", "measured"), ("jetson / gpu", "estimated")]
+    assert recommend([estimate, measured])["key"] == "a"  # never compares an estimate with a measurement
+    assert any("estimate" in why for why in picks[1]["reasons"])
+    # When the user asked about the Jetson, its (estimated) pick and chart lead.
+    asked = recommendations([measured, estimate], device="jetson")
+    assert [p["group"] for p in asked] == ["jetson / gpu", "host / cpu"]
+    html = render_html({"model_name": "m", "device": "jetson", "figures_are_target": False, "environment": {}},
+                       [measured, estimate], [], {})
+    assert html.index("jetson / gpu (estimated)") < html.index("host / cpu (measured)")
+
+
+def test_static_plot_draws_odd_names_literally(tmp_path):
+    from edgebench.report.plots import pareto_png
+
+    odd = r"cost $\notacommand$ " + EVIL
+    rows = [_row(odd), _row("fast", median_ms=0.1, ci_low_ms=0.09, ci_high_ms=0.11, top1=0.5, top1_ci_low=0.45,
+                                      top1_ci_high=0.55)]
+    written = pareto_png(rows, tmp_path / "pareto.png", odd)  # mathtext would raise on '\notacommand'
+    assert [p.suffix for p in written] == [".png", ".svg"] and all(p.stat().st_size > 5000 for p in written)

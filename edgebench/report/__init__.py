@@ -15,12 +15,13 @@ from .table import lineage_text, load_tables
 CSV_COLUMNS = ["name", "candidate", "backend", "processor", "precision", "executed_precision", "device", "source",
                "status", "top1", "top1_ci_low", "top1_ci_high", "median_ms", "ci_low_ms", "ci_high_ms", "p90_ms",
                "p99_ms", "mean_ms", "throughput_ips", "speedup", "size_mb", "macs", "params", "peak_rss_mb",
-               "load_s", "first_inference_ms", "pareto", "lineage", "measured_on", "error"]
+               "load_s", "first_inference_ms", "pareto", "lineage", "measured_on", "error", "speedup_low",
+               "speedup_high", "estimate_error_pct", "flags", "runtime_version", "iterations", "stop_reason"]
 
 
 def render_run(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     run_dir = Path(run_dir)
-    out = Path(out_dir or run_dir)
+    out = Path(out_dir or (run_dir.parent if run_dir.is_file() else run_dir))
     run, candidates, measurements, rows = load_tables(run_dir)
     layers = {m.key: list(m.layers) for m in measurements}
     for r in rows:

@@ -1,54 +1,68 @@
 """Self-contained interactive HTML report: plotly.js is embedded, so it works offline.
 
-Everything that comes from a model, file or user is escaped by Jinja2's autoescape; data for the
-charts is embedded as JSON with '<' escaped so no string can close the script element.
+Everything that comes from a model, file or user is escaped by Jinja2's autoescape in the page
+and by `charts.esc` in chart text; chart data is embedded as JSON with '<', '>' and '&' escaped
+so no string can close the script element.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .summary import explain, recommend
+from .charts import run_charts, script_json
+from .summary import recommendations
 
 
-def _script_json(data) -> str:
-    return json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("edgebench.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]))
+    env.filters["num"] = lambda v, spec="%.3f", scale=1.0: "-" if v is None else spec % (v * scale)
+    return env
 
 
-def chart_data(rows: list[dict]) -> list[dict]:
-    """One chart per device/processor and source; one trace per runtime x precision."""
-    charts = []
-    for group, source in sorted({(r["group"], r["source"]) for r in rows if r["status"] == "ok"}):
-        members = [r for r in rows if (r["group"], r["source"]) == (group, source) and r["status"] == "ok"
-                   and r["top1"] is not None and r["median_ms"] is not None]
-        if not members:
-            continue
-        traces = {}
-        for r in members:
-            t = traces.setdefault((r["backend"], r["precision"]), {"name": f"{r['backend']} {r['precision']}", "points": []})
-            t["points"].append({k: r[k] for k in ("name", "candidate", "lineage", "median_ms", "ci_low_ms", "ci_high_ms",
-                                                  "top1", "top1_ci_low", "top1_ci_high", "p99_ms", "executed_precision",
-                                                  "pareto", "key", "flags")})
-        front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
-        charts.append({"id": f"chart{len(charts)}", "title": f"{group}", "source": source,
-                       "traces": list(traces.values()),
-                       "front": [{"x": r["median_ms"], "y": r["top1"]} for r in front]})
-    return charts
+def plotly_js() -> str:
+    import plotly.offline
+
+    return plotly.offline.get_plotlyjs()
+
+
+def flatten_environment(env: dict, prefix: str = "") -> list[tuple[str, str]]:
+    items = []
+    for k, v in sorted(env.items()):
+        if isinstance(v, dict):
+            items += flatten_environment(v, f"{prefix}{k}.")
+        else:
+            items.append((f"{prefix}{k}", "-" if v is None else str(v)))
+    return items
+
+
+def layer_view(layers: list[dict], limit: int = 15) -> dict:
+    """The slowest layers with their share of the measured time, and the time per op type."""
+    total = sum(l.get("time_us") or 0 for l in layers) or 1.0
+    by_op: dict[str, float] = {}
+    for l in layers:
+        by_op[str(l.get("op_type"))] = by_op.get(str(l.get("op_type")), 0.0) + (l.get("time_us") or 0)
+    top = sorted(layers, key=lambda l: -(l.get("time_us") or 0))[:limit]
+    return {"total_us": total, "count": len(layers),
+            "top": [dict(l, share=100 * (l.get("time_us") or 0) / total) for l in top],
+            "ops": [(op, 100 * t / total) for op, t in sorted(by_op.items(), key=lambda kv: -kv[1])[:6]]}
 
 
 def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) -> str:
-    import plotly.offline
-
-    env = Environment(loader=PackageLoader("edgebench.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
-    choice = recommend(rows)
-    template = env.get_template("report.html.j2")
+    picks = recommendations(rows, run.get("device"))
+    charts = run_charts(rows, {(p["group"], p["source"]): p["choice"] for p in picks})
+    scored = sum(1 for r in rows if r["status"] == "ok" and r["top1"] is not None and r["median_ms"] is not None)
+    template = environment().get_template("report.html.j2")
     return template.render(
-        run=run, rows=rows, charts=chart_data(rows), charts_json=_script_json(chart_data(rows)),
-        recommendation=explain(choice, rows) if choice else None, choice=choice,
-        candidates=candidates, skipped=skipped, plotly_js=plotly.offline.get_plotlyjs(),
-        layered=[r for r in rows if r.get("layers")], env_json=json.dumps(run.get("environment", {}), indent=2))
+        run=run, rows=sorted(rows, key=lambda r: (not r["pareto"], r["status"] != "ok", r["median_ms"] or 1e18)),
+        charts=charts, charts_json=script_json([{"id": c["id"], "data": c["data"], "layout": c["layout"]}
+                                                for c in charts]),
+        picks=picks, candidates=candidates, skipped=skipped, plotly_js=plotly_js(), scored=scored,
+        flagged=[r for r in rows if r["flags"]], many_groups=len({(r["group"], r["source"]) for r in rows}) > 1, failed=[r for r in rows if r["status"] == "failed"],
+        estimated=any(r["source"] == "estimated" for r in rows),
+        layered=[dict(r, view=layer_view(r["layers"])) for r in rows if r.get("layers")],
+        env_items=flatten_environment(run.get("environment", {})))
 
 
 def write_html(path: Path, run: dict, rows: list[dict], candidates: list, skipped: dict) -> Path:

@@ -1,32 +1,67 @@
-"""A Markdown summary for a pull-request comment: the recommendation, the front, the flags."""
+"""A Markdown summary for a pull-request comment: the recommendation, the front, the flags.
+
+Names come from models, files and users, so each is escaped: HTML-special characters become
+entities (GitHub renders Markdown's inline HTML) and Markdown punctuation is backslashed, so a
+candidate called `<script>` or `a|b` shows as exactly that and cannot break the table.
+"""
 from __future__ import annotations
 
-from .summary import explain, recommend
+import html
+import re
+
+from .summary import recommendations
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # the characters that act inside a line
+
+
+def md(text) -> str:
+    """Escape a value for use as text anywhere in GitHub-flavoured Markdown, table cells included."""
+    text = html.escape("" if text is None else str(text), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def _fmt(v, spec=".3g", scale=1.0, suffix=""):
     return "-" if v is None else f"{v * scale:{spec}}{suffix}"
 
 
+def _label(r: dict) -> str:
+    return f"{md(r['name'])} on {md(r['backend'])} ({md(r['executed_precision'] or r['precision'])})"
+
+
 def summary_markdown(run: dict, rows: list[dict]) -> str:
-    lines = [f"## edgebench: {run.get('model_name', '?')} for {run.get('device', '?')}", ""]
+    lines = [f"## edgebench: {md(run.get('model_name', '?'))} for {md(run.get('device', '?'))}", ""]
     if run and not run.get("figures_are_target", True):
-        lines += [f"> Figures were measured on **{run.get('measured_on')}**, not on {run.get('device')}; "
+        lines += [f"> Figures were measured on **{md(run.get('measured_on'))}**, not on {md(run.get('device'))}; "
                   "estimates for the device are labelled as such.", ""]
-    choice = recommend(rows)
-    if choice:
-        lines += [f"**Ship:** {explain(choice, rows)}", ""]
-    lines += ["| candidate | runtime | precision | top-1 % | median ms | p99 ms | speedup | source |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in sorted((r for r in rows if r["pareto"]), key=lambda r: r["median_ms"]):
-        lines.append(f"| {r['name']} | {r['backend']} | {r['executed_precision'] or r['precision']} | "
-                     f"{_fmt(r['top1'], '.1f', 100)} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
-                     f"{_fmt(r['speedup'], '.2f', suffix='x')} | {r['source']} |")
+    picks = recommendations(rows, run.get("device"))
+    for p in picks:
+        c = p["choice"]
+        where = f" ({md(p['group'])}, {p['source']})" if len(picks) > 1 else ""
+        lines += [f"**Ship{where}:** {_label(c)}: {_fmt(c['median_ms'])} ms median, "
+                  f"top-1 {_fmt(c['top1'], '.1f', 100)}%", ""]
+        lines += [f"- {md(why)}" for why in p["reasons"]] + [""]
+    lines += _front_table(rows)
+    wins = sorted((r for r in rows if r["speedup"] and r["speedup_low"] and r["speedup_low"] > 1.0),
+                  key=lambda r: -r["speedup"])[:3]
+    if wins:
+        lines += ["", "**Biggest wins against the FP32 baseline on the same runtime**", ""]
+        lines += [f"- {_label(r)}: {r['speedup']:.2f}x faster (95% interval {r['speedup_low']:.2f}-"
+                  f"{r['speedup_high']:.2f}x), top-1 {_fmt(r['top1'], '.1f', 100)}%" for r in wins]
     flags = [(r, f) for r in rows for f in r["flags"]]
     if flags:
-        lines += ["", "**Flags**", ""] + [f"- {r['name']} / {r['backend']}: {f}" for r, f in flags]
+        lines += ["", "**Flags**", ""] + [f"- {md(r['name'])} / {md(r['backend'])}: {md(f)}" for r, f in flags]
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
-        lines += ["", "**Failures**", ""] + [f"- {r['name']} / {r['backend']} / {r['precision']}: {r['error']}"
-                                            for r in failed]
+        lines += ["", "**Failures**", ""] + [f"- {md(r['name'])} / {md(r['backend'])} / {md(r['precision'])}: "
+                                            f"{md(r['error'])}" for r in failed]
     return "\n".join(lines) + "\n"
+
+
+def _front_table(rows: list[dict]) -> list[str]:
+    lines = ["| candidate | runtime | precision | top-1 % | median ms | p99 ms | speedup | where |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in sorted((r for r in rows if r["pareto"]), key=lambda r: (r["group"], r["median_ms"])):
+        lines.append(f"| {md(r['name'])} | {md(r['backend'])} | {md(r['executed_precision'] or r['precision'])} | "
+                     f"{_fmt(r['top1'], '.1f', 100)} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
+                     f"{_fmt(r['speedup'], '.2f', suffix='x')} | {md(r['group'])}, {r['source']} |")
+    return ["**Pareto front** (no other option is both faster and more accurate)", ""] + lines

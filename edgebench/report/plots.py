@@ -3,14 +3,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .summary import chart_groups, group_key, recommend
+
+
+def plain(text) -> str:
+    """Text matplotlib draws as is: a '$' would otherwise start mathtext (and fail on odd names)."""
+    return str(text).replace("$", r"\$")
+
 
 def pareto_png(rows: list[dict], path: Path, title: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.ticker
     import matplotlib.pyplot as plt
 
-    groups = sorted({(r["group"], r["source"]) for r in rows if r["status"] == "ok" and r["top1"] is not None})
+    groups = [k for k in chart_groups(rows)
+              if any(group_key(r) == k and r["status"] == "ok" and r["top1"] is not None for r in rows)]
     if not groups:
         return []
     fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 5), squeeze=False)
@@ -21,29 +30,42 @@ def pareto_png(rows: list[dict], path: Path, title: str) -> list[Path]:
         backends = sorted({r["backend"] for r in members})
         colors = dict(zip(backends, plt.cm.tab10.colors))
         for r in members:
-            xerr = [[r["median_ms"] - r["ci_low_ms"]], [r["ci_high_ms"] - r["median_ms"]]] if r["ci_low_ms"] else None
-            yerr = [[100 * (r["top1"] - r["top1_ci_low"])], [100 * (r["top1_ci_high"] - r["top1"])]] \
-                if r["top1_ci_low"] is not None else None
+            # max(0, ...): an interval from an estimate need not contain the point (matplotlib refuses)
+            xerr = [[max(0.0, r["median_ms"] - r["ci_low_ms"])], [max(0.0, r["ci_high_ms"] - r["median_ms"])]] \
+                if r["ci_low_ms"] is not None and r["ci_high_ms"] is not None else None
+            yerr = [[max(0.0, 100 * (r["top1"] - r["top1_ci_low"]))], [max(0.0, 100 * (r["top1_ci_high"] - r["top1"]))]] \
+                if r["top1_ci_low"] is not None and r["top1_ci_high"] is not None else None
             ax.errorbar(r["median_ms"], 100 * r["top1"], xerr=xerr, yerr=yerr, fmt=markers.get(r["precision"], "o"),
                         color=colors[r["backend"]], markersize=9 if r["pareto"] else 6,
                         markeredgecolor="black" if r["pareto"] else "none", alpha=0.9, capsize=2)
         front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
         ax.plot([r["median_ms"] for r in front], [100 * r["top1"] for r in front], "k--", lw=1, label="Pareto front")
         for r in front:
-            ax.annotate(f"{r['name']} ({r['backend']}, {r['precision']})", (r["median_ms"], 100 * r["top1"]),
+            ax.annotate(plain(f"{r['name']} ({r['backend']}, {r['precision']})"), (r["median_ms"], 100 * r["top1"]),
                         textcoords="offset points", xytext=(5, 5), fontsize=7)
+        choice = recommend(rows, group=(group, source))
+        if choice:
+            ax.plot(choice["median_ms"], 100 * choice["top1"], "*", color="#1a9641", markersize=20,
+                    markeredgecolor="black", zorder=5, label="recommended")
         for b in backends:
-            ax.plot([], [], "o", color=colors[b], label=b)
+            ax.plot([], [], "o", color=colors[b], label=plain(b))
         for p, mk in markers.items():
             if any(r["precision"] == p for r in members):
                 ax.plot([], [], mk, color="gray", label=p)
         label = "estimated" if source == "estimated" else "measured"
-        ax.set_title(f"{group} ({label})", fontsize=10)
+        ax.set_title(plain(f"{group} ({label})"), fontsize=10)
+        lat = [r["median_ms"] for r in members]
+        if max(lat) / min(lat) > 8:
+            ax.set_xscale("log")
+            plain_ticks = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.xaxis.set_major_formatter(plain_ticks)
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+                lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))  # 2 and 5 only: no crowding
         ax.set_xlabel("median latency, ms (batch 1; bars: 95% CI)")
         ax.set_ylabel("top-1 accuracy, % (bars: 95% Wilson CI)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(title, fontsize=11)
+        ax.legend(fontsize=7, loc="best", markerscale=0.7)
+    fig.suptitle(plain(title), fontsize=11)
     fig.tight_layout()
     written = []
     for suffix in (".png", ".svg"):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import CorruptInputError, NotFoundError
 from ..store import RunStore
 from ..types import CandidateInfo, Measurement
 from .pareto import pareto_front
@@ -42,6 +43,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "group": _group(m), "source": m.source, "status": m.status, "error": m.error,
             "measured_on": m.measured_on, "top1": m.top1,
             "top1_ci_low": (m.accuracy or {}).get("ci_low"), "top1_ci_high": (m.accuracy or {}).get("ci_high"),
+            "accuracy_total": (m.accuracy or {}).get("total"),
             "median_ms": lat.get("median_ms"), "p90_ms": lat.get("p90_ms"), "p99_ms": lat.get("p99_ms"),
             "mean_ms": lat.get("mean_ms"), "ci_low_ms": lat.get("ci_low_ms"), "ci_high_ms": lat.get("ci_high_ms"),
             "iterations": lat.get("iterations"), "stop_reason": lat.get("stop_reason"),
@@ -101,11 +103,18 @@ def _size_mb(c: CandidateInfo | None, backend: str) -> float | None:
 def load_tables(run_dir: Path) -> tuple[dict, list[CandidateInfo], list[Measurement], list[dict]]:
     """(run info, candidates, measurements, rows) of a run folder, or of a report.json file."""
     run_dir = Path(run_dir)
-    if run_dir.is_file() and run_dir.suffix == ".json":
-        data = json.loads(run_dir.read_text())
+    if run_dir.is_file():
+        try:
+            data = json.loads(run_dir.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CorruptInputError(f"'{run_dir}' is not a report.json written by edgebench: {e}") from None
         cands = [CandidateInfo.from_dict(c) for c in data.get("candidates", [])]
         meas = [Measurement.from_dict(m) for m in data.get("measurements", [])]
         return data.get("run", {}), cands, meas, build_rows(cands, meas)
+    if not (run_dir / "run.json").is_file() and not (run_dir / "measurements.jsonl").is_file():
+        raise NotFoundError(f"'{run_dir}' is not a run folder (it has no run.json or measurements.jsonl)")
     store = RunStore(run_dir)
     cands, meas = store.candidates(), store.measurements()
     return store.run_info(), cands, meas, build_rows(cands, meas)
