@@ -96,11 +96,16 @@ def validate_recipes(recipes: list[tuple[str, list[dict]]], source, dataset) -> 
     passes = [p for _, steps in recipes for p in instantiate(steps)]
     if not passes or not getattr(source, "is_torch", False):
         return
+    import torch
+
     from ..models import build_module
 
-    model = build_module(source, dataset.num_classes)
-    for p in passes:
-        p.validate(model, dataset)
+    # Building this throwaway model must not draw from torch's global generator: the baseline's
+    # initial weights (and so its cache key) would change with the recipes asked for.
+    with torch.random.fork_rng(devices=[]):
+        model = build_module(source, dataset.num_classes)
+        for p in passes:
+            p.validate(model, dataset)
 
 
 __all__ = ["PASSES", "DEFAULT_RECIPES", "Candidate", "Context", "Pass", "PassConfig", "load_recipe",
