@@ -170,14 +170,15 @@ class DistillPass(Pass):
         def loss_fn(model, x, y):
             with torch.no_grad():
                 t_logits = teacher(x)
-                t_emb = t_tap.embedding
+                t_emb = t_tap.embedding if t_tap.embedding is not None else t_logits  # heads without a Linear
                 t_feats = dict(t_tap.outputs)
             s_logits = model(x)
+            s_emb = s_tap.embedding if s_tap.embedding is not None else s_logits
             total = ce_weight * F.cross_entropy(s_logits, y) if ce_weight else 0.0
             for module, weight, pairs in zip(modules, weights, pairs_per_loss):
                 s_f = [s_tap.outputs[s] for s, _ in pairs]
                 t_f = [t_feats[t] for _, t in pairs]
-                total = total + weight * module(s_logits, t_logits, s_f, t_f, s_tap.embedding, t_emb)
+                total = total + weight * module(s_logits, t_logits, s_f, t_f, s_emb, t_emb)
             return total
 
         def cleanup():

@@ -121,7 +121,8 @@ class LowRankPass(Pass):
         reason = super().check(candidate, ctx)
         if reason:
             return reason
-        if not self.plan(candidate.module):
+        self._planned = (id(candidate.module), self.plan(candidate.module))  # SVDs are costly: apply reuses them
+        if not self._planned[1]:
             return (f"lowrank: no layer of '{candidate.name}' gets fewer parameters at this rank "
                     f"({'rank_ratio ' + str(self.config.rank_ratio) if self.config.rank_ratio else 'energy ' + str(self.config.energy)})")
         return None
@@ -129,7 +130,8 @@ class LowRankPass(Pass):
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         parent = candidate.module.eval()
         model = copy.deepcopy(parent)
-        plan = self.plan(model)
+        planned = getattr(self, "_planned", None)
+        plan = planned[1] if planned and planned[0] == id(parent) else self.plan(model)
         for name, new in plan.items():
             replace_module(model, name, new)
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
