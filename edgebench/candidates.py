@@ -90,16 +90,16 @@ class CandidateBuilder:
     """
 
     def __init__(self, store: RunStore, dataset: Dataset, source: ModelSource, baseline: Candidate,
-                 train_epochs: float, seed: int, progress: Optional[Progress] = None):
+                 train_epochs: float, seed: int, progress: Optional[Progress] = None, budget: float = 1.0):
         self.store, self.dataset, self.source, self.baseline = store, dataset, source, baseline
-        self.train_epochs, self.seed, self.progress = train_epochs, seed, progress
+        self.train_epochs, self.seed, self.progress, self.budget = train_epochs, seed, progress, budget
         self._built: dict[str, Candidate] = {}
         self._exports: dict[int, dict] = {}
 
     def context(self, work_dir: Path) -> Context:
         return Context(dataset=self.dataset, baseline=self.baseline, model_source=self.source, work_dir=work_dir,
                        train_epochs=self.train_epochs, seed=self.seed, progress=self.progress,
-                       export=self.export_fp32)
+                       export=self.export_fp32, budget=self.budget)
 
     def build(self, recipe_name: str, steps: list[dict]) -> tuple[Optional[CandidateInfo], Optional[str]]:
         """Returns (info, None) when built or found, or (None, reason) when a pass does not apply."""

@@ -45,7 +45,9 @@ def compare(
                                                                                "comma-separated or repeated)."),
     runtimes: Optional[List[str]] = typer.Option(None, "--runtimes", help="Only these runtimes (comma-separated)."),
     epochs: float = typer.Option(2.0, help="Training epochs for the baseline when no weights are given."),
-    budget: float = typer.Option(3.0, help="Seconds of timing per measurement, at most."),
+    budget: str = typer.Option("quick", help="Training budget of the compression passes: quick, standard (3x), "
+                                             "long (10x) or a multiplier of their default epochs."),
+    timing_budget: float = typer.Option(3.0, help="Seconds of timing per measurement, at most."),
     target_ci: float = typer.Option(0.02, help="Stop timing once the median's 95% CI is this narrow (relative)."),
     seed: int = typer.Option(0, help="Seed for splits and training."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders go."),
@@ -60,8 +62,8 @@ def compare(
 
     opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
-                          runtimes=_split(runtimes), epochs=epochs, seed=seed, runs_dir=runs_dir, run_name=name,
-                          timing=TimingConfig(time_budget_s=budget, target_ci=target_ci), executor=executor)
+                          runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
+                          timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor)
     with RichReporter(console) as reporter:
         result = run_compare(opts, reporter)
     from .terminal import print_summary

@@ -17,7 +17,8 @@ from . import __version__
 from .backends import BACKENDS, availability
 from .cache import content_key
 from .candidates import BaselineOptions, CandidateBuilder, build_baseline
-from .compress import DEFAULT_RECIPES, instantiate, load_recipe
+from .compress import DEFAULT_RECIPES, instantiate, load_recipe, validate_recipes
+from .compress.base import parse_budget
 from .data import load_dataset
 from .devices import DeviceProfile, get_profile, local_device
 from .environment import fingerprint
@@ -59,6 +60,7 @@ class CompareOptions:
     recipes: Optional[list[str]] = None  # None: the defaults
     runtimes: Optional[list[str]] = None  # None: every runtime the device supports and this machine has
     epochs: float = 2.0
+    budget: str = "quick"  # training budget of the passes that fine-tune: quick | standard | long | multiplier
     seed: int = 0
     runs_dir: Path = Path("runs")
     run_name: Optional[str] = None
@@ -145,6 +147,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
 
     reporter.stage(f"loading data '{opts.data}' at {opts.input_size}x{opts.input_size}")
     dataset = load_dataset(opts.data, opts.input_size, seed=opts.seed)
+    budget = parse_budget(opts.budget)
+    validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training
     target, is_target = measurement_target(asked)
     run_dir = Path(opts.runs_dir) / opts.run_id(source.name, asked.name)
 
@@ -167,7 +171,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         reporter.stage("baseline")
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
                                                                    opts.epochs, opts.seed), reporter.progress)
-        builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress)
+        builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget)
         infos, skipped = [], {}
         for name, steps in recipes:
             reporter.stage(f"candidate {name}")

@@ -6,6 +6,10 @@ A recipe is a named list of `{pass, config}` steps, written in YAML:
     passes:
       - {pass: prune, config: {ratio: 0.5}}
       - {pass: ptq}
+
+Passes: distill, prune, separable, lowrank, ptq, qat (one module each). FP16/BF16 are precision
+choices of the runtimes, not passes: every FP32 candidate is also timed at the reduced precisions
+its runtime and processor support.
 """
 from __future__ import annotations
 
@@ -16,15 +20,32 @@ import yaml
 from ..errors import CorruptInputError, NotFoundError, UsageError
 from ..registry import Registry
 from .base import Candidate, Context, Pass, PassConfig
+from .distill import DistillPass
+from .lowrank import LowRankPass
+from .prune import PrunePass
 from .ptq import PtqPass
+from .qat import QatPass
+from .separable import SeparablePass
 
 PASSES: Registry[type[Pass]] = Registry("compression pass", "edgebench.passes")
 PASSES.add("ptq", PtqPass, aliases=("int8",))
+PASSES.add("qat", QatPass)
+PASSES.add("distill", DistillPass, aliases=("kd",))
+PASSES.add("prune", PrunePass, aliases=("pruning",))
+PASSES.add("separable", SeparablePass, aliases=("dws",))
+PASSES.add("lowrank", LowRankPass, aliases=("svd",))
 
-# Built-in recipes that `compare` runs by default, in order; each is a list of steps.
+# Built-in recipes that `compare` runs by default, in order; each is a list of steps. Together they
+# cover every technique; recipes sharing a prefix share its work (prune50 feeds prune50-ptq).
 DEFAULT_RECIPES: dict[str, list[dict]] = {
     "baseline": [],
     "ptq-int8": [{"pass": "ptq", "config": {}}],
+    "qat-int8": [{"pass": "qat", "config": {}}],
+    "distill": [{"pass": "distill", "config": {}}],
+    "prune50": [{"pass": "prune", "config": {"ratio": 0.5}}],
+    "prune50-ptq": [{"pass": "prune", "config": {"ratio": 0.5}}, {"pass": "ptq", "config": {}}],
+    "separable": [{"pass": "separable", "config": {}}],
+    "lowrank": [{"pass": "lowrank", "config": {}}],
 }
 
 
@@ -69,5 +90,23 @@ def instantiate(steps: list[dict]) -> list[Pass]:
     return [PASSES.get(s["pass"])(s.get("config")) for s in steps]
 
 
+def validate_recipes(recipes: list[tuple[str, list[dict]]], source, dataset) -> None:
+    """Check every recipe's configs, and the names and models they refer to, against an untrained
+    instance of the model, so that a bad recipe is a one-line error before the baseline trains."""
+    passes = [p for _, steps in recipes for p in instantiate(steps)]
+    if not passes or not getattr(source, "is_torch", False):
+        return
+    import torch
+
+    from ..models import build_module
+
+    # Building this throwaway model must not draw from torch's global generator: the baseline's
+    # initial weights (and so its cache key) would change with the recipes asked for.
+    with torch.random.fork_rng(devices=[]):
+        model = build_module(source, dataset.num_classes)
+        for p in passes:
+            p.validate(model, dataset)
+
+
 __all__ = ["PASSES", "DEFAULT_RECIPES", "Candidate", "Context", "Pass", "PassConfig", "load_recipe",
-           "instantiate", "parse_recipe"]
+           "instantiate", "parse_recipe", "validate_recipes"]

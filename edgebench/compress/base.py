@@ -16,6 +16,26 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..errors import UsageError
 
 
+# Named training budgets: multipliers of every pass's default fine-tuning epochs.
+BUDGETS = {"quick": 1.0, "standard": 3.0, "long": 10.0}
+
+
+def parse_budget(value) -> float:
+    """'quick' | 'standard' | 'long' or a positive multiplier, as a multiplier."""
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif str(value) in BUDGETS:
+        return BUDGETS[str(value)]
+    else:
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"training budget '{value}' is not one of {', '.join(BUDGETS)} or a number") from None
+    if not number > 0:
+        raise UsageError(f"training budget must be positive, got {value}")
+    return number
+
+
 class PassConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,6 +65,7 @@ class Context:
     work_dir: Path  # a scratch folder for this pass's files, inside the run folder
     train_epochs: float = 1.0
     seed: int = 0
+    budget: float = 1.0  # training-budget multiplier for passes that fine-tune (--budget quick=1)
     progress: Optional[Callable[[str, int, int], None]] = None
     export: Optional[Callable[[Candidate], dict]] = None  # candidate -> {format: path} of FP32 artifacts
 
@@ -71,6 +92,10 @@ class Pass:
         if self.needs_torch and candidate.module is None:
             return f"{self.name} needs a torch model; '{candidate.name}' has none"
         return None
+
+    def validate(self, model, dataset) -> None:
+        """Raise a one-line EdgebenchError for a config that cannot work with `model` (an untrained
+        instance of the source architecture) on `dataset`; runs before any training starts."""
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         raise NotImplementedError

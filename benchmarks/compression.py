@@ -1,0 +1,194 @@
+"""Compression benchmark: what each technique buys for a model on the built-in data.
+
+Records, for MODEL (default mobilenetv3) on DATA (default mnist, 64x64):
+  1. every default candidate's accuracy (on the evaluation split, run on the deployed artifact) and
+     median latency per runtime, relative to the FP32 baseline on the same runtime (a full `compare`);
+  2. the distilled student against the same student trained without a teacher (same epochs, same
+     seed, same initial weights), over several seeds;
+  3. the goals of issue 3, each marked met or not: 50% pruning's latency ratio (<= 0.6x) and accuracy
+     after recovery (within 1 point), INT8 accuracy drop (<= 0.5 point) and speedup per runtime (>= 1.0x).
+
+Figures depend on the machine and on its load; rerun on a quiet machine before quoting them:
+
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/compression.py            # ~10-15 min on 2 cores
+    python benchmarks/compression.py --seeds 0 --skip-compare                     # distillation only
+
+Writes benchmarks/results/compression.json and compression.md (or --name).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def run_compare(args) -> dict:
+    from edgebench.pipeline import CompareOptions, compare
+    from edgebench.report.table import load_tables
+    from edgebench.timing import TimingConfig
+
+    opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
+                          epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir),
+                          timing=TimingConfig(time_budget_s=args.timing_budget))
+    started = time.perf_counter()
+    result = compare(opts)
+    wall = time.perf_counter() - started
+    _, candidates, _, rows = load_tables(result.run_dir)
+    by_key = {}
+    for r in rows:
+        if r["status"] != "ok":
+            continue
+        by_key[(r["name"], r["backend"], r["precision"])] = r
+    table = []
+    for (name, backend, precision), r in sorted(by_key.items()):
+        base = by_key.get(("baseline", backend, "fp32" if precision == "int8" else precision))
+        table.append({
+            "candidate": name, "lineage": r["lineage"], "backend": backend, "precision": precision,
+            "executed_precision": r["executed_precision"], "top1": r["top1"], "median_ms": r["median_ms"],
+            "ci_ms": [r["ci_low_ms"], r["ci_high_ms"]], "params": r["params"], "macs": r["macs"],
+            "latency_ratio_vs_baseline": (r["median_ms"] / base["median_ms"]) if base else None,
+            "top1_delta_points_vs_baseline": (100 * (r["top1"] - base["top1"])) if base and r["top1"] is not None else None,
+            "flags": r["flags"]})
+    return {"run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
+            "notes": {c.name: list(c.notes) for c in candidates}}
+
+
+def goals(compare_result: dict) -> list[dict]:
+    out = []
+    for r in compare_result["rows"]:
+        if r["candidate"] == "prune50" and r["precision"] == "fp32" and r["latency_ratio_vs_baseline"]:
+            out.append({"goal": f"prune50 latency ratio on {r['backend']} <= 0.6x",
+                        "value": round(r["latency_ratio_vs_baseline"], 3), "met": r["latency_ratio_vs_baseline"] <= 0.6})
+            out.append({"goal": f"prune50 accuracy within 1 point on {r['backend']}",
+                        "value": round(r["top1_delta_points_vs_baseline"], 2),
+                        "met": r["top1_delta_points_vs_baseline"] >= -1.0})
+        if r["candidate"] in ("ptq-int8", "qat-int8") and r["latency_ratio_vs_baseline"]:
+            speedup = 1 / r["latency_ratio_vs_baseline"]
+            out.append({"goal": f"{r['candidate']} speedup on {r['backend']} >= 1.0x", "value": round(speedup, 3),
+                        "met": speedup >= 1.0})
+            out.append({"goal": f"{r['candidate']} accuracy drop on {r['backend']} <= 0.5 point",
+                        "value": round(-r["top1_delta_points_vs_baseline"], 2),
+                        "met": r["top1_delta_points_vs_baseline"] >= -0.5})
+    return out
+
+
+def distill_vs_scratch(args) -> dict:
+    """The default distillation (KD from the baseline) against cross-entropy alone, per seed."""
+    import torch
+
+    from edgebench.cache import cached_module, content_key
+    from edgebench.candidates import BaselineOptions, build_baseline
+    from edgebench.compress import Context
+    from edgebench.compress.base import parse_budget
+    from edgebench.compress.distill import SCRATCH_LR, DistillPass
+    from edgebench.data import load_dataset
+    from edgebench.models import STUDENT_OF, build_module, resolve_model
+    from edgebench.train import TrainConfig, evaluate_torch, fit
+
+    source = resolve_model(args.model)
+    dataset = load_dataset(args.data, args.input_size, seed=0)
+    baseline = build_baseline(source, dataset, BaselineOptions(epochs=args.epochs, seed=0))
+    arch = STUDENT_OF[source.name]
+    budget = parse_budget(args.budget)
+    epochs = args.epochs * budget  # what DistillPass gives a new student by default
+    rows = []
+    for seed in args.seeds:
+        ctx = Context(dataset=dataset, baseline=baseline, model_source=source, work_dir=Path(tempfile.mkdtemp()),
+                      train_epochs=args.epochs, seed=seed, budget=budget)
+        t0 = time.perf_counter()
+        distilled = DistillPass({}).apply(baseline, ctx).module
+        t1 = time.perf_counter()
+
+        def scratch():
+            torch.manual_seed(seed)  # the same initial student as DistillPass builds
+            return fit(build_module(resolve_model(arch), dataset.num_classes), dataset.train,
+                       TrainConfig(epochs=epochs, lr=SCRATCH_LR, seed=seed))
+        plain = cached_module(content_key("bench-scratch-student", arch, dataset.fingerprint(), epochs, seed), scratch)
+        t2 = time.perf_counter()
+        rows.append({"seed": seed, "distilled_top1": evaluate_torch(distilled, dataset.eval),
+                     "scratch_top1": evaluate_torch(plain, dataset.eval),
+                     "distill_train_s": t1 - t0, "scratch_train_s": t2 - t1})
+    diffs = [100 * (r["distilled_top1"] - r["scratch_top1"]) for r in rows]
+    return {"teacher": source.name, "teacher_top1": evaluate_torch(baseline.module, dataset.eval), "student": arch,
+            "epochs": epochs, "loss": "kd (T=4) + cross-entropy", "per_seed": rows,
+            "mean_gain_points": sum(diffs) / len(diffs)}
+
+
+def markdown(data: dict) -> str:
+    lines = [f"# Compression benchmark: {data['model']} on {data['data']} {data['input_size']}x{data['input_size']}",
+             "", f"Machine: {data['machine']}; load average at start {data['load_start']}, at end {data['load_end']}. "
+             "Shared machines give noisy latencies: rerun on a quiet one before quoting.", "",
+             f"Command: `{data['command']}`", ""]
+    comp = data.get("compare")
+    if comp:
+        lines += [f"Default `compare` took {comp['wall_s']:.0f} s.", "",
+                  "| candidate | runtime | precision | top-1 % | vs baseline (points) | median ms | latency vs baseline |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in comp["rows"]:
+            delta = r["top1_delta_points_vs_baseline"]
+            ratio = r["latency_ratio_vs_baseline"]
+            lines.append(f"| {r['candidate']} | {r['backend']} | {r['executed_precision'] or r['precision']} | "
+                         f"{100 * r['top1']:.1f} | {'' if delta is None else f'{delta:+.1f}'} | {r['median_ms']:.3f} | "
+                         f"{'' if ratio is None else f'{ratio:.2f}x'} |")
+        if comp["skipped"]:
+            lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in comp["skipped"].items())]
+        lines += ["", "| goal | value | met |", "|---|---|---|"]
+        lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else 'NO'} |" for g in data["goals"]]
+    dist = data.get("distill")
+    if dist:
+        lines += ["", f"Distillation: {dist['student']} taught by {dist['teacher']} (top-1 {100 * dist['teacher_top1']:.1f}%), "
+                  f"{dist['epochs']:g} epochs, {dist['loss']}, against the same student without a teacher:", "",
+                  "| seed | distilled top-1 % | no teacher top-1 % |", "|---|---|---|"]
+        lines += [f"| {r['seed']} | {100 * r['distilled_top1']:.1f} | {100 * r['scratch_top1']:.1f} |" for r in dist["per_seed"]]
+        lines += ["", f"Mean gain: {dist['mean_gain_points']:+.2f} points."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenetv3")
+    parser.add_argument("--data", default="mnist")
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--epochs", type=float, default=2.0, help="baseline epochs (as compare's --epochs)")
+    parser.add_argument("--budget", default="quick")
+    parser.add_argument("--timing-budget", type=float, default=3.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--skip-distill", action="store_true")
+    parser.add_argument("--runs-dir", default=str(Path(tempfile.gettempdir()) / "edgebench-bench-runs"))
+    parser.add_argument("--name", default="compression")
+    args = parser.parse_args()
+
+    data = {"model": args.model, "data": args.data, "input_size": args.input_size,
+            "command": "python benchmarks/compression.py " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "load_start": [round(x, 1) for x in os.getloadavg()], "started": time.time()}
+    try:
+        from edgebench.environment import fingerprint
+        data["environment"] = fingerprint()
+    except Exception:
+        pass
+    if not args.skip_compare:
+        data["compare"] = run_compare(args)
+        data["goals"] = goals(data["compare"])
+    if not args.skip_distill:
+        data["distill"] = distill_vs_scratch(args)
+    data["load_end"] = [round(x, 1) for x in os.getloadavg()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
+    (RESULTS / f"{args.name}.md").write_text(markdown(data))
+    print(markdown(data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Knowledge distillation: a teacher (default: the baseline) trains a student.
+
+The student is, by default, the model family's smaller sibling trained from scratch when the pass
+starts from the baseline (mobilenetv3-small from mobilenetv3-large), and the incoming candidate
+itself when it follows another pass (prune -> distill recovers the pruned model's accuracy). The
+objective is `ce_weight * CE(labels) + sum(weight_i * loss_i)` over losses from `losses.LOSSES`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional, Union
+
+from pydantic import Field, field_validator
+
+from ..errors import IncompatibleError, UsageError
+from ..cache import module_fingerprint
+from .base import Candidate, Context, Pass, PassConfig
+from .features import FeatureTap, auto_pairs
+from .losses import loss_class
+from .tuning import RECOVERY_LR, check_layer_names, finetune, recovery_epochs
+
+SCRATCH_LR = 2e-3  # a student trained from scratch uses the baseline's schedule
+RECOVERY_EPOCHS = 0.5
+
+
+class LossSpec(PassConfig):
+    name: str
+    weight: float = Field(1.0, ge=0)
+    layers: Union[str, list[tuple[str, str]]] = "auto"  # feature losses: "auto" or [[student, teacher], ...]
+    options: dict = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v):
+        loss_class(v)  # unknown or planned-only names fail here, before any training
+        return v
+
+    @field_validator("layers")
+    @classmethod
+    def _auto(cls, v):
+        if isinstance(v, str) and v != "auto":
+            raise ValueError("layers must be 'auto' or a list of [student_layer, teacher_layer] pairs")
+        return v
+
+
+class DistillConfig(PassConfig):
+    student: str = "auto"  # auto | self | a model name (trained from scratch under the teacher)
+    teacher: str = "baseline"  # baseline | parent | a model name together with teacher_weights
+    teacher_weights: Optional[str] = None
+    losses: list[LossSpec] = Field(default_factory=lambda: [LossSpec(name="kd")], min_length=1)
+    temperature: float = Field(4.0, gt=0)
+    ce_weight: float = Field(1.0, ge=0)
+    epochs: Optional[float] = Field(None, ge=0)  # default: the baseline's epochs for a new student, 0.5 to recover
+    lr: Optional[float] = Field(None, gt=0)
+
+
+class DistillPass(Pass):
+    name = "distill"
+    Config = DistillConfig
+
+    # ---- resolving the two models -----------------------------------------------------------
+
+    def _new_student_name(self, candidate: Candidate, ctx: Context) -> Optional[str]:
+        """The architecture of a student trained from scratch, or None to distill into the candidate."""
+        from ..models import STUDENT_OF
+
+        if self.config.student == "self":
+            return None
+        if self.config.student != "auto":
+            return self.config.student
+        starts_from_baseline = candidate is ctx.baseline or candidate.name == "baseline"
+        if not starts_from_baseline:
+            return None
+        return STUDENT_OF.get(getattr(ctx.model_source, "name", ""), "")
+
+    def check(self, candidate: Candidate, ctx: Context):
+        reason = super().check(candidate, ctx)
+        if reason:
+            return reason
+        if self._new_student_name(candidate, ctx) == "":
+            return (f"distill: no smaller sibling is known for '{ctx.model_source.name}'; "
+                    f"set config student to a model name, or 'self'")
+        if self.config.teacher == "baseline" and ctx.baseline.module is None:
+            return "distill: the baseline has no torch model to teach with"
+        return None
+
+    def _teacher(self, candidate: Candidate, ctx: Context, num_classes: int):
+        if self.config.teacher == "baseline":
+            return ctx.baseline.module
+        if self.config.teacher == "parent":
+            return candidate.module
+        return load_teacher(self.config.teacher, self.config.teacher_weights, num_classes, ctx.dataset)
+
+    def validate(self, model, dataset) -> None:
+        from ..models import build_module, resolve_model
+
+        if self.config.student not in ("auto", "self"):
+            student = build_module(resolve_model(self.config.student), dataset.num_classes)
+        else:
+            student = model
+        teacher = model
+        if self.config.teacher not in ("baseline", "parent"):
+            teacher = load_teacher(self.config.teacher, self.config.teacher_weights, dataset.num_classes, dataset)
+        for spec in self.config.losses:
+            if not isinstance(spec.layers, str):
+                check_layer_names(student, [s for s, _ in spec.layers], "distill student")
+                check_layer_names(teacher, [t for _, t in spec.layers], "distill teacher")
+
+    # ---- training ----------------------------------------------------------------------------
+
+    def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        from ..models import build_module, resolve_model
+
+        num_classes = ctx.dataset.num_classes
+        teacher = self._teacher(candidate, ctx, num_classes).eval()
+        arch = self._new_student_name(candidate, ctx)
+        if arch:
+            import torch
+
+            torch.manual_seed(ctx.seed)  # the same initial student with or without a teacher
+            student = build_module(resolve_model(arch), num_classes)
+            epochs = recovery_epochs(self.config.epochs, ctx, ctx.train_epochs)
+            lr = self.config.lr or SCRATCH_LR
+            name = f"distill-{arch}"
+        else:
+            student = copy.deepcopy(candidate.module)
+            epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
+            lr = self.config.lr or RECOVERY_LR
+            name = f"{candidate.name}+distill"
+        _check_classes(teacher, ctx.dataset, "teacher")
+        losses = "+".join(s.name for s in self.config.losses)
+        module = finetune(student, ctx, f"distill ({losses})", epochs,
+                          ("distill", self.config.model_dump(), arch, module_fingerprint(teacher)),
+                          loss_factory=lambda s: self.objective(s, teacher, ctx.dataset.train.x[:2]), lr=lr)
+        notes = (f"distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
+        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + notes)
+
+    def objective(self, student, teacher, sample):
+        """The loss function, the adapter parameters that train with the student, and a cleanup."""
+        import torch
+        import torch.nn.functional as F
+
+        pairs_per_loss = []
+        for spec in self.config.losses:
+            cls = loss_class(spec.name)
+            if cls.family == "feature":
+                pairs = auto_pairs(student, teacher, torch.from_numpy(sample)) if spec.layers == "auto" \
+                    else [tuple(p) for p in spec.layers]
+            else:
+                pairs = []
+            pairs_per_loss.append(pairs)
+        s_tap = FeatureTap(student, sorted({s for ps in pairs_per_loss for s, _ in ps}), embedding=True)
+        t_tap = FeatureTap(teacher, sorted({t for ps in pairs_per_loss for _, t in ps}), embedding=True)
+        with torch.no_grad():
+            was = student.training
+            student.eval()
+            student(torch.from_numpy(sample))
+            teacher(torch.from_numpy(sample))
+            student.train(was)
+        modules = []
+        for spec, pairs in zip(self.config.losses, pairs_per_loss):
+            s_shapes = [tuple(s_tap.outputs[s].shape) for s, _ in pairs]
+            t_shapes = [tuple(t_tap.outputs[t].shape) for _, t in pairs]
+            modules.append(loss_class(spec.name)(s_shapes, t_shapes, temperature=self.config.temperature,
+                                                 **spec.options))
+        extra = [p for m in modules for p in m.parameters()]
+        weights = [spec.weight for spec in self.config.losses]
+        ce_weight = self.config.ce_weight
+
+        def loss_fn(model, x, y):
+            with torch.no_grad():
+                t_logits = teacher(x)
+                t_emb = t_tap.embedding if t_tap.embedding is not None else t_logits  # heads without a Linear
+                t_feats = dict(t_tap.outputs)
+            s_logits = model(x)
+            s_emb = s_tap.embedding if s_tap.embedding is not None else s_logits
+            total = ce_weight * F.cross_entropy(s_logits, y) if ce_weight else 0.0
+            for module, weight, pairs in zip(modules, weights, pairs_per_loss):
+                s_f = [s_tap.outputs[s] for s, _ in pairs]
+                t_f = [t_feats[t] for _, t in pairs]
+                total = total + weight * module(s_logits, t_logits, s_f, t_f, s_emb, t_emb)
+            return total
+
+        def cleanup():
+            s_tap.close()
+            t_tap.close()
+
+        return loss_fn, extra, cleanup
+
+
+def load_teacher(spec: str, weights: Optional[str], num_classes: int, dataset):
+    """A teacher given by name: its architecture with the user's weights, checked to score the
+    dataset's classes."""
+    from pathlib import Path
+
+    from ..models import apply_weights, build_module, load_state_dict, resolve_model
+
+    if not weights:
+        raise UsageError(f"distill: teacher '{spec}' needs teacher_weights (a state dict), or use teacher: baseline")
+    state = load_state_dict(Path(weights))
+    head = [k for k, v in state.items() if v.ndim == 2][-1:] if state else []
+    if head and state[head[0]].shape[0] != num_classes:
+        raise IncompatibleError(f"distill: teacher '{spec}' outputs {state[head[0]].shape[0]} classes but the "
+                                f"dataset has {num_classes}")
+    model = build_module(resolve_model(spec), num_classes)
+    apply_weights(model, state, weights)
+    _check_classes(model, dataset, "teacher")
+    return model.eval()
+
+
+def _check_classes(model, dataset, what: str) -> None:
+    import torch
+
+    with torch.no_grad():
+        out = model.eval()(torch.from_numpy(dataset.train.x[:2]))
+    if out.ndim != 2 or out.shape[1] != dataset.num_classes:
+        raise IncompatibleError(f"distill: the {what} outputs shape {tuple(out.shape)} but the dataset has "
+                                f"{dataset.num_classes} classes")

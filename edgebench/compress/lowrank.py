@@ -1,0 +1,150 @@
+"""Low-rank factorisation: truncated SVD of linear layers (W ~ U_r S_r V_r^T as two Linears) and
+spatial SVD of KxK convolutions (Jaderberg et al. 2014, scheme 2: a Kx1 convolution into r
+channels then a 1xK one), rank set by a ratio of the full rank or by the fraction of the squared
+singular values (energy) kept. A layer is factorised only where that removes parameters; the
+classifier is left alone. Then a short recovery fine-tune, by default distilling from the parent.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from ..cache import module_fingerprint
+from .base import Candidate, Context, Pass, PassConfig
+from .tuning import check_layer_names, classifier_layers, finetune, recovery_epochs, replace_module
+
+RECOVERY_EPOCHS = 0.5
+
+
+class LowRankConfig(PassConfig):
+    rank_ratio: Optional[float] = Field(None, gt=0, lt=1)  # rank = ratio x full rank
+    energy: Optional[float] = Field(None, gt=0, lt=1)  # smallest rank keeping this share of sum(s^2)
+    kinds: list[Literal["linear", "conv"]] = Field(default_factory=lambda: ["linear", "conv"])
+    exclude: list[str] = Field(default_factory=list)
+    epochs: Optional[float] = Field(None, ge=0)
+    distill: bool = True
+
+    @model_validator(mode="after")
+    def _one_rule(self):
+        if self.rank_ratio is not None and self.energy is not None:
+            raise ValueError("give rank_ratio or energy, not both")
+        if self.rank_ratio is None and self.energy is None:
+            self.energy = 0.9
+        return self
+
+
+def choose_rank(s, rank_ratio: Optional[float], energy: Optional[float]) -> int:
+    import torch
+
+    if rank_ratio is not None:
+        return max(1, int(round(rank_ratio * len(s))))
+    share = torch.cumsum(s ** 2, 0) / (s ** 2).sum()
+    return int(torch.searchsorted(share, torch.tensor(energy)).item()) + 1
+
+
+def factorise_linear(layer, rank_ratio, energy):
+    """Two Linears (in -> r -> out), or None where that would not save parameters."""
+    import torch
+    from torch import nn
+
+    w = layer.weight.detach()
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)
+    r = choose_rank(s, rank_ratio, energy)
+    if r * (w.shape[0] + w.shape[1]) >= w.numel():
+        return None
+    first, second = nn.Linear(w.shape[1], r, bias=False), nn.Linear(r, w.shape[0], bias=layer.bias is not None)
+    root = s[:r].sqrt()
+    with torch.no_grad():
+        first.weight.copy_(root[:, None] * vh[:r])
+        second.weight.copy_(u[:, :r] * root[None, :])
+        if layer.bias is not None:
+            second.bias.copy_(layer.bias.detach())
+    return nn.Sequential(first, second)
+
+
+def factorise_conv(conv, rank_ratio, energy):
+    """Kx1 conv (cin -> r) then 1xK conv (r -> cout), or None where it would not save parameters."""
+    import torch
+    from torch import nn
+
+    if not (isinstance(conv, nn.Conv2d) and conv.groups == 1 and conv.kernel_size[0] > 1 and conv.kernel_size[1] > 1
+            and conv.padding_mode == "zeros"):
+        return None
+    cout, cin, kh, kw = conv.weight.shape
+    # W[o, i, y, x] as a (cin*kh) x (cout*kw) matrix: rows index the vertical filter, columns the horizontal.
+    mat = conv.weight.detach().permute(1, 2, 0, 3).reshape(cin * kh, cout * kw)
+    u, s, vh = torch.linalg.svd(mat, full_matrices=False)
+    r = choose_rank(s, rank_ratio, energy)
+    if r * (cin * kh + cout * kw) >= conv.weight.numel():
+        return None
+    root = s[:r].sqrt()
+    vertical = nn.Conv2d(cin, r, (kh, 1), stride=(conv.stride[0], 1), padding=(conv.padding[0], 0),
+                         dilation=(conv.dilation[0], 1), bias=False)
+    horizontal = nn.Conv2d(r, cout, (1, kw), stride=(1, conv.stride[1]), padding=(0, conv.padding[1]),
+                           dilation=(1, conv.dilation[1]), bias=conv.bias is not None)
+    with torch.no_grad():
+        vertical.weight.copy_((u[:, :r] * root).t().reshape(r, cin, kh, 1))
+        horizontal.weight.copy_((root[:, None] * vh[:r]).reshape(r, cout, kw).permute(1, 0, 2).reshape(cout, r, 1, kw))
+        if conv.bias is not None:
+            horizontal.bias.copy_(conv.bias.detach())
+    return nn.Sequential(vertical, horizontal)
+
+
+class LowRankPass(Pass):
+    name = "lowrank"
+    Config = LowRankConfig
+
+    def plan(self, model) -> dict[str, object]:
+        """Layer name -> its factorised replacement, for every layer where factorising saves parameters."""
+        from torch import nn
+
+        protected = {id(m) for m in classifier_layers(model)}
+        plan = {}
+        for name, module in model.named_modules():
+            if id(module) in protected or name in self.config.exclude:
+                continue
+            new = None
+            if isinstance(module, nn.Linear) and "linear" in self.config.kinds:
+                new = factorise_linear(module, self.config.rank_ratio, self.config.energy)
+            elif isinstance(module, nn.Conv2d) and "conv" in self.config.kinds:
+                new = factorise_conv(module, self.config.rank_ratio, self.config.energy)
+            if new is not None:
+                plan[name] = new
+        return plan
+
+    def validate(self, model, dataset) -> None:
+        check_layer_names(model, self.config.exclude, "lowrank exclude")
+
+    def check(self, candidate: Candidate, ctx: Context):
+        reason = super().check(candidate, ctx)
+        if reason:
+            return reason
+        self._planned = (id(candidate.module), self.plan(candidate.module))  # SVDs are costly: apply reuses them
+        if not self._planned[1]:
+            return (f"lowrank: no layer of '{candidate.name}' gets fewer parameters at this rank "
+                    f"({'rank_ratio ' + str(self.config.rank_ratio) if self.config.rank_ratio else 'energy ' + str(self.config.energy)})")
+        return None
+
+    def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        parent = candidate.module.eval()
+        model = copy.deepcopy(parent)
+        planned = getattr(self, "_planned", None)
+        plan = planned[1] if planned and planned[0] == id(parent) else self.plan(model)
+        for name, new in plan.items():
+            replace_module(model, name, new)
+        epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
+        factory = None
+        if self.config.distill:
+            from .distill import DistillPass
+
+            kd = DistillPass({"student": "self", "losses": [{"name": "kd"}]})
+            factory = lambda s: kd.objective(s, parent, ctx.dataset.train.x[:2])  # noqa: E731
+        module = finetune(model, ctx, "lowrank: fine-tune", epochs,
+                          ("lowrank", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
+        names = list(plan)
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        note = f"low-rank factorisation of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
+        name = f"{candidate.name}+lowrank" if candidate.name != "baseline" else "lowrank"
+        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))

@@ -1,0 +1,120 @@
+"""Depthwise-separable rewrite: a standard KxK convolution (groups=1, K>1) becomes a depthwise KxK
+convolution followed by a pointwise 1x1, initialised from the original weights, then recovered by
+fine-tuning (by default distilling from the model before the rewrite).
+
+Initialisation is the least-squares optimum: for each input channel i the original filters
+W[:, i] form an (out x K*K) matrix, and a depthwise-separable pair with depth multiplier m can
+represent exactly its rank-m approximations, so the truncated SVD of that matrix gives the
+depthwise kernels (right singular vectors) and the pointwise weights (left ones, scaled). With
+m = K*K (or m >= min(out, K*K)) the rewrite is exact.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+from pydantic import Field
+
+from ..cache import module_fingerprint
+from .base import Candidate, Context, Pass, PassConfig
+from .tuning import check_layer_names, classifier_layers, finetune, recovery_epochs, replace_module
+
+RECOVERY_EPOCHS = 0.5
+
+
+class SeparableConfig(PassConfig):
+    depth_multiplier: int = Field(1, ge=1)  # depthwise channels per input channel (= rank of the fit)
+    layers: Optional[list[str]] = None  # only these convolutions (default: every eligible one)
+    exclude: list[str] = Field(default_factory=list)
+    min_macs_saving: float = Field(0.25, ge=0, lt=1)  # rewrite a layer only if it saves at least this fraction
+    epochs: Optional[float] = Field(None, ge=0)
+    distill: bool = True
+
+
+def eligible(conv, depth_multiplier: int) -> bool:
+    from torch import nn
+
+    return (isinstance(conv, nn.Conv2d) and conv.groups == 1 and conv.kernel_size[0] * conv.kernel_size[1] > 1
+            and conv.padding_mode == "zeros")
+
+
+def macs_ratio(conv, m: int) -> float:
+    """MACs of the separable pair over the original's, per output position."""
+    k = conv.kernel_size[0] * conv.kernel_size[1]
+    cin, cout = conv.in_channels, conv.out_channels
+    return (cin * m * k + cin * m * cout) / (cin * cout * k)
+
+
+def separable_pair(conv, m: int):
+    """nn.Sequential(depthwise, pointwise) whose composition best fits `conv` in least squares."""
+    import torch
+    from torch import nn
+
+    cout, cin, kh, kw = conv.weight.shape
+    w = conv.weight.detach().permute(1, 0, 2, 3).reshape(cin, cout, kh * kw)  # per input channel: out x K*K
+    u, s, vh = torch.linalg.svd(w, full_matrices=False)  # cin x cout x r, cin x r, cin x r x K*K
+    rank = min(m, s.shape[1])
+    depthwise = nn.Conv2d(cin, cin * m, (kh, kw), stride=conv.stride, padding=conv.padding, dilation=conv.dilation,
+                          groups=cin, bias=False)
+    pointwise = nn.Conv2d(cin * m, cout, 1, bias=conv.bias is not None)
+    dw = torch.zeros(cin, m, kh * kw)
+    pw = torch.zeros(cout, cin, m)
+    dw[:, :rank] = vh[:, :rank]
+    pw[:, :, :rank] = (u[:, :, :rank] * s[:, None, :rank]).permute(1, 0, 2)
+    with torch.no_grad():
+        depthwise.weight.copy_(dw.reshape(cin * m, 1, kh, kw))
+        pointwise.weight.copy_(pw.reshape(cout, cin * m, 1, 1))
+        if conv.bias is not None:
+            pointwise.bias.copy_(conv.bias.detach())
+    return nn.Sequential(depthwise, pointwise)
+
+
+class SeparablePass(Pass):
+    name = "separable"
+    Config = SeparableConfig
+
+    def targets(self, model) -> list[str]:
+        protected = {id(m) for m in classifier_layers(model)}
+        wanted = set(self.config.layers) if self.config.layers is not None else None
+        names = []
+        for name, module in model.named_modules():
+            if not eligible(module, self.config.depth_multiplier) or id(module) in protected:
+                continue
+            if (wanted is not None and name not in wanted) or name in self.config.exclude:
+                continue
+            if 1 - macs_ratio(module, self.config.depth_multiplier) < self.config.min_macs_saving:
+                continue
+            names.append(name)
+        return names
+
+    def validate(self, model, dataset) -> None:
+        check_layer_names(model, list(self.config.layers or []) + self.config.exclude, "separable")
+
+    def check(self, candidate: Candidate, ctx: Context):
+        reason = super().check(candidate, ctx)
+        if reason:
+            return reason
+        if not self.targets(candidate.module):
+            return (f"separable: '{candidate.name}' has no standard KxK convolution (groups=1, K>1) whose rewrite "
+                    f"saves {self.config.min_macs_saving:.0%} of its MACs")
+        return None
+
+    def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        parent = candidate.module.eval()
+        model = copy.deepcopy(parent)
+        names = self.targets(model)
+        for name in names:
+            replace_module(model, name, separable_pair(model.get_submodule(name), self.config.depth_multiplier))
+        epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
+        factory = None
+        if self.config.distill:
+            from .distill import DistillPass
+
+            kd = DistillPass({"student": "self", "losses": [{"name": "kd"}]})
+            factory = lambda s: kd.objective(s, parent, ctx.dataset.train.x[:2])  # noqa: E731
+        module = finetune(model, ctx, "separable: fine-tune", epochs,
+                          ("separable", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        note = f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
+        name = f"{candidate.name}+separable" if candidate.name != "baseline" else "separable"
+        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))

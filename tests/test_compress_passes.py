@@ -1,0 +1,161 @@
+"""Each compression pass on a trained tiny CNN and real digits: what it changes, that the result
+still runs (in torch and, where it matters, through ONNX Runtime), and its one-line refusals."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from edgebench.compress import PASSES, Candidate, Context, validate_recipes
+from edgebench.errors import EdgebenchError, IncompatibleError, UsageError
+from edgebench.models import build_module, count_params_and_macs, resolve_model
+from edgebench.train import evaluate_torch
+
+
+@pytest.fixture(scope="module")
+def ctx(digits, tmp_path_factory):
+    from edgebench.cache import cached_module, content_key
+    from edgebench.export import export_onnx
+    from edgebench.train import TrainConfig, fit
+
+    def train():
+        torch.manual_seed(0)  # its own seeded baseline: accuracies below do not depend on test order
+        return fit(build_module(resolve_model("tiny-cnn"), 10), digits.train, TrainConfig(epochs=4))
+
+    module = cached_module(content_key("test-compress-baseline", digits.fingerprint()), train)
+    work = tmp_path_factory.mktemp("passes")
+    base = Candidate("baseline", module=module, lineage=({"pass": "baseline", "config": {}},))
+
+    def export(c):
+        return {"onnx": export_onnx(c.module, work / f"e{id(c.module)}" / "model.onnx", digits.eval.x[:8])}
+
+    return Context(dataset=digits, baseline=base, model_source=resolve_model("tiny-cnn"), work_dir=work,
+                   train_epochs=1.0, seed=0, export=export, budget=0.5)
+
+
+def run_pass(name, config, ctx, candidate=None):
+    p = PASSES.get(name)(config)
+    candidate = candidate or ctx.baseline
+    assert p.check(candidate, ctx) is None
+    return p.apply(candidate, ctx)
+
+
+def test_prune_removes_channels_and_runs_faster_in_ops(ctx, digits):
+    before = count_params_and_macs(ctx.baseline.module, digits.input_shape)
+    out = run_pass("prune", {"ratio": 0.5}, ctx)
+    after = count_params_and_macs(out.module, digits.input_shape)
+    assert after[0] < 0.6 * before[0] and after[1] < 0.6 * before[1]
+    assert out.module[-1].out_features == 10  # the classifier is protected
+    assert out.lineage[-1]["pass"] == "prune" and out.parent == "baseline"
+    assert "params" in out.notes[-1]
+    assert evaluate_torch(out.module, digits.eval) > 0.2  # recovered by KD fine-tuning, above chance (0.1)
+
+
+def test_prune_protects_named_layers_and_rejects_unknown_names(ctx, digits):
+    out = run_pass("prune", {"ratio": 0.5, "protect": ["3"], "epochs": 0, "importance": "bn"}, ctx)
+    assert out.module[3].out_channels == 32  # protected conv keeps its output channels
+    with pytest.raises(UsageError, match="no layer '33'"):
+        PASSES.get("prune")({"protect": ["33"]}).validate(ctx.baseline.module, digits)
+    for ratio in (0, 1, 1.5, -0.1):
+        with pytest.raises(UsageError, match="ratio"):
+            PASSES.get("prune")({"ratio": ratio})
+
+
+def test_separable_pair_is_exact_at_full_rank(ctx, digits):
+    from edgebench.compress.separable import separable_pair
+
+    conv = ctx.baseline.module[3]  # a trained 16 -> 32 3x3 convolution
+    pair = separable_pair(conv, 9)
+    x = torch.randn(4, 16, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(pair(x), conv(x), atol=1e-4)
+        one = separable_pair(conv, 1)  # rank-1 fit: approximate but far better than nothing
+        err = (one(x) - conv(x)).norm() / conv(x).norm()
+    assert pair[0].groups == 16 and pair[0].kernel_size == (3, 3) and pair[1].kernel_size == (1, 1)
+    assert 0 < err < 1
+
+
+def test_separable_default_shrinks_macs_names_layers_and_recovers(ctx, digits):
+    out = run_pass("separable", {}, ctx)
+    assert "2 convolution(s): 0, 3" in out.notes[-1]
+    assert count_params_and_macs(out.module, digits.input_shape)[1] < \
+        count_params_and_macs(ctx.baseline.module, digits.input_shape)[1]
+    assert evaluate_torch(out.module, digits.eval) > 0.15
+
+
+def test_lowrank_factorises_linear_layers_exactly_for_low_rank_weights():
+    from torch import nn
+
+    from edgebench.compress.lowrank import factorise_linear
+
+    layer = nn.Linear(64, 64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(64, 6) @ torch.randn(6, 64))
+    pair = factorise_linear(layer, None, 0.9999)
+    assert pair[0].out_features == 6
+    x = torch.randn(5, 64)
+    assert torch.allclose(pair(x), layer(x), atol=1e-3)
+
+
+def test_lowrank_declines_with_a_reason_when_nothing_shrinks(ctx):
+    reason = PASSES.get("lowrank")({"energy": 0.999}).check(ctx.baseline, ctx)
+    assert reason and reason.startswith("lowrank:") and "\n" not in reason
+    with pytest.raises(UsageError):
+        PASSES.get("lowrank")({"energy": 0.9, "rank_ratio": 0.5})
+
+
+def test_distill_trains_the_smaller_sibling_from_the_baseline(ctx, digits):
+    out = run_pass("distill", {"epochs": 1}, ctx)
+    assert out.name == "distill-tiny-cnn-small"
+    assert len(out.module) == len(build_module(resolve_model("tiny-cnn-small"), 10))
+    assert evaluate_torch(out.module, digits.eval) > 0.15
+
+
+def test_distill_with_feature_and_relation_losses_on_named_layers(ctx, digits):
+    config = {"student": "self", "epochs": 0.3,
+              "losses": [{"name": "kd"}, {"name": "at", "layers": [["5", "5"], ["11", "11"]]},
+                         {"name": "fitnet"}, {"name": "rkd", "weight": 0.5}, {"name": "sp"}]}
+    out = run_pass("distill", config, ctx)
+    assert out.name == "baseline+distill"
+    assert not out.module._forward_hooks and not out.module[5]._forward_hooks  # hooks removed before caching
+    assert evaluate_torch(out.module, digits.eval) > 0.15
+
+
+def test_distill_refuses_teacher_with_other_classes(ctx, digits, tmp_path):
+    weights = tmp_path / "teacher.pt"
+    torch.save(build_module(resolve_model("tiny-cnn"), 7).state_dict(), weights)
+    p = PASSES.get("distill")({"teacher": "tiny-cnn", "teacher_weights": str(weights)})
+    with pytest.raises(IncompatibleError, match="7 classes"):
+        p.validate(ctx.baseline.module, digits)
+
+
+def test_qat_and_ptq_give_int8_artifacts_that_run(ctx, digits):
+    import onnxruntime as ort
+
+    out = run_pass("qat", {"epochs": 0.2, "calibration_samples": 64}, ctx)
+    assert out.precision == "int8" and out.module is None and {"onnx", "openvino"} <= set(out.artifacts)
+    session = ort.InferenceSession(str(out.artifacts["onnx"]), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"input": digits.eval.x[:64]})[0]
+    ops = {n.op_type for n in __import__("onnx").load(str(out.artifacts["onnx"])).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert (logits.argmax(1) == digits.eval.y[:64]).mean() > 0.15
+
+
+def test_validate_recipes_fails_before_training_on_bad_layer_names(digits):
+    source = resolve_model("tiny-cnn")
+    with pytest.raises(UsageError, match="no layer 'features.99'"):
+        validate_recipes([("bad", [{"pass": "separable", "config": {"exclude": ["features.99"]}}])], source, digits)
+    with pytest.raises(EdgebenchError):
+        validate_recipes([("bad", [{"pass": "distill", "config": {"losses": [{"name": "fsp"}]}}])], source, digits)
+
+
+def test_compare_rejects_a_bad_recipe_before_the_baseline_trains(tmp_path):
+    from edgebench.pipeline import CompareOptions, compare
+
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("passes:\n  - {pass: prune, config: {ratio: 0.5, protect: [nope]}}\n")
+    opts = CompareOptions(model="tiny-cnn", data="digits", input_size=32, recipes=[str(recipe)],
+                          runs_dir=tmp_path / "runs")
+    with pytest.raises(UsageError, match="no layer 'nope'"):
+        compare(opts)
+    assert not (tmp_path / "runs").exists()
