@@ -123,7 +123,7 @@ def precisions_for(info: CandidateInfo, runner, processor_precisions: list[str],
     # Float artifacts: fp32 everywhere; OpenVINO also at the reduced precisions the processor
     # runs natively, because that is what it would pick by itself (bf16 on AMX CPUs).
     chosen = ["fp32"] if "fp32" in processor_precisions else []
-    if runtime == "openvino":
+    if runtime in ("openvino", "tensorrt"):
         chosen += [p for p in ("bf16", "fp16") if p in processor_precisions and p in runner.precisions]
     return chosen
 
@@ -194,6 +194,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             reporter.progress("measure", count[0], len(tasks))
 
         executor.run(tasks, on_result)
+        if not is_target:
+            from .estimate import add_estimates
+
+            reporter.stage(f"estimating {asked.name} from this machine's measurements")
+            add_estimates(store, infos, asked, target.name, run_dir, Path(opts.runs_dir), reporter.note)
         measurements = store.measurements()
 
         from .report import render_run
