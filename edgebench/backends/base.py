@@ -65,6 +65,22 @@ class Runner(ABC):
     def runtime_version(self) -> Optional[str]:
         return self.availability().version
 
+    @classmethod
+    def check_placement(cls, placement: Placement) -> None:
+        """A precision or processor this runtime does not have is a one-line user error."""
+        from ..errors import IncompatibleError
+
+        if placement.precision not in cls.precisions:
+            raise IncompatibleError(f"{cls.name} has no precision '{placement.precision}' "
+                                    f"(it has {', '.join(cls.precisions)})")
+        if placement.processor not in cls.devices:
+            raise IncompatibleError(f"{cls.name} cannot run on the {placement.processor} "
+                                    f"(it runs on {', '.join(cls.devices)})")
+
+    def extra_metrics(self, inputs: np.ndarray) -> dict:
+        """Runtime-specific figures stored beside the timing (e.g. GPU compute vs copies); {} by default."""
+        return {}
+
     def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
         """Per-layer or per-op time and precision, where the runtime exposes it; [] otherwise."""
         return []
