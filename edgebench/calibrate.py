@@ -57,7 +57,7 @@ def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * src.numel() * 4 / seconds / 1e9
 
 
-def measure_cpu(threads: Optional[int] = None) -> dict:
+def measure_cpu(threads: Optional[int] = None, quick: bool = False) -> dict:
     import torch
 
     from .devices import physical_cores
@@ -65,8 +65,9 @@ def measure_cpu(threads: Optional[int] = None) -> dict:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or physical_cores())
     try:
-        peaks = {p: matmul_gflops(p) for p in ("fp32", "bf16", "fp16", "int8")}
-        bandwidth = copy_bandwidth_gbs()
+        n, megabytes = (512, 64) if quick else (1024, 256)
+        peaks = {p: matmul_gflops(p, n) for p in ("fp32", "bf16", "fp16", "int8")}
+        bandwidth = copy_bandwidth_gbs(megabytes)
     finally:
         torch.set_num_threads(previous)
     # A precision whose kernel is slower than fp32 is emulated, not native: not a peak worth stating.
@@ -100,11 +101,11 @@ def user_profile_dir() -> Path:
     return Path(first) if first else Path.home() / ".config" / "edgebench" / "device_profiles"
 
 
-def write_profile(name: str, out: Optional[Path] = None) -> tuple[Path, dict]:
+def write_profile(name: str, out: Optional[Path] = None, quick: bool = False) -> tuple[Path, dict]:
     """Measure the local CPU and write (or update) the profile `name`; returns its path and figures."""
     from .devices import cpu_flags, cpu_model, host_profile, load_profile_file, physical_cores
 
-    figures = measure_cpu()
+    figures = measure_cpu(quick=quick)
     path = Path(out) if out else user_profile_dir() / f"{name}.yaml"
     stamp = f"measured by `edgebench devices calibrate` on {time.strftime('%Y-%m-%d')}: achievable, not datasheet peak"
     if path.is_file():

@@ -2,7 +2,7 @@
 
 Model: an additive roofline over the ONNX graph. Each operator costs
 max(FLOPs / peak compute, bytes / memory bandwidth) at the precision it runs in; operators are
-grouped by kind (dense conv, depthwise conv, matmul, pooling, elementwise, data movement) and
+grouped by kind (dense, depthwise and grouped conv, matmul, pooling, elementwise, data movement) and
 each group gets an efficiency factor, plus a per-operator dispatch overhead and a fixed
 per-inference cost:
 
@@ -36,13 +36,13 @@ from .onnx_cost import BYTES_PER_ELEMENT, GROUPS, graph_costs
 ACHIEVABLE_COMPUTE = 0.8
 ACHIEVABLE_BANDWIDTH = 0.7
 # Prior factors (1/efficiency): used alone when nothing is calibrated, and as a weak pull otherwise.
-PRIOR = np.array([3.0, 4.0, 2.0, 3.0, 3.0, 3.0, 10.0, 1.0])
+PRIOR = np.array([3.0, 4.0, 4.0, 2.0, 3.0, 3.0, 3.0, 10.0, 1.0])
 PRIOR_WEIGHT = 0.05
 NODE_UNIT_MS = 0.001  # the per-op column is in microseconds per op
 CONSTANT_UNIT_MS = 0.01
 UNCALIBRATED_ERROR_PCT = 50.0
-POINTS_FILE = "estimator/points.jsonl"
-VALIDATION_FILE = "estimator/validation.json"
+POINTS_FILE = "estimator/points-v2.jsonl"  # v2: op groups include gconv
+VALIDATION_FILE = "estimator/validation-v2.json"
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,7 @@ class _Calibration:
 def add_estimates(store, infos, asked, host_device: str, run_dir: Path, runs_dir: Path, note=lambda s: None) -> int:
     """Append estimated Measurements for `asked` next to the host's measured ones; returns how many
     changed. Estimates are recomputed every run (they depend on everything measured so far)."""
+    from .backends import BACKENDS
     from .devices import physical_cores
     from .types import Measurement, measurement_key
 
@@ -299,8 +300,6 @@ def add_estimates(store, infos, asked, host_device: str, run_dir: Path, runs_dir
             continue
         target_points = other_runs_of(runs_dir, asked.name, run_dir, hw)
         for runtime in processor.runtimes:
-            from .backends import BACKENDS
-
             if runtime not in BACKENDS:
                 skipped_runtimes.add(runtime)
                 continue

@@ -14,7 +14,7 @@ import numpy as np
 
 # Op groups get their own efficiency factor: a runtime reaches a very different fraction of peak
 # on a dense convolution than on a depthwise one or on an elementwise op.
-GROUPS = ("conv", "dwconv", "gemm", "pool", "elementwise", "other")
+GROUPS = ("conv", "dwconv", "gconv", "gemm", "pool", "elementwise", "other")
 
 ELEMENTWISE = {"Relu", "Clip", "Add", "Sub", "Mul", "Div", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",
                "BatchNormalization", "LeakyRelu", "PRelu", "Exp", "Sqrt", "Pow", "Gelu", "Softmax", "Neg", "Max",
@@ -85,7 +85,7 @@ def _graph_costs(path: str, mtime: float, batch: int) -> tuple[tuple[OpCost, ...
             group = next((a.i for a in node.attribute if a.name == "group"), 1)
             in_channels = (shapes.get(node.input[0]) or [1, 1])[1]
             flops = 2.0 * numel(out) * int(np.prod(w[1:]))
-            kind = "dwconv" if group > 1 and group == in_channels else "conv"
+            kind = "conv" if group == 1 else "dwconv" if group == in_channels else "gconv"
         elif op in ("MatMul", "Gemm", "MatMulInteger", "QGemm"):
             a = shapes.get(node.input[0]) or inits.get(node.input[0]) or [1]
             transposed = any(at.name == "transA" and at.i for at in node.attribute)

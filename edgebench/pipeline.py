@@ -97,7 +97,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
     wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
     for processor_name, processor in profile.processors.items():
         for runtime in processor.runtimes:
-            if runtime not in BACKENDS or (wanted and runtime not in wanted):
+            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
+                    (not wanted and BACKENDS.get(runtime).opt_in):
                 continue
             avail = availability(runtime)
             if not avail.available or processor_name not in avail.processors:

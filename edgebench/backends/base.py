@@ -40,6 +40,7 @@ class Runner(ABC):
     devices: ClassVar[tuple[str, ...]]  # processors it can target when present
     precisions: ClassVar[tuple[str, ...]]
     extra: ClassVar[str] = ""  # pip extra, e.g. "edgebench[tensorrt]"
+    opt_in: ClassVar[bool] = False  # planned only when asked for by name (--runtimes)
 
     @classmethod
     @abstractmethod

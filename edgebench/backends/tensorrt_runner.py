@@ -156,7 +156,8 @@ class TensorRtRunner(Runner):
             config.set_flag(trt.BuilderFlag.FP16)
         elif placement.precision == "int8":
             config.set_flag(trt.BuilderFlag.INT8)
-            config.set_flag(trt.BuilderFlag.FP16)  # layers without INT8 kernels fall back to FP16, as trtexec --int8 --fp16
+            # Layers without an INT8 kernel fall back to FP16, as with trtexec --int8 --fp16.
+            config.set_flag(trt.BuilderFlag.FP16)
             if not explicit_int8:
                 calibration = placement.options.get("calibration")
                 if not calibration:
