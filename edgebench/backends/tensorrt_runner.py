@@ -269,11 +269,9 @@ class TensorRtRunner(Runner):
         profiler = Profiler()
         self.context.profiler = profiler
         np.copyto(self.inputs[0].host, inputs, casting="same_kind")
-        try:
-            for _ in range(iterations):
-                self._enqueue()
-        finally:
-            self.context.profiler = None
+        # The profiler stays attached: this breakdown runs after timing, just before close().
+        for _ in range(iterations):
+            self._enqueue()
         rows = [{"layer": name, "op_type": precisions.get(name, ("?", "?"))[0],
                  "precision": precisions.get(name, ("?", "?"))[1], "time_us": ms * 1000 / iterations}
                 for name, ms in profiler.totals.items()]
