@@ -10,6 +10,7 @@ to calibrate its estimates and to state their error.
 
     EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/estimator.py          # ~5 min on 2 cores
     python benchmarks/estimator.py --models resnet18,mobilenet_v2 --sizes 64   # quicker look
+    python benchmarks/estimator.py --threads 1                                 # on a shared machine
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--sizes", default="64,96")
     parser.add_argument("--budget", type=float, default=0.4, help="seconds of timing per round")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="inference threads (default: physical cores). On a shared machine use 1: with more, "
+                             "runtimes' spinning thread barriers make latency depend on other people's load")
     parser.add_argument("--rounds", type=int, default=2,
                         help="timing rounds per measurement (the lowest median is kept)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimator"))
@@ -51,7 +55,7 @@ def main() -> None:
     from edgebench.timing import TimingConfig, measure
 
     host = host_hardware()
-    threads = physical_cores()
+    threads = args.threads or physical_cores()
     timing = TimingConfig(warmup_iterations=5, warmup_s=0.1, min_iterations=20, time_budget_s=args.budget)
     configs = [("onnxruntime", "fp32", "onnx"), ("onnxruntime", "int8", "onnx-int8"), ("openvino", "fp32", "ir")]
     if {"avx512_bf16", "amx_bf16"} & cpu_flags():

@@ -59,9 +59,13 @@ def edgebench_median(runtime: str, artifact: Path, precision: str, threads: int,
 def benchmark_app_median(xml: Path, threads: int, precision: str, seconds: float) -> float:
     tool = shutil.which("benchmark_app")
     cmd = [tool] if tool else [sys.executable, "-m", "openvino.tools.benchmark.main"]
-    # benchmark_app refuses -nthreads with a hint; the latency hint uses all physical cores, which is
-    # the thread count edgebench is given here (physical_cores()).
-    cmd += ["-m", str(xml), "-d", "CPU", "-hint", "latency", "-api", "sync",
+    # benchmark_app refuses -nthreads with a hint. The latency hint means one stream on all physical
+    # cores; for fewer threads the same thing is spelled out: no hint, one stream, n threads.
+    from edgebench.devices import physical_cores
+
+    settings = ["-hint", "latency"] if threads == physical_cores() else \
+        ["-hint", "none", "-nstreams", "1", "-nthreads", str(threads)]
+    cmd += ["-m", str(xml), "-d", "CPU", *settings, "-api", "sync",
             "-infer_precision", precision, "-t", str(max(1, int(round(seconds))))]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
     match = re.search(r"Median:\s+([\d.]+) ms", out)
@@ -76,6 +80,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=4.0, help="timing per tool per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="inference threads (default: physical cores)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fidelity"))
     args = parser.parse_args()
 
@@ -86,7 +91,7 @@ def main() -> None:
     from edgebench.devices import cpu_model, physical_cores
     from edgebench.export import export_onnx, onnx_to_openvino
 
-    threads = physical_cores()
+    threads = args.threads or physical_cores()
     torch.manual_seed(0)
     module = getattr(torchvision.models, args.model)(weights=None, num_classes=10).eval()
     sample = np.random.default_rng(0).standard_normal((1, 3, args.size, args.size)).astype(np.float32)

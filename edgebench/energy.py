@@ -29,7 +29,7 @@ class NoEnergy:
     def start(self) -> None:
         pass
 
-    def stop(self, inferences: int, seconds: float) -> dict:
+    def stop(self, inferences: int, timed_iterations: int, timed_seconds: float) -> dict:
         return {"available": False, "reason": self.reason}
 
 
@@ -46,7 +46,9 @@ class RaplMeter:
     def start(self) -> None:
         self._start = self._read()
 
-    def stop(self, inferences: int, seconds: float) -> dict:
+    def stop(self, inferences: int, timed_iterations: int, timed_seconds: float) -> dict:
+        """`inferences`: all run between start and stop (warm-up included); the timed loop's
+        iterations and seconds give the rate at which they ran."""
         end = self._read()
         total_uj = 0
         for d, a, b in zip(self.domains, self._start, end):
@@ -54,9 +56,11 @@ class RaplMeter:
                 b += int((d / "max_energy_range_uj").read_text())
             total_uj += b - a
         joules = total_uj / 1e6
+        per_inference = joules / inferences if inferences else None
+        rate = timed_iterations / timed_seconds if timed_seconds > 0 else None
         return {"available": True, "sensor": "rapl", "domains": [d.name for d in self.domains], "energy_j": joules,
-                "mean_power_w": joules / seconds if seconds > 0 else None,
-                "energy_per_inference_mj": 1e3 * joules / inferences if inferences else None,
+                "mean_power_w": per_inference * rate if per_inference is not None and rate else None,
+                "energy_per_inference_mj": 1e3 * per_inference if per_inference is not None else None,
                 "note": "CPU package energy (whole package, including other processes)"}
 
 
@@ -81,7 +85,7 @@ class TegrastatsMeter:
             for rail, now_mw, _ in RAIL.findall(line):
                 self.samples.setdefault(rail, []).append(float(now_mw))
 
-    def stop(self, inferences: int, seconds: float) -> dict:
+    def stop(self, inferences: int, timed_iterations: int, timed_seconds: float) -> dict:
         if self._proc:
             self._proc.terminate()
             self._proc.wait(timeout=5)
@@ -91,10 +95,10 @@ class TegrastatsMeter:
             return {"available": False, "reason": "tegrastats printed no power rails during the run"}
         rails = {r: sum(v) / len(v) / 1e3 for r, v in self.samples.items()}
         total_rail = "VDD_IN" if "VDD_IN" in rails else max(rails, key=rails.get)
-        joules = rails[total_rail] * seconds
+        joules = rails[total_rail] * timed_seconds  # energy of the timed loop
         return {"available": True, "sensor": "tegrastats", "rails_w": rails, "total_rail": total_rail,
                 "mean_power_w": rails[total_rail], "energy_j": joules,
-                "energy_per_inference_mj": 1e3 * joules / inferences if inferences else None,
+                "energy_per_inference_mj": 1e3 * joules / timed_iterations if timed_iterations else None,
                 "power_mode": jetson_power_mode(), "samples": min(len(v) for v in self.samples.values())}
 
 

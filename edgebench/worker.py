@@ -74,7 +74,7 @@ def execute(task: MeasureTask) -> Measurement:
     meter = energy_meter()
     meter.start()
     stats, samples = measure(runner, sample, TimingConfig(**task.timing))
-    extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.total_s)
+    extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
     extra.update(runner.extra_metrics(sample))
     accuracy = evaluate_runner(runner, x, y, task.num_classes, batch_size=task.batch_size) if task.score else None
     layers: list[dict] = []
