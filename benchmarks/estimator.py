@@ -110,7 +110,7 @@ def main() -> None:
               "cross_device": "not validated: no other device is reachable from this machine",
               "points": [{"model": p.model, "runtime": p.runtime, "precision": p.precision,
                           "latency_ms": p.latency_ms, "ops": len(p.ops)} for p in points],
-              "seconds": round(time.time() - started, 1), "cached_points": str(cache)}
+              "seconds": round(time.time() - started, 1), "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "cached_points": str(cache)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))

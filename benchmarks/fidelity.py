@@ -138,7 +138,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "fidelity", "cpu": cpu_model(), "threads": threads, "model": args.model, "size": args.size,
-            "seconds_per_tool": args.seconds, "rounds": args.rounds, "results": results,
+            "seconds_per_tool": args.seconds, "rounds": args.rounds, "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "results": results,
             "note": "shared, noisy machine unless stated otherwise; rerun on a quiet one"}
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     lines = [f"# Fidelity: edgebench vs each runtime's own tool ({cpu_model()}, {threads} threads)", "",
