@@ -127,6 +127,8 @@ def main() -> None:
                      f"| {key} | {v['n']} | {100 * v['within_10pct']:.0f}% | {v['median_abs_pct']:.1f}% | "
                      f"{v['p90_abs_pct']:.1f}% | - |")
     lines += ["", "Cross-device error: not validated (no other device reachable here).",
+              f"Load average at the end (1/5/15 min): {result['load_average_1_5_15m_at_end']} on "
+              f"{__import__('os').cpu_count()} logical CPUs.",
               f"Run time {result['seconds']} s. Rerun: `python benchmarks/estimator.py`."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

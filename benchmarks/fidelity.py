@@ -152,6 +152,8 @@ def main() -> None:
                          f"{'yes' if r['within_5pct'] else 'no'} |")
         else:
             lines.append(f"| {label} | - | - | - | {r['skipped']} |")
+    lines += ["", f"Load average at the end (1/5/15 min): {meta['load_average_1_5_15m_at_end']} on "
+                  f"{__import__('os').cpu_count()} logical CPUs."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
