@@ -353,9 +353,9 @@ def _estimate_one(info, runtime, processor_name, precision, asked, ref, costs, o
     shares = shares * (estimate * 1000 / shares.sum()) if shares.sum() > 0 else shares
     layers = sorted(({"layer": op.name, "op_type": op.op_type, "precision": precision, "time_us": float(t),
                       "estimated": True} for op, t in zip(costs, shares)), key=lambda r: -r["time_us"])[:60]
-    err = error_pct / 100
+    err = error_pct / 100  # the band is symmetric in ratio (x/ (1+err)), so it never reaches zero
     latency = {"median_ms": estimate, "mean_ms": estimate, "p90_ms": estimate, "p99_ms": estimate, "std_ms": 0.0,
-               "min_ms": estimate, "ci_low_ms": estimate * max(0.0, 1 - err), "ci_high_ms": estimate * (1 + err),
+               "min_ms": estimate, "ci_low_ms": estimate / (1 + err), "ci_high_ms": estimate * (1 + err),
                "confidence": 0.9, "iterations": 0, "warmup_iterations": 0, "total_s": 0.0, "stop_reason": "estimated"}
     return Measurement(
         key=measurement_key(info.id, runtime, processor_name, precision, asked.name), candidate=info.id,
