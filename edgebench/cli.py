@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import EdgebenchError
@@ -83,14 +84,33 @@ def backends() -> None:
         if a.available:
             table.add_row(name, "[green]available", a.version or "", ", ".join(a.processors), ", ".join(a.precisions), "")
         else:
-            table.add_row(name, "[red]unavailable", "", ", ".join(runner.devices), "", f"{a.reason}; {a.install or ''}")
+            table.add_row(name, "[red]unavailable", "", ", ".join(runner.devices), "",
+                          escape(f"{a.reason}; {a.install or ''}"))
     console.print(table)
 
 
 @app.command()
-def devices() -> None:
-    """Device profiles, their aliases, and which one this machine is."""
+def devices(
+    action: Optional[str] = typer.Argument(None, help="'calibrate': measure this machine's compute and bandwidth "
+                                                       "and write a profile."),
+    name: str = typer.Option("host-calibrated", help="calibrate: name of the profile to write or update."),
+    out: Optional[Path] = typer.Option(None, help="calibrate: profile file (default: first $EDGEBENCH_PROFILES "
+                                                  "folder, else ~/.config/edgebench/device_profiles)."),
+) -> None:
+    """Device profiles, their aliases, and which one this machine is; `devices calibrate` measures this one."""
     from .devices import all_profiles, local_device
+
+    if action == "calibrate":
+        from .calibrate import write_profile
+
+        path, figures = write_profile(name, out)
+        console.print(f"wrote {escape(str(path))}: peak GFLOP/s {figures['peak_gflops']}, "
+                      f"bandwidth {figures['memory_bandwidth_gbs']} GB/s ({figures['threads']} threads)")
+        return
+    if action is not None:
+        from .errors import UsageError
+
+        raise UsageError(f"unknown action '{action}' for devices; the only one is 'calibrate'")
 
     here = local_device().name
     table = Table(title="device profiles")

@@ -28,7 +28,7 @@ class Processor(BaseModel):
     peak_gflops: dict[str, float] = Field(default_factory=dict)  # per precision: fp32, fp16, int8 (GOPS)
     memory_bandwidth_gbs: Optional[float] = None
     runtimes: list[str]
-    precisions: list[str]
+    precisions: list[Literal["fp32", "bf16", "fp16", "int8"]]
     cores: Optional[int] = None
     dla_cores: int = 0
 
@@ -40,6 +40,7 @@ class Detect(BaseModel):
     file_contains: dict[str, str] = Field(default_factory=dict)  # path -> substring
     cpu_model_regex: Optional[str] = None
     machine: Optional[str] = None  # platform.machine(), e.g. aarch64
+    gpu_name_regex: Optional[str] = None  # name of CUDA device 0, e.g. "A100"
 
 
 class DeviceProfile(BaseModel):
@@ -67,6 +68,8 @@ class DeviceProfile(BaseModel):
                 pass
         if d.cpu_model_regex and re.search(d.cpu_model_regex, cpu_model()):
             return True
+        if d.gpu_name_regex and re.search(d.gpu_name_regex, _gpu_name()):
+            return True
         return bool(d.machine and d.machine == platform.machine() and not (d.file_contains or d.cpu_model_regex))
 
 
@@ -75,6 +78,9 @@ def profile_dirs() -> list[Path]:
     for extra in os.environ.get("EDGEBENCH_PROFILES", "").split(os.pathsep):
         if extra:
             dirs.append(Path(extra))
+    user = Path.home() / ".config" / "edgebench" / "device_profiles"  # where `devices calibrate` writes
+    if user.is_dir():
+        dirs.append(user)
     repo = Path(__file__).resolve().parent.parent / "device_profiles"
     installed = Path(sys.prefix) / "share" / "edgebench" / "device_profiles"
     dirs += [d for d in (repo, installed) if d.is_dir()]

@@ -100,7 +100,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
     wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
     for processor_name, processor in profile.processors.items():
         for runtime in processor.runtimes:
-            if runtime not in BACKENDS or (wanted and runtime not in wanted):
+            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
+                    (not wanted and BACKENDS.get(runtime).opt_in):
                 continue
             avail = availability(runtime)
             if not avail.available or processor_name not in avail.processors:
@@ -128,7 +129,7 @@ def precisions_for(info: CandidateInfo, runner, processor_precisions: list[str],
     # Float artifacts: fp32 everywhere; OpenVINO also at the reduced precisions the processor
     # runs natively, because that is what it would pick by itself (bf16 on AMX CPUs).
     chosen = ["fp32"] if "fp32" in processor_precisions else []
-    if runtime == "openvino":
+    if runtime in ("openvino", "tensorrt"):
         chosen += [p for p in ("bf16", "fp16") if p in processor_precisions and p in runner.precisions]
     return chosen
 
@@ -203,6 +204,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             reporter.progress("measure", count[0], len(tasks))
 
         executor.run(tasks, on_result)
+        if not is_target:
+            from .estimate import add_estimates
+
+            reporter.stage(f"estimating {asked.name} from this machine's measurements")
+            add_estimates(store, infos, asked, target.name, run_dir, Path(opts.runs_dir), reporter.note)
         measurements = store.measurements()
 
         from .report import render_run

@@ -21,7 +21,8 @@ def print_summary(console: Console, run_dir: Path) -> None:
     for r in sorted((r for r in rows if r["pareto"]), key=lambda r: (r["group"], r["median_ms"])):
         table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
                       f"{100 * r['top1']:.1f}", f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
-                      f"{r['speedup']:.2f}x" if r["speedup"] else "-", r["source"])
+                      f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+                      f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else r["source"])
     console.print(table)
     choice = recommend(rows)
     if choice:

@@ -57,6 +57,7 @@ def execute(task: MeasureTask) -> Measurement:
     """Load, time and score one artifact in this process. Runs inside the worker."""
     from .accuracy import evaluate_runner
     from .backends import Placement, create_runner
+    from .energy import energy_meter
     from .timing import TimingConfig, measure, peak_rss_mb, timed
 
     data = np.load(task.eval_data)
@@ -64,9 +65,17 @@ def execute(task: MeasureTask) -> Measurement:
     sample = np.ascontiguousarray(x[: task.batch_size])
     runner = create_runner(task.backend)
     placement = Placement(task.processor, task.precision, task.threads, task.batch_size, dict(task.options))
+    runner.check_placement(placement)
+    extra: dict = {}
+    if hasattr(runner, "prepare"):  # an ahead-of-time build (TensorRT engine), reported apart from loading it
+        extra["build_s"] = timed(lambda: runner.prepare(Path(task.artifact), placement))[1]
     _, load_s = timed(lambda: runner.load(Path(task.artifact), placement))
     _, first_s = timed(lambda: (runner.infer(sample), runner.synchronize()))
+    meter = energy_meter()
+    meter.start()
     stats, samples = measure(runner, sample, TimingConfig(**task.timing))
+    extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
+    extra.update(runner.extra_metrics(sample))
     accuracy = evaluate_runner(runner, x, y, task.num_classes, batch_size=task.batch_size) if task.score else None
     layers: list[dict] = []
     if task.layer_profile:
@@ -84,7 +93,7 @@ def execute(task: MeasureTask) -> Measurement:
         samples_ms=tuple(round(float(s), 5) for s in samples), load_s=load_s, first_inference_ms=first_s * 1e3,
         peak_rss_mb=peak_rss_mb(), batch_size=task.batch_size, threads=task.threads, runtime_version=version,
         measured_on=task.measured_on, node_id=os.environ.get("EDGEBENCH_NODE_ID"), layers=tuple(layers),
-        timestamp=time.time())
+        extra=extra, timestamp=time.time())
 
 
 def run_isolated(task: MeasureTask) -> Measurement:

@@ -6,12 +6,15 @@ from ..registry import Registry
 from .base import Availability, Placement, Runner
 from .onnxruntime_runner import OnnxRuntimeRunner
 from .openvino_runner import OpenVinoRunner
-from .torch_runner import TorchRunner
+from .tensorrt_runner import TensorRtRunner
+from .torch_runner import TorchCompileRunner, TorchRunner
 
 BACKENDS: Registry[type[Runner]] = Registry("runtime", "edgebench.backends")
 BACKENDS.add("pytorch", TorchRunner, aliases=("torch",))
 BACKENDS.add("onnxruntime", OnnxRuntimeRunner, aliases=("ort",))
 BACKENDS.add("openvino", OpenVinoRunner, aliases=("ov",))
+BACKENDS.add("tensorrt", TensorRtRunner, aliases=("trt",))
+BACKENDS.add("torch-compile", TorchCompileRunner, aliases=("torch.compile", "inductor"))
 
 _availability_cache: dict[str, Availability] = {}
 

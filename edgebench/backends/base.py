@@ -40,6 +40,7 @@ class Runner(ABC):
     devices: ClassVar[tuple[str, ...]]  # processors it can target when present
     precisions: ClassVar[tuple[str, ...]]
     extra: ClassVar[str] = ""  # pip extra, e.g. "edgebench[tensorrt]"
+    opt_in: ClassVar[bool] = False  # planned only when asked for by name (--runtimes)
 
     @classmethod
     @abstractmethod
@@ -64,6 +65,22 @@ class Runner(ABC):
 
     def runtime_version(self) -> Optional[str]:
         return self.availability().version
+
+    @classmethod
+    def check_placement(cls, placement: Placement) -> None:
+        """A precision or processor this runtime does not have is a one-line user error."""
+        from ..errors import IncompatibleError
+
+        if placement.precision not in cls.precisions:
+            raise IncompatibleError(f"{cls.name} has no precision '{placement.precision}' "
+                                    f"(it has {', '.join(cls.precisions)})")
+        if placement.processor not in cls.devices:
+            raise IncompatibleError(f"{cls.name} cannot run on the {placement.processor} "
+                                    f"(it runs on {', '.join(cls.devices)})")
+
+    def extra_metrics(self, inputs: np.ndarray) -> dict:
+        """Runtime-specific figures stored beside the timing (e.g. GPU compute vs copies); {} by default."""
+        return {}
 
     def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
         """Per-layer or per-op time and precision, where the runtime exposes it; [] otherwise."""

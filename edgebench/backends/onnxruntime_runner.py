@@ -40,7 +40,9 @@ class OnnxRuntimeRunner(Runner):
 
         self.placement = placement
         have = ort.get_available_providers()
-        providers = [p for p in PROVIDERS_FOR[placement.processor] if p in have]
+        # A device profile may name its providers (e.g. TensorRT then CUDA on a Jetson GPU).
+        wanted = placement.options.get("providers") or PROVIDERS_FOR[placement.processor]
+        providers = [p for p in wanted if p in have]
         if not providers:
             raise IncompatibleError(
                 f"onnxruntime has no execution provider for {placement.processor} here (installed: {', '.join(have)})")
@@ -55,6 +57,10 @@ class OnnxRuntimeRunner(Runner):
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: inputs})[0]
+
+    def extra_metrics(self, inputs: np.ndarray) -> dict:
+        return {"providers": list(self.providers), "graph_optimization": "ORT_ENABLE_ALL",
+                "intra_op_threads": self.placement.threads}
 
     def close(self) -> None:
         self.session = None

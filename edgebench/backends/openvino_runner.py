@@ -76,6 +76,23 @@ class OpenVinoRunner(Runner):
             return f"int8+{executed}"  # quantized ops in int8, the rest in the plugin's float precision
         return executed
 
+    def extra_metrics(self, inputs: np.ndarray) -> dict:
+        """The settings a figure depends on, read back from the compiled model."""
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        def read(prop):
+            try:
+                value = self.compiled.get_property(prop)
+                return value.name if hasattr(value, "name") else str(value)
+            except RuntimeError:
+                return None
+
+        return {"device": self._device, "performance_hint": read(hints.performance_mode),
+                "inference_precision": self._executed, "num_streams": read(props.num_streams),
+                "inference_num_threads": read(props.inference_num_threads),
+                "optimal_infer_requests": read(props.optimal_number_of_infer_requests)}
+
     def close(self) -> None:
         self.request = None
         self.compiled = None

@@ -58,5 +58,32 @@ class TorchRunner(Runner):
         if self.device.type == "cuda":
             self._torch.cuda.synchronize()
 
+    def extra_metrics(self, inputs: np.ndarray) -> dict:
+        return {"mode": "torch.compile (inductor)" if self.placement.options.get("compile") else "eager",
+                "threads": self._torch.get_num_threads()}
+
     def close(self) -> None:
         self.model = None
+
+
+class TorchCompileRunner(TorchRunner):
+    """`torch.compile` (inductor). Compilation happens on the first call, so it shows up as the
+    first-inference latency, which is what an application pays. Opt-in: it is only planned when
+    asked for with --runtimes, because compiling costs tens of seconds per candidate."""
+    name = "torch-compile"
+    opt_in = True
+
+    @classmethod
+    def availability(cls) -> Availability:
+        base = TorchRunner.availability()
+        if not base.available:
+            return base
+        import torch
+
+        if not hasattr(torch, "compile"):
+            return unavailable(f"torch {torch.__version__} has no torch.compile", "torch>=2.0")
+        return base
+
+    def load(self, artifact: Path, placement: Placement) -> None:
+        super().load(artifact, Placement(placement.processor, placement.precision, placement.threads,
+                                         placement.batch_size, {**placement.options, "compile": True}))

@@ -1,0 +1,162 @@
+"""Fidelity: is edgebench's median what each runtime's own tool reports, on the same artifact?
+
+- OpenVINO: edgebench's OpenVINO runner + timing loop vs OpenVINO's `benchmark_app` (shipped with
+  the openvino wheel; `python -m openvino.tools.benchmark.main` is the same tool) on the same IR,
+  latency hint, sync API, same thread count (all physical cores) and inference precision.
+- ONNX Runtime: vs a minimal `session.run` loop (the wheel ships no perf tool).
+- PyTorch: vs a minimal `model(x)` loop under inference_mode.
+- TensorRT: vs `trtexec`, only where a GPU and trtexec exist (not on this machine).
+
+Each pair runs back to back, in alternating order, for `--rounds` rounds; the ratio reported is
+median(edgebench) / median(reference) per round, and the median over rounds. Goal: within 5%.
+
+    python benchmarks/fidelity.py                   # ~3 min on 2 cores
+    python benchmarks/fidelity.py --model resnet18 --size 96 --seconds 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def minimal_loop(fn, seconds: float) -> float:
+    """Median ms of `fn()` over `seconds`, after a short warm-up: the simplest honest loop."""
+    for _ in range(10):
+        fn()
+    samples, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return float(np.median(samples))
+
+
+def edgebench_median(runtime: str, artifact: Path, precision: str, threads: int, sample: np.ndarray,
+                     seconds: float) -> float:
+    from edgebench.backends import Placement, create_runner
+    from edgebench.timing import TimingConfig, measure
+
+    runner = create_runner(runtime)
+    runner.load(artifact, Placement("cpu", precision, threads))
+    # A fixed time budget and a CI target that is never met: the same amount of timing as the reference.
+    stats, _ = measure(runner, sample, TimingConfig(time_budget_s=seconds, target_ci=0.0, max_iterations=10 ** 6))
+    runner.close()
+    return stats.median_ms
+
+
+def benchmark_app_median(xml: Path, threads: int, precision: str, seconds: float) -> float:
+    tool = shutil.which("benchmark_app")
+    cmd = [tool] if tool else [sys.executable, "-m", "openvino.tools.benchmark.main"]
+    # benchmark_app refuses -nthreads with a hint. The latency hint means one stream on all physical
+    # cores; for fewer threads the same thing is spelled out: no hint, one stream, n threads.
+    from edgebench.devices import physical_cores
+
+    settings = ["-hint", "latency"] if threads == physical_cores() else \
+        ["-hint", "none", "-nstreams", "1", "-nthreads", str(threads)]
+    cmd += ["-m", str(xml), "-d", "CPU", *settings, "-api", "sync",
+            "-infer_precision", precision, "-t", str(max(1, int(round(seconds))))]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    match = re.search(r"Median:\s+([\d.]+) ms", out)
+    if not match:
+        raise RuntimeError("benchmark_app printed no median:\n" + out[-2000:])
+    return float(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenet_v3_small")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=4.0, help="timing per tool per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="inference threads (default: physical cores)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fidelity"))
+    args = parser.parse_args()
+
+    import onnxruntime as ort
+    import torch
+    import torchvision
+
+    from edgebench.devices import cpu_model, physical_cores
+    from edgebench.export import export_onnx, onnx_to_openvino
+
+    threads = args.threads or physical_cores()
+    torch.manual_seed(0)
+    module = getattr(torchvision.models, args.model)(weights=None, num_classes=10).eval()
+    sample = np.random.default_rng(0).standard_normal((1, 3, args.size, args.size)).astype(np.float32)
+    work = Path(tempfile.mkdtemp(prefix="eb-fidelity-"))
+    onnx_path = export_onnx(module, work / "model.onnx", np.repeat(sample, 2, 0), rtol=1e-2, atol=1e-3)
+    xml = onnx_to_openvino(onnx_path, work / "ir")
+    torch.save(module, work / "model.pt")
+
+    def ort_reference() -> float:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return minimal_loop(lambda: session.run(None, {name: sample}), args.seconds)
+
+    def torch_reference() -> float:
+        torch.set_num_threads(threads)
+        x = torch.from_numpy(sample)
+        with torch.inference_mode():
+            return minimal_loop(lambda: module(x), args.seconds)
+
+    pairs = {
+        "openvino fp32 vs benchmark_app": (lambda: edgebench_median("openvino", xml, "fp32", threads, sample,
+                                                                    args.seconds),
+                                           lambda: benchmark_app_median(xml, threads, "f32", args.seconds)),
+        "onnxruntime fp32 vs session.run loop": (lambda: edgebench_median("onnxruntime", onnx_path, "fp32", threads,
+                                                                          sample, args.seconds), ort_reference),
+        "pytorch fp32 vs eager loop": (lambda: edgebench_median("pytorch", work / "model.pt", "fp32", threads, sample,
+                                                                args.seconds), torch_reference),
+    }
+    results = {}
+    for label, (ours, theirs) in pairs.items():
+        rounds = []
+        for r in range(args.rounds):
+            a, b = (ours(), theirs()) if r % 2 == 0 else tuple(reversed((theirs(), ours())))
+            rounds.append({"edgebench_ms": a, "reference_ms": b, "ratio": a / b})
+            print(f"{label:40s} round {r}: edgebench {a:.3f} ms, reference {b:.3f} ms, ratio {a / b:.3f}", flush=True)
+        ratio = float(np.median([x["ratio"] for x in rounds]))
+        results[label] = {"rounds": rounds, "median_ratio": ratio, "within_5pct": abs(ratio - 1) <= 0.05}
+    results["tensorrt vs trtexec"] = {"skipped": "no NVIDIA GPU / trtexec on this machine" if not shutil.which(
+        "trtexec") else "not automated yet"}
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"benchmark": "fidelity", "cpu": cpu_model(), "threads": threads, "model": args.model, "size": args.size,
+            "seconds_per_tool": args.seconds, "rounds": args.rounds, "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "results": results,
+            "note": "shared, noisy machine unless stated otherwise; rerun on a quiet one"}
+    out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    lines = [f"# Fidelity: edgebench vs each runtime's own tool ({cpu_model()}, {threads} threads)", "",
+             f"{args.model} at {args.size}x{args.size}, {args.rounds} alternating rounds of {args.seconds} s per tool.",
+             "", "| pair | edgebench ms (median of rounds) | reference ms | ratio | within 5% |",
+             "|---|---|---|---|---|"]
+    for label, r in results.items():
+        if "rounds" in r:
+            lines.append(f"| {label} | {np.median([x['edgebench_ms'] for x in r['rounds']]):.3f} | "
+                         f"{np.median([x['reference_ms'] for x in r['rounds']]):.3f} | {r['median_ratio']:.3f} | "
+                         f"{'yes' if r['within_5pct'] else 'no'} |")
+        else:
+            lines.append(f"| {label} | - | - | - | {r['skipped']} |")
+    lines += ["", f"Load average at the end (1/5/15 min): {meta['load_average_1_5_15m_at_end']} on "
+                  f"{__import__('os').cpu_count()} logical CPUs."]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

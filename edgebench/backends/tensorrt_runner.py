@@ -1,0 +1,315 @@
+"""TensorRT 10: engines built from ONNX in FP32, FP16 or INT8, timed like trtexec.
+
+- FP32 / FP16: the FP16 builder flag lets TensorRT pick FP16 kernels where faster.
+- INT8 from a QDQ ONNX (edgebench's PTQ candidates): explicit quantization, scales come from the
+  graph. INT8 from a plain ONNX: implicit quantization with an entropy calibrator fed from
+  `placement.options["calibration"]` (an .npz with `x`); TensorRT 10 deprecates this path but
+  still ships it, and Jetson DLA needs it.
+- DLA: `placement.options["dla_core"]` builds for that DLA core with GPU fallback.
+- `prepare` builds and serialises the engine (the worker times it as the engine build);
+  `load` deserialises it and allocates pinned host and device buffers.
+- `infer` copies host -> device, runs `execute_async_v3` on a CUDA stream, copies back, and
+  waits for the stream: the end-to-end figure an application sees. `extra_metrics` separates GPU
+  compute from the copies with CUDA events, as trtexec reports "GPU Compute Time" beside "H2D" and
+  "D2H Latency"; `layer_profile` uses TensorRT's IProfiler and the engine inspector for the
+  precision each fused layer runs in.
+
+Needs an NVIDIA GPU, `tensorrt` and `cuda-python` (`pip install 'edgebench[tensorrt]'`).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from ..errors import CorruptInputError, IncompatibleError, RuntimeUnavailableError
+from .base import Availability, Placement, Runner, unavailable
+
+WORKSPACE_BYTES = 1 << 30
+
+
+def _cudart():
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        from cuda import cudart  # older cuda-python
+    return cudart
+
+
+def _check(result):
+    """cuda-python returns (error, *values); raise on error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    cudart = _cudart()
+    if err != cudart.cudaError_t.cudaSuccess:
+        name = cudart.cudaGetErrorName(err)[1]
+        raise RuntimeError(f"CUDA error {name.decode() if isinstance(name, bytes) else name}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+class _Buffer:
+    """Pinned host memory (as trtexec uses) and its device twin."""
+
+    def __init__(self, shape: tuple, dtype: np.dtype):
+        cudart = _cudart()
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        self.host_ptr = _check(cudart.cudaMallocHost(self.nbytes))
+        pointer = ctypes.cast(self.host_ptr, ctypes.POINTER(np.ctypeslib.as_ctypes_type(self.dtype)))
+        self.host = np.ctypeslib.as_array(pointer, (int(np.prod(self.shape)),)).reshape(self.shape)
+        self.device = _check(cudart.cudaMalloc(self.nbytes))
+
+    def free(self) -> None:
+        cudart = _cudart()
+        cudart.cudaFree(self.device)
+        cudart.cudaFreeHost(self.host_ptr)
+
+
+def _entropy_calibrator(trt, data: np.ndarray, cache: Path):
+    """An IInt8EntropyCalibrator2 that feeds `data` one image at a time."""
+    cudart = _cudart()
+
+    class Calibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self):
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self.index = 0
+            self.batch = np.ascontiguousarray(data[:1], dtype=np.float32)
+            self.device = _check(cudart.cudaMalloc(self.batch.nbytes))
+
+        def get_batch_size(self):
+            return 1
+
+        def get_batch(self, names):
+            if self.index >= len(data):
+                return None
+            self.batch[...] = data[self.index:self.index + 1]
+            self.index += 1
+            _check(cudart.cudaMemcpy(self.device, self.batch.ctypes.data, self.batch.nbytes,
+                                     cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            return [int(self.device)]
+
+        def read_calibration_cache(self):
+            return cache.read_bytes() if cache.is_file() else None
+
+        def write_calibration_cache(self, blob):
+            cache.write_bytes(bytes(blob))
+
+    return Calibrator()
+
+
+class TensorRtRunner(Runner):
+    name = "tensorrt"
+    formats = ("onnx",)
+    devices = ("gpu",)
+    precisions = ("fp32", "fp16", "int8")
+    extra = "edgebench[tensorrt]"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        try:
+            import tensorrt as trt
+        except ImportError as e:
+            return unavailable(f"tensorrt is not importable ({e})", cls.extra)
+        try:
+            cudart = _cudart()
+        except ImportError as e:
+            return unavailable(f"cuda-python is not importable ({e})", cls.extra)
+        err, count = cudart.cudaGetDeviceCount()
+        if err != cudart.cudaError_t.cudaSuccess or count == 0:
+            return Availability(False, version=trt.__version__, reason="no NVIDIA GPU is visible to CUDA",
+                                install="needs an NVIDIA GPU and driver")
+        return Availability(True, version=trt.__version__, processors=("gpu",), precisions=cls.precisions)
+
+    # ---- build ------------------------------------------------------------------------------
+    def prepare(self, artifact: Path, placement: Placement) -> None:
+        """Parse the ONNX and build the serialized engine (timed by the worker as build_s)."""
+        import tensorrt as trt
+
+        if placement.processor != "gpu":
+            raise IncompatibleError(f"tensorrt runs on the GPU (and its DLA cores), not on the {placement.processor}")
+        if placement.precision not in self.precisions:
+            raise IncompatibleError(f"tensorrt has no '{placement.precision}' precision (it has "
+                                    f"{', '.join(self.precisions)})")
+        if not self.availability().available:
+            raise RuntimeUnavailableError(f"tensorrt: {self.availability().reason}")
+        self.placement = placement
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(self._logger)
+        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        parser = trt.OnnxParser(network, self._logger)
+        if not parser.parse(Path(artifact).read_bytes()):
+            errors = "; ".join(str(parser.get_error(i).desc()) for i in range(parser.num_errors))
+            raise CorruptInputError(f"tensorrt cannot parse '{Path(artifact).name}': {errors[:300]}")
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # layer names and precisions for the report
+        profile = builder.create_optimization_profile()
+        for i in range(network.num_inputs):
+            tensor = network.get_input(i)
+            shape = [placement.batch_size if d < 0 else d for d in tensor.shape]
+            profile.set_shape(tensor.name, shape, shape, shape)
+        config.add_optimization_profile(profile)
+        explicit_int8 = any(network.get_layer(i).type == trt.LayerType.QUANTIZE for i in range(network.num_layers))
+        if placement.precision == "fp16":
+            config.set_flag(trt.BuilderFlag.FP16)
+        elif placement.precision == "int8":
+            config.set_flag(trt.BuilderFlag.INT8)
+            # Layers without an INT8 kernel fall back to FP16, as with trtexec --int8 --fp16.
+            config.set_flag(trt.BuilderFlag.FP16)
+            if not explicit_int8:
+                calibration = placement.options.get("calibration")
+                if not calibration:
+                    raise IncompatibleError("tensorrt int8 from a float ONNX needs calibration data "
+                                            "(options.calibration: an .npz with x); or quantize to QDQ ONNX first")
+                data = np.load(calibration)["x"].astype(np.float32)
+                self._calibrator = _entropy_calibrator(trt, data, Path(artifact).with_suffix(".trt-calib.cache"))
+                config.int8_calibrator = self._calibrator
+        dla_core = placement.options.get("dla_core")
+        if dla_core is not None:
+            if builder.num_DLA_cores <= int(dla_core):
+                raise IncompatibleError(f"tensorrt: DLA core {dla_core} asked, this device has {builder.num_DLA_cores}")
+            config.default_device_type = trt.DeviceType.DLA
+            config.DLA_core = int(dla_core)
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise IncompatibleError(f"tensorrt could not build an engine for '{Path(artifact).name}' at "
+                                    f"{placement.precision} (see the TensorRT log above)")
+        self._plan = bytes(plan)
+        self._explicit_int8 = explicit_int8
+
+    # ---- run --------------------------------------------------------------------------------
+    def load(self, artifact: Path, placement: Placement) -> None:
+        import tensorrt as trt
+
+        if getattr(self, "_plan", None) is None:
+            self.prepare(artifact, placement)
+        cudart = _cudart()
+        self.placement = placement
+        self._runtime = trt.Runtime(self._logger)
+        if placement.options.get("dla_core") is not None:
+            self._runtime.DLA_core = int(placement.options["dla_core"])
+        self.engine = self._runtime.deserialize_cuda_engine(self._plan)
+        self.context = self.engine.create_execution_context()
+        self.stream = _check(cudart.cudaStreamCreate())
+        self.inputs, self.outputs = [], []
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            shape = tuple(placement.batch_size if d < 0 else d for d in self.engine.get_tensor_shape(name))
+            if is_input:
+                self.context.set_input_shape(name, shape)
+            else:
+                shape = tuple(self.context.get_tensor_shape(name))
+            buf = _Buffer(shape, trt.nptype(self.engine.get_tensor_dtype(name)))
+            self.context.set_tensor_address(name, int(buf.device))
+            (self.inputs if is_input else self.outputs).append(buf)
+
+    def _enqueue(self, events=None) -> None:
+        cudart = _cudart()
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        if events:
+            _check(cudart.cudaEventRecord(events[0], self.stream))
+        for buf in self.inputs:
+            _check(cudart.cudaMemcpyAsync(buf.device, buf.host_ptr, buf.nbytes, h2d, self.stream))
+        if events:
+            _check(cudart.cudaEventRecord(events[1], self.stream))
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("tensorrt: execute_async_v3 failed")
+        if events:
+            _check(cudart.cudaEventRecord(events[2], self.stream))
+        for buf in self.outputs:
+            _check(cudart.cudaMemcpyAsync(buf.host_ptr, buf.device, buf.nbytes, d2h, self.stream))
+        if events:
+            _check(cudart.cudaEventRecord(events[3], self.stream))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+
+    def infer(self, inputs: np.ndarray) -> np.ndarray:
+        buf = self.inputs[0]
+        if inputs.shape != buf.shape:
+            raise IncompatibleError(f"tensorrt engine takes input {buf.shape}, got {inputs.shape}")
+        np.copyto(buf.host, inputs, casting="same_kind")
+        self._enqueue()
+        return self.outputs[0].host.astype(np.float32, copy=True)
+
+    def extra_metrics(self, inputs: np.ndarray, iterations: int = 50) -> dict:
+        """Median GPU compute and copy times from CUDA events, as trtexec separates them."""
+        cudart = _cudart()
+        np.copyto(self.inputs[0].host, inputs, casting="same_kind")
+        events = [_check(cudart.cudaEventCreate()) for _ in range(4)]
+        h2d, compute, d2h = [], [], []
+        try:
+            for _ in range(iterations):
+                self._enqueue(events)
+                h2d.append(_check(cudart.cudaEventElapsedTime(events[0], events[1])))
+                compute.append(_check(cudart.cudaEventElapsedTime(events[1], events[2])))
+                d2h.append(_check(cudart.cudaEventElapsedTime(events[2], events[3])))
+        finally:
+            for e in events:
+                cudart.cudaEventDestroy(e)
+        return {"gpu_compute_ms": float(np.median(compute)), "h2d_ms": float(np.median(h2d)),
+                "d2h_ms": float(np.median(d2h)), "device_timing": "CUDA events, median of %d" % iterations,
+                "explicit_int8": bool(getattr(self, "_explicit_int8", False)),
+                "dla_core": self.placement.options.get("dla_core")}
+
+    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+        import tensorrt as trt
+
+        class Profiler(trt.IProfiler):
+            def __init__(self):
+                trt.IProfiler.__init__(self)
+                self.totals: dict[str, float] = {}
+
+            def report_layer_time(self, layer_name, ms):
+                self.totals[layer_name] = self.totals.get(layer_name, 0.0) + ms
+
+        precisions = self._layer_precisions()
+        profiler = Profiler()
+        self.context.profiler = profiler
+        np.copyto(self.inputs[0].host, inputs, casting="same_kind")
+        # The profiler stays attached: this breakdown runs after timing, just before close().
+        for _ in range(iterations):
+            self._enqueue()
+        rows = [{"layer": name, "op_type": precisions.get(name, ("?", "?"))[0],
+                 "precision": precisions.get(name, ("?", "?"))[1], "time_us": ms * 1000 / iterations}
+                for name, ms in profiler.totals.items()]
+        return sorted(rows, key=lambda r: -r["time_us"])
+
+    def _layer_precisions(self) -> dict[str, tuple[str, str]]:
+        import tensorrt as trt
+
+        info = json.loads(self.engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+        found = {}
+        for layer in info.get("Layers", []):
+            if not isinstance(layer, dict):
+                continue
+            outputs = json.dumps(layer.get("Outputs", []))
+            precision = next((p for tag, p in (("Int8", "int8"), ("Half", "fp16"), ("FP16", "fp16"),
+                                                ("Float", "fp32"), ("FP32", "fp32")) if tag in outputs), "?")
+            found[layer.get("Name", "?")] = (layer.get("LayerType", "?"), precision)
+        return found
+
+    def executed_precision(self) -> str:
+        if self.placement.precision == "int8":
+            return "int8+fp16"  # layers without an INT8 kernel run in FP16 (the breakdown says which)
+        return self.placement.precision
+
+    def close(self) -> None:
+        cudart = _cudart()
+        for buf in getattr(self, "inputs", []) + getattr(self, "outputs", []):
+            buf.free()
+        if getattr(self, "stream", None) is not None:
+            cudart.cudaStreamDestroy(self.stream)
+        self.inputs, self.outputs, self.stream = [], [], None
+        self.context = self.engine = self._plan = None
+
+
+def gpu_name() -> Optional[str]:
+    try:
+        cudart = _cudart()
+        props = _check(cudart.cudaGetDeviceProperties(0))
+        return props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+    except Exception:
+        return None

@@ -1,0 +1,122 @@
+"""What an ONNX graph asks of the hardware: FLOPs and bytes moved, per operator.
+
+The latency estimator (estimate.py) turns these into time with a roofline per operator. Shapes
+come from ONNX shape inference with the batch fixed; ops that cost nothing at run time (shape
+plumbing, weight dequantization that runtimes fold into the weights) are left out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+# Op groups get their own efficiency factor: a runtime reaches a very different fraction of peak
+# on a dense convolution than on a depthwise one or on an elementwise op.
+GROUPS = ("conv", "dwconv", "gconv", "gemm", "pool", "elementwise", "other")
+
+ELEMENTWISE = {"Relu", "Clip", "Add", "Sub", "Mul", "Div", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Erf",
+               "BatchNormalization", "LeakyRelu", "PRelu", "Exp", "Sqrt", "Pow", "Gelu", "Softmax", "Neg", "Max",
+               "Min", "Where", "Elu", "Selu", "Softplus", "Mish", "Dropout", "LayerNormalization", "Cast"}
+POOL = {"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceMax", "ReduceSum"}
+FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "Identity", "ConstantOfShape",
+        "Gather", "Slice", "Range", "Expand"}
+
+BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class OpCost:
+    name: str
+    op_type: str
+    group: str
+    flops: float
+    bytes_moved: float  # activations in + out + weights, at the precision it runs in
+
+
+def _dims(value_info) -> list[int]:
+    return [d.dim_value if d.dim_value > 0 else 1 for d in value_info.type.tensor_type.shape.dim]
+
+
+@lru_cache(maxsize=64)
+def _graph_costs(path: str, mtime: float, batch: int) -> tuple[tuple[OpCost, ...], tuple[str, ...]]:
+    import onnx
+    from onnx import numpy_helper, shape_inference
+
+    model = onnx.load(path)
+    for inp in model.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        if dims and (dims[0].dim_param or dims[0].dim_value == 0):
+            dims[0].ClearField("dim_param")
+            dims[0].dim_value = batch
+    model = shape_inference.infer_shapes(model)
+    g = model.graph
+    shapes = {vi.name: _dims(vi) for vi in list(g.value_info) + list(g.input) + list(g.output)}
+    inits = {t.name: list(t.dims) for t in g.initializer}
+    init_names = set(inits)
+    # Outputs of DequantizeLinear on a weight are weights too (the runtime folds them).
+    for node in g.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in init_names:
+            init_names.add(node.output[0])
+            inits[node.output[0]] = inits[node.input[0]]
+        if node.op_type == "Constant":
+            init_names.add(node.output[0])
+            for a in node.attribute:
+                if a.name == "value":
+                    inits[node.output[0]] = list(numpy_helper.to_array(a.t).shape)
+
+    def numel(name: str) -> int:
+        shape = shapes.get(name) or inits.get(name) or []
+        return int(np.prod(shape)) if shape else 1
+
+    costs, quantized = [], []
+    for i, node in enumerate(g.node):
+        op = node.op_type
+        if op in FREE or (op in ("QuantizeLinear", "DequantizeLinear") and node.input[0] in init_names):
+            continue
+        name = node.name or f"{op}_{i}"
+        out = node.output[0]
+        act_in = sum(numel(x) for x in node.input if x and x not in init_names)
+        weights = sum(numel(x) for x in node.input if x and x in init_names)
+        elems = act_in + weights + numel(out)
+        if op in ("Conv", "ConvTranspose", "ConvInteger", "QLinearConv"):
+            w = inits.get(node.input[3] if op == "QLinearConv" else node.input[1]) or [1, 1, 1, 1]
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            in_channels = (shapes.get(node.input[0]) or [1, 1])[1]
+            flops = 2.0 * numel(out) * int(np.prod(w[1:]))
+            kind = "conv" if group == 1 else "dwconv" if group == in_channels else "gconv"
+        elif op in ("MatMul", "Gemm", "MatMulInteger", "QGemm"):
+            a = shapes.get(node.input[0]) or inits.get(node.input[0]) or [1]
+            transposed = any(at.name == "transA" and at.i for at in node.attribute)
+            k = a[-2] if transposed and len(a) > 1 else a[-1]
+            flops, kind = 2.0 * numel(out) * k, "gemm"
+        elif op in POOL:
+            flops, kind = float(act_in), "pool"
+        elif op in ELEMENTWISE:
+            flops, kind = float(numel(out)), "elementwise"
+        else:  # Q/DQ of activations, Concat, Transpose, Pad, Resize, ...: data movement
+            flops, kind = 0.0, "other"
+        if op in ("QuantizeLinear", "DequantizeLinear"):
+            quantized.append(name)
+        costs.append(OpCost(name, op, kind, flops, float(elems)))
+    return tuple(costs), tuple(quantized)
+
+
+def graph_costs(path: Path, batch: int = 1) -> list[OpCost]:
+    """Per-operator FLOPs and element counts (bytes are per precision, see `bytes_for`)."""
+    p = Path(path)
+    return list(_graph_costs(str(p.resolve()), p.stat().st_mtime, batch)[0])
+
+
+def is_quantized(path: Path) -> bool:
+    p = Path(path)
+    return bool(_graph_costs(str(p.resolve()), p.stat().st_mtime, 1)[1])
+
+
+def bytes_for(op: OpCost, precision: str) -> float:
+    return op.bytes_moved * BYTES_PER_ELEMENT.get(precision, 4)
+
+
+def total_flops(path: Path) -> float:
+    return sum(op.flops for op in graph_costs(path))

@@ -1,0 +1,97 @@
+"""The latency estimator: graph costs, fitting, and the estimate stage of `compare`."""
+import shutil
+
+import numpy as np
+import pytest
+
+from edgebench.devices import get_profile
+from edgebench.estimate import (PRIOR, Hardware, Point, add_estimates, features, fit, leave_one_model_out, ops_of,
+                                predict)
+from edgebench.onnx_cost import graph_costs
+from edgebench.store import RunStore
+
+
+def test_graph_flops_match_a_hand_count(tiny_onnx):
+    costs = graph_costs(tiny_onnx["onnx"])
+    by_group = {}
+    for op in costs:
+        by_group[op.group] = by_group.get(op.group, 0) + op.flops
+    # tiny-cnn at 32x32: conv 3->16 s2 (16x16), conv 16->32 s2 (8x8), 1x1 conv 32->64 (8x8); depthwise 3x3 on 32
+    # channels (8x8); linear 64->10. FLOPs = 2 x MACs.
+    assert by_group["conv"] == 2 * (16 * 16 * 16 * 27 + 8 * 8 * 32 * 144 + 8 * 8 * 64 * 32)
+    assert by_group["dwconv"] == 2 * 8 * 8 * 32 * 9
+    assert by_group["gemm"] == 2 * 64 * 10
+    assert all(op.bytes_moved > 0 for op in costs)
+    assert not any(op.op_type in ("Reshape", "Flatten", "Shape") for op in costs)  # free at run time
+
+
+def test_quantized_graph_folds_weight_dequantization(tmp_path, tiny_onnx, digits):
+    from edgebench.compress.ptq import quantize_onnx
+
+    q = quantize_onnx(tiny_onnx["onnx"], tmp_path / "q.onnx", digits.calib.x[:16], True, "uint8")
+    fp32 = graph_costs(tiny_onnx["onnx"])
+    int8 = graph_costs(q)
+    assert sum(op.flops for op in int8) == pytest.approx(sum(op.flops for op in fp32), rel=0.02)
+    assert any(op.op_type == "QuantizeLinear" for op in int8)  # activation Q/DQ cost data movement
+
+
+def test_fit_recovers_known_factors():
+    rng = np.random.default_rng(0)
+    hw = Hardware({"fp32": 50.0}, 10.0)
+    true = np.array([2.0, 5.0, 4.0, 1.5, 3.0, 4.0, 2.0, 12.0, 3.0])
+    points = []
+    for m in range(12):
+        ops = [[int(rng.integers(0, 7)), float(rng.uniform(1e5, 5e7)), float(rng.uniform(1e3, 1e6))]
+               for _ in range(int(rng.integers(20, 120)))]
+        points.append(Point(f"m{m}", "onnxruntime", "fp32", float(features(ops, "fp32", hw) @ true), ops, hw.__dict__))
+    coef = fit(points)
+    for p in points:
+        assert predict(coef, p.ops, "fp32", hw) == pytest.approx(p.latency_ms, rel=0.05)
+    assert max(abs(e) for e in leave_one_model_out(points)) < 0.10
+
+
+def test_compare_adds_labelled_estimates_for_the_asked_device(tiny_run):
+    opts, result = tiny_run
+    estimated = [m for m in result.measurements if m.source == "estimated"]
+    measured = [m for m in result.measurements if m.source == "measured" and m.ok]
+    assert estimated and measured
+    assert {m.device for m in estimated} == {"jetson-orin-nano"} and {m.device for m in measured} == {"host"}
+    assert {m.processor for m in estimated} == {"cpu", "gpu"}
+    assert {"tensorrt", "onnxruntime"} <= {m.backend for m in estimated}
+    assert {("tensorrt", "fp16"), ("tensorrt", "int8")} <= {(m.backend, m.precision) for m in estimated}
+    for m in estimated:
+        assert m.ok and m.median_ms > 0 and m.estimate_error_pct and m.estimate_error_pct > 0
+        info = m.extra["estimate"]
+        assert info["reference"] in {x.key for x in measured}
+        assert "cross_device_error" in info and info["error_basis"]
+        assert m.accuracy == next(x.accuracy for x in measured if x.key == info["reference"])
+        assert m.layers and all(layer["estimated"] for layer in m.layers)
+    html = (result.run_dir / "report.html").read_text()
+    assert "estimated &plusmn;" in html
+
+
+def test_estimates_follow_the_target_hardware(tiny_run, tmp_path):
+    _, result = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(result.run_dir, copy, ignore=shutil.ignore_patterns(".lock"))
+
+    def baseline_cpu_ms(device: str) -> float:
+        profile = get_profile(device)
+        with RunStore(copy) as store:
+            add_estimates(store, store.candidates(), profile, "host", copy, tmp_path)
+            return next(m.median_ms for m in store.measurements() if m.device == profile.name and
+                        m.candidate == "baseline" and m.backend == "onnxruntime" and m.processor == "cpu")
+
+    slow, fast = baseline_cpu_ms("raspberry-pi-4"), baseline_cpu_ms("x86-avx512-server")
+    assert fast < slow
+
+
+def test_prior_is_used_without_calibration():
+    hw = Hardware({"fp32": 100.0}, 20.0)
+    ops = [[0, 1e8, 1e6]]
+    assert predict(PRIOR, ops, "fp32", hw) > 0
+    assert fit([]) == pytest.approx(PRIOR)
+
+
+def test_ops_of_is_stable(tiny_onnx):
+    assert ops_of(tiny_onnx["onnx"]) == ops_of(tiny_onnx["onnx"])

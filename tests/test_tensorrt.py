@@ -1,0 +1,70 @@
+"""TensorRT runner. The build/run tests need an NVIDIA GPU and TensorRT 10; they skip elsewhere."""
+import numpy as np
+import pytest
+import torch
+
+from edgebench.backends import Placement, availability, create_runner
+
+trt_ready = availability("tensorrt").available
+needs_trt = [pytest.mark.gpu, pytest.mark.tensorrt,
+             pytest.mark.skipif(not trt_ready, reason=f"tensorrt unavailable: {availability('tensorrt').reason}")]
+
+
+def test_unavailable_tensorrt_says_why_and_which_extra():
+    a = availability("tensorrt")
+    if a.available:
+        assert a.processors == ("gpu",) and a.version
+    else:
+        assert a.reason and ("edgebench[tensorrt]" in (a.install or "") or "GPU" in a.reason)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not trt_ready, reason="tensorrt unavailable")
+def test_engine_matches_torch_and_splits_compute_from_copies(precision, tiny_onnx, digits):
+    runner = create_runner("tensorrt")
+    placement = Placement("gpu", precision)
+    runner.prepare(tiny_onnx["onnx"], placement)
+    runner.load(tiny_onnx["onnx"], placement)
+    x = digits.eval.x[:1]
+    got = runner.infer(x)
+    with torch.no_grad():
+        want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=2e-2 if precision == "fp16" else 1e-3, atol=2e-2)
+    split = runner.extra_metrics(x, iterations=10)
+    assert split["gpu_compute_ms"] > 0 and split["h2d_ms"] > 0 and split["d2h_ms"] > 0
+    layers = runner.layer_profile(x, iterations=5)
+    assert layers and all(r["time_us"] >= 0 for r in layers)
+    runner.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not trt_ready, reason="tensorrt unavailable")
+def test_int8_from_qdq_onnx(tiny_onnx, digits, tmp_path):
+    from edgebench.compress.ptq import quantize_onnx
+
+    q = quantize_onnx(tiny_onnx["onnx"], tmp_path / "q.onnx", digits.calib.x[:32], True, "int8")
+    runner = create_runner("tensorrt")
+    runner.load(q, Placement("gpu", "int8"))
+    logits = runner.infer(digits.eval.x[:1])
+    assert logits.shape == (1, 10) and runner.extra_metrics(digits.eval.x[:1], iterations=5)["explicit_int8"]
+    assert any(r["precision"] == "int8" for r in runner.layer_profile(digits.eval.x[:1], iterations=3))
+    runner.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not trt_ready, reason="tensorrt unavailable")
+def test_int8_from_float_onnx_needs_calibration_data(tiny_onnx, digits, tmp_path):
+    from edgebench.errors import IncompatibleError
+
+    runner = create_runner("tensorrt")
+    with pytest.raises(IncompatibleError, match="calibration"):
+        runner.prepare(tiny_onnx["onnx"], Placement("gpu", "int8"))
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=digits.calib.x[:32])
+    runner.load(tiny_onnx["onnx"], Placement("gpu", "int8", options={"calibration": str(calib)}))
+    assert runner.infer(digits.eval.x[:1]).shape == (1, 10)
+    runner.close()
