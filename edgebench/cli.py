@@ -126,7 +126,7 @@ def gate(
     metric: str = typer.Option("p50", help="Latency percentile gated: p50, p90 or p99."),
     max_accuracy_drop: float = typer.Option(1.0, help="Largest top-1 drop allowed, in percentage points."),
     max_size_increase: str = typer.Option("5%", help="Largest artifact size increase allowed."),
-    alpha: float = typer.Option(0.01, help="Significance level of the Mann-Whitney U test."),
+    alpha: float = typer.Option(0.002, help="Significance level of the Mann-Whitney U test (asv's)."),
     runtime: str = typer.Option("onnxruntime", help="Interleaved mode: runtime to time both models on."),
     threads: Optional[int] = typer.Option(None, help="Interleaved mode: runtime threads (default: the runtime's)."),
     budget: float = typer.Option(20.0, help="Interleaved mode: seconds of timing at most."),
@@ -156,7 +156,7 @@ def gate(
     result = run_gate(opts)
     console.print(console_table(result))
     for warning in result.warnings:
-        err_console.print(f"warning: {warning}", highlight=False, markup=False)
+        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
     write_outputs(result, opts, typer.echo)
     finish(result)
 

@@ -32,7 +32,7 @@ class GateSettings:
     max_slowdown: float = 0.05  # fraction
     max_accuracy_drop: float = 1.0  # percentage points of top-1
     max_size_increase: float = 0.05  # fraction
-    alpha: float = 0.01
+    alpha: float = 0.002  # asv's threshold for its Mann-Whitney test
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
@@ -130,6 +130,10 @@ def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateS
         raise NothingToCompareError(
             f"baseline and current share no candidate x runtime x processor x precision; baseline has "
             f"{_names(base)}, current has {_names(cur)}")
+    if not any(_shared_block(base[k], cur[k]) for k in common):
+        warnings.append("baseline and current were timed in separate sessions: load that changed between them is "
+                        "not in the confidence intervals; on a shared runner prefer --baseline-model/--current-model, "
+                        "which times both interleaved")
     comparisons = []
     for key in common:
         b, c = base[key], cur[key]
@@ -154,7 +158,7 @@ def latency_check(b: Measurement, c: Measurement, s: GateSettings) -> Check:
                              resamples=s.resamples, seed=s.seed, block=block)
     detail = (f"{s.metric} {result.baseline_ms:.4g} -> {result.current_ms:.4g} ms ({result.change_pct:+.1f}%, "
               f"{result.confidence:.0%} CI of ratio {result.ci_low:.3f}..{result.ci_high:.3f}, "
-              f"Mann-Whitney p={result.p_value:.2g})")
+              f"{result.test.split(',')[0]} p={result.p_value:.2g})")
     return Check("latency", result.verdict, result.baseline_ms, result.current_ms, "ms", detail, result)
 
 
