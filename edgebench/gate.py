@@ -85,6 +85,7 @@ class GateResult:
     mode: str = "runs"  # runs | interleaved
     gate_s: Optional[float] = None
     measurements: list = field(default_factory=list)  # interleaved mode: what was measured, with samples
+    environments: dict = field(default_factory=dict)  # role -> environment fingerprint
 
     @property
     def regressions(self) -> list[tuple[Comparison, Check]]:
@@ -105,6 +106,7 @@ class GateResult:
         return {"baseline": self.baseline, "current": self.current, "mode": self.mode, "passed": self.passed,
                 "settings": asdict(self.settings), "warnings": self.warnings, "gate_s": self.gate_s,
                 "only_in_baseline": self.only_in_baseline, "only_in_current": self.only_in_current,
+                "environments": self.environments,
                 "comparisons": [dict(asdict(c), verdict=c.verdict, label=c.label) for c in self.comparisons]}
 
 
@@ -134,6 +136,10 @@ def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateS
         warnings.append("baseline and current were timed in separate sessions: load that changed between them is "
                         "not in the confidence intervals; on a shared runner prefer --baseline-model/--current-model, "
                         "which times both interleaved")
+    threads = sorted({f"{_key_text(k)}: {base[k].threads} vs {cur[k].threads}" for k in common
+                      if base[k].threads != cur[k].threads})
+    if threads:
+        warnings.append("runtime threads differ (baseline vs current): " + "; ".join(threads[:3]))
     comparisons = []
     for key in common:
         b, c = base[key], cur[key]
@@ -143,6 +149,7 @@ def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateS
                              size_check(baseline, b, current, c, settings)]
         comparisons.append(comparison)
     return GateResult(baseline=baseline.label, current=current.label, settings=settings, comparisons=comparisons,
+                      environments={"baseline": baseline.environment, "current": current.environment},
                       warnings=warnings, only_in_baseline=[_key_text(k) for k in sorted(set(base) - set(cur), key=str)],
                       only_in_current=[_key_text(k) for k in sorted(set(cur) - set(base), key=str)])
 

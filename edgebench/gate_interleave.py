@@ -123,7 +123,6 @@ def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads
               processor: str = "cpu", precision: str = "fp32", input_size: Optional[int] = None,
               eval_data: Optional[Path] = None, num_classes: int = 0) -> InterleavedTask:
     from .backends import BACKENDS, availability
-    from .devices import local_device
 
     for role, path in (("baseline", baseline), ("current", current)):
         if not Path(path).is_file():
@@ -143,13 +142,24 @@ def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads
     if shape_b != shape_c:
         from .errors import IncompatibleError
         raise IncompatibleError(f"baseline takes input {list(shape_b)} but current takes {list(shape_c)}")
-    here = local_device()
+    device, description = this_device()
     return InterleavedTask(models=(str(Path(baseline).resolve()), str(Path(current).resolve())), backend=backend,
-                           processor=processor, precision=precision, device=here.name, measured_on=here.description,
+                           processor=processor, precision=precision, device=device, measured_on=description,
                            input_shape=shape_b, threads=threads, timing=dict(timing),
                            eval_data=str(eval_data) if eval_data else None, num_classes=num_classes,
                            session=uuid.uuid4().hex[:12],
                            timeout_s=float(timing.get("time_budget_s", 10.0)) * 3 + 120.0)
+
+
+def this_device() -> tuple[str, str]:
+    """(profile name, description) of this machine, as devices.local_device() names it, without
+    building the host profile (that imports every runtime, torch included: seconds on a CI runner)."""
+    from .devices import all_profiles, cpu_model, physical_cores
+
+    for p in all_profiles().values():
+        if p.name != "host" and not p.detect.always and p.matches_this_machine():
+            return p.name, p.description
+    return "host", f"this machine: {cpu_model()}, {physical_cores()} cores"
 
 
 def input_shape(path: Path, input_size: Optional[int]) -> tuple:
@@ -212,13 +222,17 @@ def gate_models(baseline: Path, current: Path, settings, *, backend: str = "onnx
 def _eval_split(data: str, baseline: Path, current: Path, input_size: Optional[int], folder: Path):
     """The eval split of `data` at the models' input size, saved for the worker; (None, 0) when the
     models' outputs do not fit the dataset's classes (then only latency and size are gated)."""
+    import onnx
+
     from .data import load_dataset
-    from .pipeline import onnx_fits_dataset
+
+    def fits(path: Path) -> bool:
+        dims = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
+        return len(dims) == 2 and dims[1].dim_value == dataset.num_classes
 
     shape = input_shape(baseline, input_size)
     dataset = load_dataset(data, shape[-1])
-    if not all(Path(p).suffix == ".onnx" and onnx_fits_dataset(Path(p), dataset.num_classes)
-               for p in (baseline, current)):
+    if not all(Path(p).suffix == ".onnx" and fits(Path(p)) for p in (baseline, current)):
         return None, 0
     path = folder / "eval.npz"
     np.savez(path, x=dataset.eval.x, y=dataset.eval.y)
