@@ -108,19 +108,30 @@ def main() -> None:
         grid = [add_dead_work(base, work / f"w{w}.onnx", w) for w in CALIBRATION_WIDTHS]
         grid[0] = base
         calib = interleaved_ratios(grid, args.input_size, args.threads, args.calibration_budget)
-        print("calibration:", ", ".join(f"w{w}: {r:.3f}" for w, r in zip(CALIBRATION_WIDTHS, calib["ratios"])))
+        print("calibration: " + ", ".join(f"w{w}: {r:.3f}" for w, r in zip(CALIBRATION_WIDTHS, calib["ratios"])),
+              flush=True)
+        # The curve bends (caches) and a session's figure varies by a percent or two, so: interpolate,
+        # produce, measure what was produced, add that point, and keep per target the copy whose
+        # measured slowdown came closest.
         points = list(zip(CALIBRATION_WIDTHS, calib["ratios"]))
-        widths, actual, check = {}, {}, {}
-        for attempt in range(2):  # the curve is noisy and bends (caches): refine once with what was produced
+        targets = {"10%": 1.10, "5%": 1.05}
+        best: dict[str, tuple] = {}
+        for attempt in range(3):
             xs, ys = zip(*sorted(points))
-            widths = {"10%": width_for(1.10, xs, ys), "5%": width_for(1.05, xs, ys)}
-            slowed = {k: add_dead_work(base, work / f"slow{k[:-1]}.onnx", w) for k, w in widths.items()}
-            check = interleaved_ratios([base, slowed["10%"], slowed["5%"]], args.input_size, args.threads,
+            widths = {k: width_for(t, xs, ys) for k, t in targets.items()}
+            paths = {k: add_dead_work(base, work / f"slow{k[:-1]}-{attempt}.onnx", w) for k, w in widths.items()}
+            check = interleaved_ratios([base, paths["10%"], paths["5%"]], args.input_size, args.threads,
                                        args.calibration_budget)
-            actual = {"10%": check["ratios"][1], "5%": check["ratios"][2]}
-            points += [(widths["10%"], actual["10%"]), (widths["5%"], actual["5%"])]
-            print(f"widths {widths}; measured slowdown: " + ", ".join(f"{k}: {(v - 1) * 100:+.1f}%"
-                                                                       for k, v in actual.items()))
+            for i, k in enumerate(targets, start=1):
+                points.append((widths[k], check["ratios"][i]))
+                if k not in best or abs(check["ratios"][i] - targets[k]) < abs(best[k][1] - targets[k]):
+                    best[k] = (widths[k], check["ratios"][i], paths[k])
+            print(f"attempt {attempt + 1}: widths {widths}; measured: " +
+                  ", ".join(f"{k}: {(check['ratios'][i] - 1) * 100:+.1f}%" for i, k in enumerate(targets, 1)),
+                  flush=True)
+        widths = {k: v[0] for k, v in best.items()}
+        actual = {k: v[1] for k, v in best.items()}
+        slowed = {k: v[2] for k, v in best.items()}
 
         settings = GateSettings()
         cases = {"identical": twin, "10%": slowed["10%"], "5%": slowed["5%"]}
@@ -160,7 +171,7 @@ def main() -> None:
         "model": f"tiny-cnn (random weights), ONNX Runtime CPU, input {args.input_size}x{args.input_size}, "
                  f"{args.threads} thread(s)",
         "calibration": {"widths": list(CALIBRATION_WIDTHS), **calib, "chosen_widths": widths,
-                        "actual_slowdown": actual, "check_p50_ms": check["p50_ms"]},
+                        "actual_slowdown": actual, "points": points},
         "summary": summary, "trials": trials, "environment": fingerprint(),
         "load_before": load_before, "load_after": loadavg(), "wall_s": time.time() - started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
@@ -180,8 +191,9 @@ def markdown(out: dict) -> str:
              f"Gate: regression when p50 is more than {out['gate']['max_slowdown']:.0%} slower and significant "
              f"(Mann-Whitney p < {out['gate']['alpha']}, bootstrap CI of the ratio above 1); timing budget "
              f"{out['settings']['budget']} s, early stop at {out['settings']['target_ci']:.0%} CI width.", "",
-             f"Slowed copies: widths {c['chosen_widths']}; their slowdown measured interleaved in a separate "
-             f"session: " + ", ".join(f"{k} target -> {(v - 1) * 100:+.1f}%" for k, v in c["actual_slowdown"].items()),
+             f"Slowed copies: widths {c['chosen_widths']}; their slowdown measured interleaved in a calibration "
+             f"session: " + ", ".join(f"{k} target -> {(v - 1) * 100:+.1f}%" for k, v in c["actual_slowdown"].items())
+             + "; the median ratio column below is the slowdown each gate trial measured.",
              "", "| case | trials | flagged as regression | median ratio | ratio range | gate time median / max |",
              "|---|---|---|---|---|---|"]
     for case, row in s.items():

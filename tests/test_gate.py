@@ -10,7 +10,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from pathlib import Path
+
+from edgebench.errors import EdgebenchError
 from edgebench.gate import GateSettings, evaluate
+from edgebench.gate_command import GateOptions, run_gate
 from edgebench.gate_inputs import load_gate_run
 from edgebench.gate_outputs import github_annotations, junit_xml, markdown
 
@@ -104,12 +108,19 @@ def test_environment_differences_warn_and_other_hardware_is_refused(report, tmp_
     assert "different devices" in proc.stderr and proc.stderr.count("\n") == 1
 
 
+def gate_error(**options) -> EdgebenchError:
+    with pytest.raises(EdgebenchError) as info:
+        run_gate(GateOptions(**options))
+    assert "\n" not in str(info.value)
+    return info.value
+
+
 def test_runs_for_different_target_devices_are_refused(report, tmp_path):
     data = copy.deepcopy(report)
     for m in data["measurements"]:
         m["device"] = "raspberry-pi-5"
-    proc = run_cli("gate", "--baseline", str(write(tmp_path, report, "b.json")), "--current", str(write(tmp_path, data)))
-    assert proc.returncode == 5 and "different devices" in proc.stderr, proc.stderr
+    e = gate_error(baseline=write(tmp_path, report, "b.json"), current=write(tmp_path, data))
+    assert e.exit_code == 5 and "different devices" in str(e)
 
 
 @pytest.mark.parametrize("setup, code, needle", [
@@ -140,22 +151,28 @@ def test_bad_input_is_one_line_with_its_own_exit_code(report, tmp_path, setup, c
         for m in data["measurements"]:
             m["status"] = "failed"
         write(tmp_path, data)
-    proc = run_cli("gate", "--baseline", str(base), "--current", str(cur))
-    assert proc.returncode == code, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    e = gate_error(baseline=base, current=cur)
+    assert e.exit_code == code and needle in str(e), str(e)
 
 
-@pytest.mark.parametrize("args, needle", [
-    ([], "give either"),
-    (["--baseline", "x.json"], "give both"),
-    (["--baseline", "x", "--current", "y", "--baseline-model", "m.onnx"], "give either"),
-    (["--baseline", "x", "--current", "y", "--metric", "p95"], "--metric must be one of"),
-    (["--baseline", "x", "--current", "y", "--max-slowdown", "5"], "ambiguous"),
+def test_bad_input_on_the_command_line_is_one_line(report, tmp_path):
+    proc = run_cli("gate", "--baseline", str(tmp_path / "nope"), "--current", str(write(tmp_path, report)))
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "baseline" in proc.stderr and "does not exist" in proc.stderr
+    proc = run_cli("gate", "--current", "x.json")
+    assert proc.returncode == 2 and "give both" in proc.stderr
+
+
+@pytest.mark.parametrize("options, needle", [
+    ({}, "give either"),
+    ({"baseline": Path("x.json")}, "give both"),
+    ({"baseline": Path("x"), "current": Path("y"), "baseline_model": Path("m.onnx")}, "give either"),
+    ({"baseline": Path("x"), "current": Path("y"), "settings": GateSettings(metric="p95")}, "--metric must be one of"),
+    ({"baseline_model": Path("a.onnx"), "current_model": Path("b.onnx"), "budget_s": 0}, "must be positive"),
 ])
-def test_usage_errors(args, needle):
-    proc = run_cli("gate", *args)
-    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+def test_usage_errors(options, needle):
+    e = gate_error(**options)
+    assert e.exit_code == 2 and needle in str(e)
 
 
 def test_ci_outputs_escape_names_and_carry_the_verdict(report, tmp_path):

@@ -93,18 +93,24 @@ def test_a_crash_in_the_worker_is_a_recorded_failure(tiny_onnx, tmp_path):
 def test_bad_models_are_one_line_errors(tiny_onnx, tmp_path):
     from onnx import TensorProto, helper
 
+    from edgebench.errors import EdgebenchError
+    from edgebench.gate_interleave import plan_task
+
     other = onnx_graph(tmp_path / "other.onnx", [helper.make_node("Identity", ["input"], ["logits"])],
                        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 64, 64])],
                        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 64, 64])])
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"definitely not protobuf")
-    cases = [(str(tmp_path / "missing.onnx"), 3, "does not exist"), (str(corrupt), 4, "not a valid ONNX model"),
-             (str(other), 5, "takes input"), (str(tmp_path / "model.pt"), 2, "must be an .onnx")]
     (tmp_path / "model.pt").write_bytes(b"x")
+    cases = [(tmp_path / "missing.onnx", 3, "does not exist"), (corrupt, 4, "not a valid ONNX model"),
+             (other, 5, "takes input"), (tmp_path / "model.pt", 2, "must be an .onnx")]
     for current, code, needle in cases:
-        proc = run_cli("gate", "--baseline-model", str(tiny_onnx["onnx"]), "--current-model", current)
-        assert proc.returncode == code, (current, proc.stderr)
-        assert len(error_lines(proc)) == 1 and needle in proc.stderr, proc.stderr
+        with pytest.raises(EdgebenchError) as info:
+            plan_task(Path(tiny_onnx["onnx"]), current, "onnxruntime", {})
+        assert info.value.exit_code == code and needle in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(EdgebenchError) as info:
+        plan_task(Path(tiny_onnx["onnx"]), Path(tiny_onnx["onnx"]), "tensorrtt", {})
+    assert info.value.exit_code == 3 and "unknown runtime" in str(info.value)
 
 
 @pytest.mark.parametrize("width", [0, 64])
