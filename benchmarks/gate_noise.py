@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,37 @@ def width_for(target: float, widths, ratios) -> int:
     return int(round(float(np.interp(target, ys, xs))))
 
 
+def sequential_gate(base: Path, current: Path, folder: Path, threads: int, settings: GateSettings):
+    """The gate over two runs timed one after the other, each in its own worker as `compare` does
+    (timing.measure: 2% CI target, 3 s budget), i.e. what a gate over stored runs sees."""
+    from edgebench.gate import evaluate
+    from edgebench.gate_inputs import GateRun
+    from edgebench.gate_interleave import input_shape, this_device
+    from edgebench.timing import TimingConfig
+    from edgebench.worker import MeasureTask, run_isolated
+
+    data = folder / "input.npz"
+    if not data.is_file():
+        x = np.random.default_rng(0).standard_normal(input_shape(base, None)).astype(np.float32)
+        np.savez(data, x=x, y=np.zeros(1, dtype=np.int64))
+    device, description = this_device()
+    env = fingerprint()
+    runs = []
+    for role, path in (("baseline", base), ("current", current)):
+        task = MeasureTask(key=f"model|onnxruntime|cpu|fp32|{device}|b1", candidate="model", backend="onnxruntime",
+                           artifact=str(path), processor="cpu", precision="fp32", device=device,
+                           measured_on=description, eval_data=str(data), num_classes=10, threads=threads,
+                           timing=asdict(TimingConfig()),
+                           layer_profile=False, score=False)
+        m = run_isolated(task)
+        if not m.ok:
+            raise RuntimeError(f"{role}: {m.error}")
+        runs.append(GateRun(label=role, info={}, candidates={}, measurements=[m], environment=env))
+    result = evaluate(runs[0], runs[1], settings)
+    result.measurements = [r.measurements[0] for r in runs]
+    return result, runs
+
+
 def loadavg() -> list[float]:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -93,6 +125,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--calibration-budget", type=float, default=15.0)
+    parser.add_argument("--sequential", action="store_true",
+                        help="also gate identical models timed in separate sessions (no interleaving)")
     parser.add_argument("--name", default="gate_noise")
     args = parser.parse_args()
 
@@ -135,20 +169,26 @@ def main() -> None:
 
         settings = GateSettings()
         cases = {"identical": twin, "10%": slowed["10%"], "5%": slowed["5%"]}
+        if args.sequential:
+            cases["identical, separate sessions"] = twin
         trials: dict[str, list[dict]] = {k: [] for k in cases}
         for i in range(args.trials):
             for case, current in cases.items():
-                result, wall = timed(lambda: gate_models(
-                    base, current, settings, timing={"time_budget_s": args.budget, "target_ci": args.target_ci},
-                    threads=args.threads))
+                if case.endswith("separate sessions"):
+                    (result, _), wall = timed(lambda: sequential_gate(base, current, work, args.threads, settings))
+                else:
+                    result, wall = timed(lambda: gate_models(
+                        base, current, settings, timing={"time_budget_s": args.budget, "target_ci": args.target_ci},
+                        threads=args.threads))
                 lat = result.comparisons[0].checks[0].latency
                 m = result.measurements[0]
                 trials[case].append({
-                    "verdict": result.comparisons[0].checks[0].verdict, "ratio": lat.ratio, "ci": [lat.ci_low, lat.ci_high],
-                    "p": lat.p_value, "n": lat.n_baseline, "rounds": m.extra["rounds"],
+                    "verdict": result.comparisons[0].checks[0].verdict, "ratio": lat.ratio,
+                    "ci": [lat.ci_low, lat.ci_high],
+                    "p": lat.p_value, "n": lat.n_baseline, "rounds": m.extra.get("rounds"),
                     "stop": m.latency["stop_reason"], "timing_s": m.latency["total_s"], "gate_s": wall})
                 t = trials[case][-1]
-                print(f"[{i + 1}/{args.trials}] {case:9s} {t['verdict']:11s} ratio {t['ratio']:.3f} "
+                print(f"[{i + 1}/{args.trials}] {case[:12]:12s} {t['verdict']:11s} ratio {t['ratio']:.3f} "
                       f"CI {t['ci'][0]:.3f}..{t['ci'][1]:.3f} n={t['n']} {t['stop']} gate {wall:.1f}s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

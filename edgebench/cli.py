@@ -126,7 +126,7 @@ def gate(
     metric: str = typer.Option("p50", help="Latency percentile gated: p50, p90 or p99."),
     max_accuracy_drop: float = typer.Option(1.0, help="Largest top-1 drop allowed, in percentage points."),
     max_size_increase: str = typer.Option("5%", help="Largest artifact size increase allowed."),
-    alpha: float = typer.Option(0.002, help="Significance level of the Mann-Whitney U test (asv's)."),
+    alpha: float = typer.Option(0.002, help="Significance level: Mann-Whitney U for p50 (asv's 0.002), bootstrap for p90/p99."),
     runtime: str = typer.Option("onnxruntime", help="Interleaved mode: runtime to time both models on."),
     threads: Optional[int] = typer.Option(None, help="Interleaved mode: runtime threads (default: the runtime's)."),
     budget: float = typer.Option(20.0, help="Interleaved mode: seconds of timing at most."),

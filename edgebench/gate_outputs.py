@@ -45,7 +45,8 @@ def markdown(result: GateResult) -> str:
              f"Baseline `{md(result.baseline)}` vs current `{md(result.current)}` ({result.mode}). "
              f"A latency regression must exceed **{s.max_slowdown:.1%}** on **{s.metric}** and be significant "
              f"(one-sided {'Mann-Whitney U' if s.metric == 'p50' else 'bootstrap'} p < {s.alpha:g} and the "
-             f"{s.confidence:.0%} bootstrap CI of the ratio above 1); accuracy may drop {s.max_accuracy_drop:g} points; size may grow {s.max_size_increase:.1%}.",
+             f"{s.confidence:.0%} bootstrap CI of the ratio above 1); accuracy may drop {s.max_accuracy_drop:g} "
+             f"points; size may grow {s.max_size_increase:.1%}.",
              "",
              f"| candidate | runtime | processor | precision | device | {s.metric} latency | p | accuracy (top-1) | "
              "size | verdict |",
