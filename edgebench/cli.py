@@ -145,6 +145,52 @@ def report(runs: List[Path] = typer.Argument(..., help="Run folders (or report.j
         console.print("comparison: " + ", ".join(str(p) for p in paths.values()), highlight=False)
 
 
+@app.command()
+def gate(
+    baseline: Optional[Path] = typer.Option(None, "--baseline", "-b", help="Baseline run folder or report.json."),
+    current: Optional[Path] = typer.Option(None, "--current", "-c", help="Current run folder or report.json."),
+    baseline_model: Optional[Path] = typer.Option(None, help="Baseline .onnx (or OpenVINO .xml): measured now, "
+                                                             "interleaved with --current-model in one session."),
+    current_model: Optional[Path] = typer.Option(None, help="Current .onnx (or .xml), measured with the baseline."),
+    max_slowdown: str = typer.Option("5%", help="Largest latency increase allowed (5% or 0.05)."),
+    metric: str = typer.Option("p50", help="Latency percentile gated: p50, p90 or p99."),
+    max_accuracy_drop: float = typer.Option(1.0, help="Largest top-1 drop allowed, in percentage points."),
+    max_size_increase: str = typer.Option("5%", help="Largest artifact size increase allowed."),
+    alpha: float = typer.Option(0.002, help="Significance level: Mann-Whitney U for p50 (asv's 0.002), bootstrap for p90/p99."),
+    runtime: str = typer.Option("onnxruntime", help="Interleaved mode: runtime to time both models on."),
+    threads: Optional[int] = typer.Option(None, help="Interleaved mode: runtime threads (default: the runtime's)."),
+    budget: float = typer.Option(20.0, help="Interleaved mode: seconds of timing at most."),
+    target_ci: float = typer.Option(0.01, help="Interleaved mode: stop once the gated percentile's 95% CI is this "
+                                               "narrow (relative) for both models."),
+    input_size: Optional[int] = typer.Option(None, help="Interleaved mode: input size for models without a fixed one."),
+    data: Optional[str] = typer.Option(None, help="Interleaved mode: also gate accuracy on this dataset (digits, "
+                                                  "mnist, imagefolder:PATH)."),
+    markdown: Optional[Path] = typer.Option(None, help="Write a Markdown summary (pull-request comment) here."),
+    junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full verdict as JSON here."),
+    annotations: str = typer.Option("auto", help="GitHub Actions annotations: auto (in Actions), always, never."),
+) -> None:
+    """Fail CI when latency regressed beyond noise, or accuracy or size regressed (exit 10)."""
+    from .gate import GateSettings
+    from .gate_command import GateOptions, finish, run_gate, write_outputs
+    from .gate_outputs import console_table
+    from .gate_stats import parse_fraction
+
+    settings = GateSettings(metric=metric, max_slowdown=parse_fraction(max_slowdown, "--max-slowdown"),
+                            max_accuracy_drop=max_accuracy_drop,
+                            max_size_increase=parse_fraction(max_size_increase, "--max-size-increase"), alpha=alpha)
+    opts = GateOptions(baseline=baseline, current=current, baseline_model=baseline_model, current_model=current_model,
+                       settings=settings, runtime=runtime, threads=threads, budget_s=budget, target_ci=target_ci,
+                       input_size=input_size, data=data, markdown=markdown, junit=junit, json=json_out,
+                       annotations=annotations)
+    result = run_gate(opts)
+    console.print(console_table(result))
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    write_outputs(result, opts, typer.echo)
+    finish(result)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

@@ -60,3 +60,14 @@ def closest(name: str, choices: Iterable[str]) -> str:
     """A ' (did you mean X?)' suffix for an unknown name, or '' when nothing is close."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+class RegressionFound(EdgebenchError):
+    """`edgebench gate`: the current run is slower, less accurate or larger than allowed.
+    Not a usage error: its own code lets CI tell a regression from a broken invocation."""
+    exit_code = 10
+
+
+class NothingToCompareError(EdgebenchError):
+    """`edgebench gate`: baseline and current share no candidate x runtime x device to compare."""
+    exit_code = 11

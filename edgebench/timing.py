@@ -107,3 +107,96 @@ def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (each measurement runs in its own worker)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# --- interleaved measurement (used by `edgebench gate`) ---------------------------------------
+
+def quantile_ci(sorted_samples: np.ndarray, q: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Distribution-free CI of the q-quantile from binomial order statistics (the bound MLPerf's
+    early stopping uses): the rank of the true quantile among n samples is Binomial(n, q)."""
+    n = len(sorted_samples)
+    half = _z(confidence) * math.sqrt(n * q * (1 - q))
+    lo = max(0, int(math.floor(n * q - half)))
+    hi = min(n - 1, int(math.ceil(n * q + half)))
+    return float(sorted_samples[lo]), float(sorted_samples[hi])
+
+
+@dataclass(frozen=True)
+class InterleavedConfig:
+    """Alternating blocks A B B A A B ... until the gated quantile of every model is known to
+    `target_ci` (full width of its CI, relative), or the time budget is spent."""
+    quantile: float = 0.5
+    block_iterations: int = 25  # timed iterations per block
+    settle_iterations: int = 2  # untimed iterations after each switch (caches, thread pools)
+    warmup_s: float = 0.3
+    min_rounds: int = 8
+    max_rounds: int = 2000
+    time_budget_s: float = 10.0
+    target_ci: float = 0.01
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
+class InterleavedResult:
+    stats: tuple  # LatencyStats per runner, in the order given
+    samples: tuple  # np.ndarray per runner; round r is samples[r*block:(r+1)*block]
+    rounds: int
+    block_iterations: int
+    stop_reason: str
+
+
+def measure_interleaved(runners, inputs, config: InterleavedConfig = InterleavedConfig()) -> InterleavedResult:
+    """Time several runners in one session, alternating blocks so that whatever else the machine
+    is doing (a noisy CI runner) falls on all of them alike. Each round visits every runner once;
+    the order reverses every other round (ABBA) so that no runner always follows the same one."""
+    clock = time.perf_counter_ns
+    count = len(runners)
+    block = config.block_iterations
+    warm_start = clock()
+    while (clock() - warm_start) / 1e9 < config.warmup_s:
+        for runner, x in zip(runners, inputs):
+            runner.infer(x)
+            runner.synchronize()
+    capacity = config.max_rounds * block
+    samples = [np.empty(capacity, dtype=np.float64) for _ in range(count)]
+    budget_ns = config.time_budget_s * 1e9
+    start = clock()
+    rounds, stop = 0, "max-rounds"
+    while rounds < config.max_rounds:
+        order = range(count) if rounds % 2 == 0 else range(count - 1, -1, -1)
+        for i in order:
+            runner, x, out = runners[i], inputs[i], samples[i]
+            for _ in range(config.settle_iterations):
+                runner.infer(x)
+                runner.synchronize()
+            base = rounds * block
+            for j in range(block):
+                t0 = clock()
+                runner.infer(x)
+                runner.synchronize()
+                out[base + j] = (clock() - t0) / 1e6
+        rounds += 1
+        # Checking sorts every sample; checking at geometrically spaced rounds keeps that cheap.
+        check = rounds >= config.min_rounds and rounds % max(1, rounds // 8) == 0
+        if check and _quantiles_known(samples, rounds * block, config):
+            stop = "ci-reached"
+            break
+        if clock() - start >= budget_ns and rounds >= 2:
+            stop = "time-budget"
+            break
+    total_s = (clock() - start) / 1e9
+    n = rounds * block
+    kept = tuple(s[:n].copy() for s in samples)
+    timing = TimingConfig(confidence=config.confidence)
+    stats = tuple(summarize(k, timing, 0, total_s, stop) for k in kept)
+    return InterleavedResult(stats, kept, rounds, block, stop)
+
+
+def _quantiles_known(samples: list, n: int, config: InterleavedConfig) -> bool:
+    for s in samples:
+        ordered = np.sort(s[:n])
+        lo, hi = quantile_ci(ordered, config.quantile, config.confidence)
+        estimate = float(np.quantile(ordered, config.quantile))
+        if estimate <= 0 or (hi - lo) > config.target_ci * estimate:
+            return False
+    return True

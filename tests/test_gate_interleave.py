@@ -1,0 +1,124 @@
+"""Interleaved gate: both models timed in one session on a real runtime, in a worker process."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgebench.gate_slowdown import add_dead_work
+from edgebench.timing import InterleavedConfig, measure_interleaved
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgebench.cli", *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, COLUMNS="200"))
+
+
+def error_lines(proc):
+    return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+
+
+def onnx_graph(path: Path, nodes, inputs, outputs, initializers=()):
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+def test_measure_interleaved_alternates_blocks_and_stops_for_the_stated_reason(tiny_onnx):
+    from edgebench.backends import Placement, create_runner
+
+    runners = []
+    for _ in range(2):
+        r = create_runner("onnxruntime")
+        r.load(Path(tiny_onnx["onnx"]), Placement(threads=1))
+        runners.append(r)
+    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    loose = measure_interleaved(runners, [x, x], InterleavedConfig(block_iterations=10, min_rounds=4, target_ci=0.5,
+                                                                   warmup_s=0.05))
+    assert loose.stop_reason == "ci-reached" and loose.rounds == 4
+    assert [len(s) for s in loose.samples] == [40, 40] and all(np.all(s > 0) for s in loose.samples)
+    capped = measure_interleaved(runners, [x, x], InterleavedConfig(block_iterations=10, min_rounds=4, target_ci=0.0,
+                                                                    time_budget_s=0.3, warmup_s=0.05))
+    assert capped.stop_reason == "time-budget" and capped.stats[0].total_s >= 0.3
+    assert capped.stats[0].iterations == capped.stats[1].iterations == capped.rounds * 10
+
+
+def test_identical_models_pass_and_a_much_slower_one_fails(tiny_onnx, tmp_path):
+    slow = add_dead_work(Path(tiny_onnx["onnx"]), tmp_path / "slow.onnx", width=1024)
+    same = run_cli("gate", "--baseline-model", str(tiny_onnx["onnx"]), "--current-model", str(tiny_onnx["onnx"]),
+                   "--threads", "1", "--budget", "3", "--max-slowdown", "20%", "--data", "digits",
+                   "--json", str(tmp_path / "same.json"))
+    assert same.returncode == 0, same.stderr
+    verdict = json.loads((tmp_path / "same.json").read_text())
+    (comparison,) = verdict["comparisons"]
+    latency, accuracy, size = comparison["checks"]
+    assert latency["latency"]["n_baseline"] == latency["latency"]["n_current"] > 0
+    assert accuracy["verdict"] == "pass" and accuracy["baseline"] == accuracy["current"] > 10  # chance is 10%
+    assert size["baseline"] == size["current"]
+    sessions = {m["extra"]["interleaved_session"] for m in verdict["measurements"]}
+    assert len(sessions) == 1 and verdict["mode"] == "interleaved"
+
+    slower = run_cli("gate", "--baseline-model", str(tiny_onnx["onnx"]), "--current-model", str(slow),
+                     "--threads", "1", "--budget", "3", "--data", "digits", "--json", str(tmp_path / "slow.json"))
+    assert slower.returncode == 10, slower.stderr
+    assert len(error_lines(slower)) == 1 and "latency" in error_lines(slower)[0]
+    verdict = json.loads((tmp_path / "slow.json").read_text())
+    latency, accuracy, _ = verdict["comparisons"][0]["checks"]
+    assert latency["verdict"] == "regression" and latency["latency"]["ratio"] > 1.5
+    assert accuracy["verdict"] == "pass"  # the dead work leaves the outputs unchanged
+
+
+def test_a_crash_in_the_worker_is_a_recorded_failure(tiny_onnx, tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    broken = onnx_graph(tmp_path / "broken.onnx",
+                        [helper.make_node("Reshape", ["input", "shape"], ["logits"])],
+                        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])],
+                        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+                        [numpy_helper.from_array(np.array([7, -1], dtype=np.int64), "shape")])
+    proc = run_cli("gate", "--baseline-model", str(tiny_onnx["onnx"]), "--current-model", str(broken),
+                   "--budget", "1")
+    assert proc.returncode == 11, proc.stderr
+    assert len(error_lines(proc)) == 1 and "interleaved measurement failed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_models_are_one_line_errors(tiny_onnx, tmp_path):
+    from onnx import TensorProto, helper
+
+    from edgebench.errors import EdgebenchError
+    from edgebench.gate_interleave import plan_task
+
+    other = onnx_graph(tmp_path / "other.onnx", [helper.make_node("Identity", ["input"], ["logits"])],
+                       [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 64, 64])],
+                       [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 64, 64])])
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"definitely not protobuf")
+    (tmp_path / "model.pt").write_bytes(b"x")
+    cases = [(tmp_path / "missing.onnx", 3, "does not exist"), (corrupt, 4, "not a valid ONNX model"),
+             (other, 5, "takes input"), (tmp_path / "model.pt", 2, "must be an .onnx")]
+    for current, code, needle in cases:
+        with pytest.raises(EdgebenchError) as info:
+            plan_task(Path(tiny_onnx["onnx"]), current, "onnxruntime", {})
+        assert info.value.exit_code == code and needle in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(EdgebenchError) as info:
+        plan_task(Path(tiny_onnx["onnx"]), Path(tiny_onnx["onnx"]), "tensorrtt", {})
+    assert info.value.exit_code == 3 and "unknown runtime" in str(info.value)
+
+
+@pytest.mark.parametrize("width", [0, 64])
+def test_dead_work_keeps_outputs(tiny_onnx, tmp_path, width):
+    import onnxruntime as ort
+
+    slow = add_dead_work(Path(tiny_onnx["onnx"]), tmp_path / "slow.onnx", width=width)
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+            for p in (tiny_onnx["onnx"], slow)]
+    np.testing.assert_array_equal(outs[0], outs[1])
