@@ -51,7 +51,9 @@ def compare(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders go."),
     name: Optional[str] = typer.Option(None, help="Run folder name (default: derived from the settings, so a "
                                                   "rerun of the same command resumes)."),
-    executor: str = typer.Option("local", help="Where measurements run: local."),
+    executor: str = typer.Option("local", help="Where measurements run: local, or ray (on the cluster nodes that "
+                                                "advertise the device; docs/cluster.md)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use (HOST:PORT); implies --executor ray."),
 ) -> None:
     """Build candidates, time them on every runtime, and report the accuracy-latency Pareto front."""
     from .pipeline import CompareOptions, compare as run_compare
@@ -62,6 +64,8 @@ def compare(
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=budget, target_ci=target_ci), executor=executor)
+    if ray_address:
+        opts.executor, opts.executor_options = "ray", {"address": ray_address}
     with RichReporter(console) as reporter:
         result = run_compare(opts, reporter)
     from .terminal import print_summary
@@ -86,9 +90,16 @@ def backends() -> None:
 
 
 @app.command()
-def devices() -> None:
+def devices(ray_address: Optional[str] = typer.Option(None, help="List the devices this Ray cluster's nodes "
+                                                                 "advertise instead (HOST:PORT).")) -> None:
     """Device profiles, their aliases, and which one this machine is."""
     from .devices import all_profiles, local_device
+
+    if ray_address:
+        from .ray_cluster import print_cluster_devices
+
+        print_cluster_devices(console, ray_address)
+        return
 
     here = local_device().name
     table = Table(title="device profiles")
