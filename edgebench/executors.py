@@ -21,6 +21,10 @@ class Executor(Protocol):
     def availability_on(self, profile) -> Callable[[str], Availability]:
         """Runtime name -> its availability where the profile's measurements will run."""
 
+    def prebuild(self, builder, recipes: list, reporter) -> None:
+        """Build the recipes' candidates elsewhere into the run folder before the pipeline's own
+        build loop, which then finds them stored; a no-op where builds happen in that loop."""
+
     def run(self, tasks: Iterable[MeasureTask], on_result: OnResult) -> None: ...
 
 
@@ -32,6 +36,9 @@ class LocalExecutor:
 
     def availability_on(self, profile) -> Callable[[str], Availability]:
         return availability
+
+    def prebuild(self, builder, recipes: list, reporter) -> None:
+        pass
 
     def run(self, tasks: Iterable[MeasureTask], on_result: OnResult) -> None:
         for task in tasks:

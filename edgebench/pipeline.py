@@ -167,6 +167,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
                                                                    opts.epochs, opts.seed), reporter.progress)
         builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress)
+        executor.prebuild(builder, recipes, reporter)
         infos, skipped = [], {}
         for name, steps in recipes:
             reporter.stage(f"candidate {name}")

@@ -6,6 +6,7 @@
   and submitted one at a time.
 - Artifacts and eval data travel through Ray's object store (each once per run), unless the
   cluster shares a filesystem (`shared_fs=True`) or the task stays on the driver's node.
+- Candidate builds run as Ray tasks on CPU workers, all recipes at once (ray_builds.py).
 - Results come back as they finish and go straight to `on_result` (the run store appends them),
   so a node that is lost costs only its in-flight work: Ray retries it on another node offering
   the device (`max_retries`), and when none is left the measurement is recorded as failed.
@@ -29,10 +30,11 @@ class RayExecutor:
 
     def __init__(self, address: Optional[str] = None, node_ip_address: Optional[str] = None,
                  shared_fs: bool = False, max_retries: int = 2, device_grace_s: float = 30.0,
-                 probe_timeout_s: float = 300.0, ship_code: bool = True):
+                 probe_timeout_s: float = 300.0, ship_code: bool = True, build_cpus: Optional[float] = 1.0):
         self.ray = connect(address, node_ip_address=node_ip_address, ship_code=ship_code)
         self.shared_fs, self.max_retries = shared_fs, max_retries
         self.device_grace_s, self.probe_timeout_s = device_grace_s, probe_timeout_s
+        self.build_cpus = build_cpus  # CPUs each remote candidate build asks for; None: build here
         self._resource: dict[str, str] = {}  # profile name -> the resource its nodes advertise
         self._matches: dict[str, Optional[bool]] = {}
 
@@ -63,7 +65,16 @@ class RayExecutor:
         table = found["availability"]
         return lambda name: table.get(name) or Availability(False, reason=f"not installed on the {resource} node")
 
-    # running -------------------------------------------------------------------------------
+    # building ------------------------------------------------------------------------------
+    def prebuild(self, builder, recipes: list, reporter) -> None:
+        """Build every recipe not yet stored as parallel Ray tasks on the cluster's CPU workers."""
+        if self.build_cpus is None:
+            return
+        from .ray_builds import prebuild
+
+        prebuild(self.ray, builder, recipes, reporter, self.build_cpus, self.max_retries)
+
+    # measuring -----------------------------------------------------------------------------
     def run(self, tasks: Iterable[MeasureTask], on_result: OnResult) -> None:
         ray = self.ray
         from .ray_tasks import measure, pack
@@ -96,17 +107,24 @@ class RayExecutor:
         pending: dict = {submit(t): t for t in tasks if t.device in self._resource}
         local_ref = None
         missing_since: dict[str, float] = {}
-        while pending or local:
-            if local_ref is None and local:  # one at a time on this machine
-                task = local.pop(0)
-                local_ref = submit(task)
-                pending[local_ref] = task
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                if ref == local_ref:
-                    local_ref = None
-                on_result(self._collect(ref, pending.pop(ref)))
-            self._fail_abandoned(pending, missing_since, on_result)
+        try:
+            while pending or local:
+                if local_ref is None and local:  # one at a time on this machine
+                    task = local.pop(0)
+                    local_ref = submit(task)
+                    pending[local_ref] = task
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    if ref == local_ref:
+                        local_ref = None
+                    on_result(self._collect(ref, pending.pop(ref)))
+                self._fail_abandoned(pending, missing_since, on_result)
+        finally:  # interrupted (Ctrl-C, a full disk): leave no measurement running on the cluster
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:
+                    pass
 
     def _fail_abandoned(self, pending: dict, missing_since: dict, on_result: OnResult) -> None:
         """Record as failed the queued work of a device that no live node offers any more (after
