@@ -62,10 +62,10 @@ def connect(address: Optional[str] = None, node_ip_address: Optional[str] = None
     if node_ip_address:
         kwargs["_node_ip_address"] = node_ip_address
     if address is None:
-        # A private single-node cluster on this machine, reachable on loopback only.
+        # A new private single-node cluster on this machine ("local": never a stale one found on disk).
         kwargs.update(include_dashboard=False, _node_ip_address=node_ip_address or "127.0.0.1")
     try:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address or "local", **kwargs)
     except ConnectionError as e:
         raise NotFoundError(f"cannot join the Ray cluster at '{address}': {str(e).splitlines()[0][:200]}") from None
     return ray

@@ -36,14 +36,14 @@ class RayExecutor:
         self.device_grace_s, self.probe_timeout_s = device_grace_s, probe_timeout_s
         self.build_cpus = build_cpus  # CPUs each remote candidate build asks for; None: build here
         self._resource: dict[str, str] = {}  # profile name -> the resource its nodes advertise
-        self._matches: dict[str, Optional[bool]] = {}
+        self._profiles: dict[str, object] = {}  # profile name -> DeviceProfile, for the nodes to check
 
     # planning ------------------------------------------------------------------------------
     def offers(self, profile) -> bool:
         """Whether a live node advertises `profile`; then its measurements run there."""
         resource = device_resource(self.ray, profile)
         if resource:
-            self._resource[profile.name] = resource
+            self._resource[profile.name], self._profiles[profile.name] = resource, profile
         return resource is not None
 
     def availability_on(self, profile) -> Callable[[str], Availability]:
@@ -55,14 +55,12 @@ class RayExecutor:
         from .ray_tasks import probe
 
         ref = self.ray.remote(probe).options(num_cpus=0, resources={resource: 1},
-                                             max_retries=self.max_retries).remote(profile)
+                                             max_retries=self.max_retries).remote()
         ready, _ = self.ray.wait([ref], timeout=self.probe_timeout_s)
         if not ready:
             self.ray.cancel(ref, force=True)
             raise RuntimeUnavailableError(f"no node offering '{resource}' answered within {self.probe_timeout_s:.0f} s")
-        found = self.ray.get(ref)
-        self._matches[profile.name] = found["matches_profile"]
-        table = found["availability"]
+        table = self.ray.get(ref)["availability"]
         return lambda name: table.get(name) or Availability(False, reason=f"not installed on the {resource} node")
 
     # building ------------------------------------------------------------------------------
@@ -98,7 +96,7 @@ class RayExecutor:
             else:
                 options = {"resources": {resource: 1}}
                 args = (None, None) if self.shared_fs else (bundle(task.artifact), bundle(task.eval_data))
-                args += (self._matches.get(task.device),)
+                args += (self._profiles.get(task.device),)
             return remote_measure.options(num_cpus=0, max_retries=self.max_retries, retry_exceptions=False,
                                           **options).remote(task.to_dict(), *args)
 

@@ -30,18 +30,17 @@ def node_facts() -> dict:
             "cpu": cpu_model(), "machine": platform.machine()}
 
 
-def probe(profile) -> dict:
-    """The runtimes this node has, and whether it looks like the device it advertises."""
+def probe() -> dict:
+    """The runtimes this node has (what `edgebench backends` would list on it)."""
     from .backends import BACKENDS, availability
 
-    return {"availability": {name: availability(name) for name, _ in BACKENDS.items()},
-            "node": node_facts(), "matches_profile": profile.matches_this_machine() if profile else None}
+    return {"availability": {name: availability(name) for name, _ in BACKENDS.items()}, "node": node_facts()}
 
 
-def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bundle],
-            matches_profile: Optional[bool] = None) -> Measurement:
+def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bundle], profile=None) -> Measurement:
     """Run one measurement on this node. Bundles that are None mean the task's paths are valid here
-    (same machine as the driver, or a shared filesystem)."""
+    (same machine as the driver, or a shared filesystem). With the device's profile, the result
+    also says whether this node recognises itself as that device (its `detect` rules)."""
     task = MeasureTask.from_dict(task_dict)
     facts = node_facts()
     with tempfile.TemporaryDirectory(prefix="edgebench-ray-") as tmp:
@@ -51,8 +50,8 @@ def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bun
             task = dataclasses.replace(task, eval_data=str(_unpack(eval_data, Path(tmp) / "data")))
         result = run_isolated(task)
     extra = dict(result.extra, ray_node=facts)
-    if matches_profile is not None:
-        extra["node_matches_profile"] = matches_profile
+    if profile is not None:
+        extra["node_matches_profile"] = profile.matches_this_machine()
     return dataclasses.replace(result, node_id=facts["node_id"], extra=extra,
                                measured_on=f"{task.measured_on}; ray node {facts['hostname']} ({facts['ip']})")
 
