@@ -7,6 +7,7 @@ process and becomes a failed row, never the node's Ray worker.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import socket
 import tempfile
@@ -43,6 +44,9 @@ def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bun
     also says whether this node recognises itself as that device (its `detect` rules)."""
     task = MeasureTask.from_dict(task_dict)
     facts = node_facts()
+    # Ray sets OMP_NUM_THREADS=1 in its workers; the measurement process must start as it would
+    # locally (each runner sets its threads from the profile), not inherit that.
+    os.environ.pop("OMP_NUM_THREADS", None)
     with tempfile.TemporaryDirectory(prefix="edgebench-ray-") as tmp:
         if artifact is not None:
             task = dataclasses.replace(task, artifact=str(_unpack(artifact, Path(tmp) / "artifact")))
