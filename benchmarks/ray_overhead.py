@@ -137,7 +137,9 @@ def main() -> None:
     from ray.cluster_utils import Cluster
 
     results: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                                 "load_avg_at_start": os.getloadavg()}, "ray": ray.__version__}
+                                 "load_avg_at_start": os.getloadavg()}, "ray": ray.__version__,
+               "commit": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                        text=True).stdout.strip()}
     runs = Path(tempfile.mkdtemp(prefix="ebbench-"))
     timed_compare(runs, "warmup", "host", "local", {})  # trains and caches the baseline for all below
     results["local"] = timed_compare(runs, "local", "host", "local", {})
@@ -170,7 +172,8 @@ def render(r: dict) -> str:
     rows = [("local executor", r["local"]), ("ray, pinned to this node (host)", r["ray_host"]),
             ("ray, device node (object store)", r["ray_device"])]
     lines = ["# Ray executor overhead on one machine", "",
-             f"`python benchmarks/ray_overhead.py` on {r['machine']['cores']} cores, Ray {r['ray']}; load average "
+             f"`python benchmarks/ray_overhead.py` at commit {r.get('commit')} on {r['machine']['cores']} cores, "
+             f"Ray {r['ray']}; load average "
              f"{r['machine']['load_avg_at_start'][0]:.1f} at start, {r['machine']['load_avg_at_end'][0]:.1f} at end "
              "(other jobs share this machine: rerun on a quiet one before quoting).", "",
              "tiny-cnn, digits 32x32, recipes baseline + ptq-int8, 0.5 s timing budget per measurement.", "",
