@@ -12,6 +12,7 @@ artifacts shipped through the object store.
 Measured, each from a fresh run folder after a warm-up run that trains and caches the baseline:
   - local:        compare with the local executor
   - ray-host:     same compare, measurements as Ray tasks pinned to this node
+  - local-again:  the local run once more, to show how much the machine's load drifted
   - ray-device:   compare for the device node, artifacts through the object store
 and per task: a no-op Ray task (sequential round trip, and 200 in flight), and one measurement
 run directly (worker.run_isolated) versus as a Ray task on the device node.
@@ -155,6 +156,8 @@ def main() -> None:
     connect(**options)
     results["cluster_start_and_connect_s"] = round(time.perf_counter() - t, 2)
     results["ray_host"] = timed_compare(runs, "ray-host", "host", "ray", options)
+    # Local again, after Ray: on a shared machine the load drifts, and this shows by how much.
+    results["local_again"] = timed_compare(runs, "local-again", "host", "local", {})
     results["ray_device"] = timed_compare(runs, "ray-device", "rpi5", "ray", options)
     results["per_task"] = task_overhead(ray)
     results["per_task"].update(measurement_overhead(ray, runs / "local"))
@@ -170,6 +173,7 @@ def main() -> None:
 
 def render(r: dict) -> str:
     rows = [("local executor", r["local"]), ("ray, pinned to this node (host)", r["ray_host"]),
+            ("local executor again (drift check)", r["local_again"]),
             ("ray, device node (object store)", r["ray_device"])]
     lines = ["# Ray executor overhead on one machine", "",
              f"`python benchmarks/ray_overhead.py` at commit {r.get('commit')} on {r['machine']['cores']} cores, "
@@ -182,6 +186,11 @@ def render(r: dict) -> str:
     lines += ["", f"Cluster start (head + 1 device node) and connect: {r['cluster_start_and_connect_s']} s, "
               "not included above.", "", "Per task:", ""]
     lines += [f"- {k}: {v}" for k, v in r["per_task"].items()]
+    lines += ["", "Ray runs include building the ptq-int8 candidate as a Ray task and, for the device, one probe "
+              "task. Wall times of whole compares are dominated by machine load when other jobs share the cores; "
+              "the per-task figures are the overhead Ray adds: a no-op round trip, and one measurement "
+              "(ONNX Runtime, baseline) through a Ray task with its artifact and eval data shipped through the "
+              "object store versus `worker.run_isolated` called directly."]
     lines += ["", "The host and device runs measure different device labels, so their measurement counts differ "
               "(the device profile lists fewer runtimes than this machine has)."]
     return "\n".join(lines) + "\n"
