@@ -54,7 +54,9 @@ def compare(
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders go."),
     name: Optional[str] = typer.Option(None, help="Run folder name (default: derived from the settings, so a "
                                                   "rerun of the same command resumes)."),
-    executor: str = typer.Option("local", help="Where measurements run: local."),
+    executor: str = typer.Option("local", help="Where measurements run: local, or ray (on the cluster nodes that "
+                                                "advertise the device; docs/cluster.md)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use (HOST:PORT); implies --executor ray."),
 ) -> None:
     """Build candidates, time them on every runtime, and report the accuracy-latency Pareto front."""
     from .pipeline import CompareOptions, compare as run_compare
@@ -65,6 +67,8 @@ def compare(
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor)
+    if ray_address:
+        opts.executor, opts.executor_options = "ray", {"address": ray_address}
     with RichReporter(console) as reporter:
         result = run_compare(opts, reporter)
     from .terminal import print_summary
@@ -96,6 +100,8 @@ def devices(
     name: str = typer.Option("host-calibrated", help="calibrate: name of the profile to write or update."),
     out: Optional[Path] = typer.Option(None, help="calibrate: profile file (default: first $EDGEBENCH_PROFILES "
                                                   "folder, else ~/.config/edgebench/device_profiles)."),
+    ray_address: Optional[str] = typer.Option(None, help="List the devices this Ray cluster's nodes advertise "
+                                                         "instead (HOST:PORT)."),
 ) -> None:
     """Device profiles, their aliases, and which one this machine is; `devices calibrate` measures this one."""
     from .devices import all_profiles, local_device
@@ -111,6 +117,11 @@ def devices(
         from .errors import UsageError
 
         raise UsageError(f"unknown action '{action}' for devices; the only one is 'calibrate'")
+    if ray_address:
+        from .ray_cluster import print_cluster_devices
+
+        print_cluster_devices(console, ray_address)
+        return
 
     here = local_device().name
     table = Table(title="device profiles")

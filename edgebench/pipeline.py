@@ -86,16 +86,19 @@ class CompareResult:
     skipped_recipes: dict[str, str]
 
 
-def measurement_target(asked: DeviceProfile) -> tuple[DeviceProfile, bool]:
-    """The profile to measure on here, and whether it is the device that was asked for."""
+def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfile, bool]:
+    """The profile to measure on, and whether it is the device that was asked for: this machine,
+    or the device itself when the executor reaches it (a Ray node that advertises it)."""
     here = local_device()
     if asked.name in ("host", here.name):
         return here, True
+    if executor is not None and executor.offers(asked):
+        return asked, True
     return here, False
 
 
 def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions,
-               measured_on: str, eval_path: Path, score: bool) -> list[MeasureTask]:
+               measured_on: str, eval_path: Path, score: bool, available=availability) -> list[MeasureTask]:
     tasks = []
     wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
     for processor_name, processor in profile.processors.items():
@@ -103,7 +106,7 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
             if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
                     (not wanted and BACKENDS.get(runtime).opt_in):
                 continue
-            avail = availability(runtime)
+            avail = available(runtime)
             if not avail.available or processor_name not in avail.processors:
                 continue
             runner = BACKENDS.get(runtime)
@@ -146,11 +149,12 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     if source.onnx_path is not None:
         opts.input_size = onnx_input_size(source.onnx_path, opts.input_size)
 
+    executor = make_executor(opts.executor, **opts.executor_options)
+    target, is_target = measurement_target(asked, executor)
     reporter.stage(f"loading data '{opts.data}' at {opts.input_size}x{opts.input_size}")
     dataset = load_dataset(opts.data, opts.input_size, seed=opts.seed)
     budget = parse_budget(opts.budget)
     validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training
-    target, is_target = measurement_target(asked)
     run_dir = Path(opts.runs_dir) / opts.run_id(source.name, asked.name)
 
     with RunStore(run_dir) as store:
@@ -173,6 +177,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
                                                                    opts.epochs, opts.seed), reporter.progress)
         builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget)
+        executor.prebuild(builder, recipes, reporter)
         infos, skipped = [], {}
         for name, steps in recipes:
             reporter.stage(f"candidate {name}")
@@ -190,11 +195,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
 
         score = source.is_torch or onnx_fits_dataset(source.onnx_path, dataset.num_classes)
         done = store.completed_keys()
+        available = executor.availability_on(target)
         tasks = [t for info in infos
-                 for t in plan_tasks(info, target, run_dir, opts, target.description, eval_path, score)
+                 for t in plan_tasks(info, target, run_dir, opts, target.description, eval_path, score, available)
                  if t.key not in done]
         reporter.stage(f"measuring {len(tasks)} candidate x runtime pairs ({len(done)} already stored)")
-        executor = make_executor(opts.executor, **opts.executor_options)
         count = [0]
 
         def on_result(m: Measurement) -> None:
