@@ -47,6 +47,11 @@ def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
                    progress: Optional[Progress] = None) -> Candidate:
     if not source.is_torch:
         return Candidate(name="baseline", module=None, artifacts={"onnx": source.onnx_path})
+    import torch
+
+    # Seeded initial weights: they are part of the training cache key, so a rerun in a new process
+    # (or after other code drew random numbers) finds the baseline it trained before.
+    torch.manual_seed(opts.seed)
     module = build_module(source, dataset.num_classes)
     step = {"pass": "baseline", "config": {"model": source.name}}
     if opts.pretrained:
