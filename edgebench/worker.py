@@ -124,7 +124,20 @@ def run_isolated(task: MeasureTask) -> Measurement:
         return failed(task, f"worker exited with code {proc.returncode}: {stderr[-1][:300] if stderr else 'no output'}")
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker if the process that started it dies (kill -9 of a
+    run), so an orphaned measurement does not keep loading the machine."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
 def _main() -> None:
+    _die_with_parent()
     request = json.loads(sys.stdin.read())
     task = MeasureTask.from_dict(request["task"])
     try:

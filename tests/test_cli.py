@@ -2,13 +2,16 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = str(Path(__file__).resolve().parent.parent)  # test this checkout, wherever the editable install points
 
 
 def run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "edgebench.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env=dict(os.environ, COLUMNS="200"))
+                          timeout=300, env=dict(os.environ, COLUMNS="200", PYTHONPATH=REPO))
 
 
 @pytest.mark.parametrize("args, code, needle", [
