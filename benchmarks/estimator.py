@@ -58,6 +58,7 @@ def main() -> None:
                              "--threads 1 on a shared machine)")
     parser.add_argument("--iterations", type=int, default=30, help="--clock cpu: inferences per round")
     parser.add_argument("--workdir", default=None, help="where exports are kept (default: the edgebench cache)")
+    parser.add_argument("--refit", action="store_true", help="reuse the cached points instead of measuring")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimator"))
     args = parser.parse_args()
 
@@ -69,7 +70,7 @@ def main() -> None:
     from edgebench.compress.ptq import quantize_onnx
     from edgebench.devices import cpu_flags, cpu_model, physical_cores
     from edgebench.estimate import (PRIOR, Hardware, Point, error_summary, fit, host_hardware, leave_one_model_out,
-                                    ops_of, predict, save_cached_points)
+                                    load_cached_points, ops_of, predict, save_cached_points)
     from edgebench.export import export_onnx, onnx_to_openvino
     from edgebench.timing import TimingConfig, measure
 
@@ -84,7 +85,9 @@ def main() -> None:
     # Exports are reused between runs (same model, size and seed give the same graph).
     work = Path(args.workdir) if args.workdir else cache_dir() / "estimator" / "models"
     rng = np.random.default_rng(0)
-    for name in args.models.split(","):
+    if args.refit:  # the cached measurements, fitted and validated again (after a change to the estimator)
+        points = [p for p in load_cached_points()[0] if p.model in args.models.split(",")]
+    for name in ([] if args.refit else args.models.split(",")):
         for size in [int(s) for s in args.sizes.split(",")]:
             torch.manual_seed(0)
             module = getattr(torchvision.models, name)(weights=None, num_classes=10).eval()
@@ -128,7 +131,8 @@ def main() -> None:
                                        for p in subset)
     cache = save_cached_points(points, validation)
 
-    result = {"benchmark": "estimator", "cpu": cpu_model(), "threads": threads, "clock": args.clock, "host_hardware": host.__dict__,
+    result = {"benchmark": "estimator", "cpu": cpu_model(), "threads": threads, "clock": args.clock,
+              "refit_of_cached_points": args.refit, "host_hardware": host.__dict__,
               "models": args.models.split(","), "sizes": args.sizes, "timing_budget_s": args.budget,
               "leave_one_model_out": validation, "uncalibrated_prior": prior, "in_sample_fit": in_sample,
               "goal": "90% of predictions within +-10% (nn-Meter reports 99% on mobile CPUs)",

@@ -37,7 +37,7 @@ ACHIEVABLE_COMPUTE = 0.8
 ACHIEVABLE_BANDWIDTH = 0.7
 # Prior factors (1/efficiency): used alone when nothing is calibrated, and as a weak pull otherwise.
 PRIOR = np.array([3.0, 4.0, 4.0, 2.0, 3.0, 3.0, 3.0, 10.0, 1.0])
-PRIOR_WEIGHT = 0.05
+PRIOR_WEIGHT = 0.3
 NODE_UNIT_MS = 0.001  # the per-op column is in microseconds per op
 CONSTANT_UNIT_MS = 0.01
 UNCALIBRATED_ERROR_PCT = 50.0
@@ -105,11 +105,18 @@ def fit(points: list[Point]) -> np.ndarray:
         return PRIOR.copy()
     A = np.array([features(p.ops, p.precision, Hardware(**p.hardware)) / p.latency_ms for p in points])
     b = np.ones(len(points))
+    coef = PRIOR.copy()  # an op kind that none of the points contains keeps its prior factor
+    seen = A.max(axis=0) > 0
+    A = A[:, seen]
     reg = np.sqrt(PRIOR_WEIGHT * len(points) / len(PRIOR))
-    scale = A.mean(axis=0) + 1e-12  # the prior pull is relative to each column's typical size
+    # The pull towards the prior is relative to each column's typical size, but never weaker than
+    # for a column of ordinary size: an op kind that only one or two models contain must not be
+    # free to absorb their noise (it would then be wildly wrong on the next model that has it).
+    means = A.mean(axis=0)
+    scale = np.maximum(means, 0.25 * np.median(means))
     A_aug = np.vstack([A, reg * np.diag(scale)])
-    b_aug = np.concatenate([b, reg * scale * PRIOR])
-    coef, _ = nnls(A_aug, b_aug)
+    b_aug = np.concatenate([b, reg * scale * PRIOR[seen]])
+    coef[seen], _ = nnls(A_aug, b_aug)
     return coef
 
 
@@ -228,7 +235,8 @@ def other_runs_of(runs_dir: Path, device: str, skip: Path, hw: Hardware) -> list
 # the estimate stage of `compare`
 
 PROXY_RUNTIMES = ("openvino", "onnxruntime", "pytorch")
-PROXY_PRECISIONS = {"fp16": ("fp16", "bf16", "fp32"), "bf16": ("bf16", "fp32"), "fp32": ("fp32",), "int8": ("int8",)}
+# fp16 is modelled from fp32, not from a CPU's bf16: a CPU's bf16 speed says nothing about a GPU's fp16.
+PROXY_PRECISIONS = {"fp16": ("fp16", "fp32"), "bf16": ("bf16", "fp32"), "fp32": ("fp32",), "int8": ("int8",)}
 
 
 def target_precisions(info, runtime: str, processor_name: str, processor) -> list[str]:

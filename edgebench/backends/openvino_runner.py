@@ -65,9 +65,13 @@ class OpenVinoRunner(Runner):
         self._executed = precision.to_string() if hasattr(precision, "to_string") else str(precision)
         self._artifact, self._config, self._device = model, config, device
         self._core = core
+        self._ov = ov
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
-        self.request.infer({0: inputs}, share_inputs=True)
+        # Bind the array without a copy and run infer() without inputs: the dict form also builds
+        # a results dict on every call, which cost ~5% on a sub-millisecond model.
+        self.request.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(inputs), shared_memory=True))
+        self.request.infer()
         return self.request.get_output_tensor(0).data.copy()
 
     def executed_precision(self) -> str:
