@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from .errors import EdgebenchError, IncompatibleError
 from .export import export_onnx, file_bytes, onnx_to_openvino
 from .models import (ModelSource, apply_weights, build_module, cached_pretrained_state, count_params_and_macs,
                      load_state_dict, replace_classifier)
+from .signing import sign
 from .store import RunStore
 from .train import TrainConfig, evaluate_torch, fit
 from .types import CandidateInfo
@@ -144,7 +146,10 @@ class CandidateBuilder:
         params = macs = None
         if candidate.module is not None:
             module = candidate.module.eval()
-            torch.save(module, str(folder / "model.pt"))
+            tmp = folder / ".model.pt.partial"
+            torch.save(module, str(tmp))
+            os.replace(tmp, folder / "model.pt")
+            sign(folder / "model.pt")
             artifacts["torch"] = folder / "model.pt"
             artifacts["onnx"] = folder / "model.onnx"
             shutil.copyfile(self.export_fp32(candidate)["onnx"], artifacts["onnx"])

@@ -130,13 +130,20 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:  # click usage errors are handled by click itself
-        import click
+    except OSError as e:
+        import errno
 
-        if isinstance(e, click.exceptions.ClickException):
+        if e.errno != errno.ENOSPC or _debug["on"]:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] disk full writing '{e.filename}'; "
+                          "everything stored before is intact, rerun to resume", highlight=False, soft_wrap=True)
+        sys.exit(8)
+    except Exception as e:
+        # Usage errors from the (vendored) click parser: unknown option, missing argument.
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if isinstance(e, (click.exceptions.Abort,)):
+        if type(e).__name__ == "Abort":
             sys.exit(1)
         raise
 

@@ -5,6 +5,8 @@ export cannot produce a fast-but-wrong candidate.
 """
 from __future__ import annotations
 
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -22,6 +24,7 @@ def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol:
 
     model = model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
+    final, path = path, path.with_name(f".{path.name}.partial")  # a killed export leaves no valid-looking file
     example = torch.from_numpy(sample[:1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -35,7 +38,8 @@ def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol:
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     check_onnx_matches_torch(model, path, sample, rtol, atol)
-    return path
+    os.replace(path, final)
+    return final
 
 
 def check_onnx_matches_torch(model, path: Path, sample: np.ndarray, rtol: float, atol: float) -> None:
@@ -57,14 +61,25 @@ def onnx_to_openvino(onnx_path: Path, out_dir: Path, batch: int = 1) -> Path:
     """Convert to OpenVINO IR with a static batch (static shapes let the CPU plugin pick faster kernels)."""
     import openvino as ov
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     model = ov.convert_model(str(onnx_path))
     shape = model.inputs[0].get_partial_shape()
     shape[0] = batch
     model.reshape({model.inputs[0]: shape})
-    xml = out_dir / "model.xml"
-    ov.save_model(model, str(xml), compress_to_fp16=False)
-    return xml
+    return save_openvino(model, out_dir)
+
+
+def save_openvino(model, out_dir: Path) -> Path:
+    """Write model.xml/.bin into a scratch folder and rename it into place, so a kill mid-write
+    never leaves an IR whose .xml and .bin disagree."""
+    import openvino as ov
+
+    scratch = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=False)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(scratch, out_dir)
+    return out_dir / "model.xml"
 
 
 def file_bytes(path: Path) -> int:

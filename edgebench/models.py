@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -144,11 +143,11 @@ def load_state_dict(path: Path, trust: bool = False) -> dict:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as e:
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
+        if "Unsupported global" in str(e) or "GLOBAL" in str(e):
             raise UntrustedInputError(
                 f"'{path}' contains pickled code objects, refused; pass --trust-checkpoint only if you trust its author") from None
-        raise CorruptInputError(f"'{path}' is not a readable checkpoint: {str(e).splitlines()[0][:200]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CorruptInputError(f"'{path}' is not a readable checkpoint: {_unpickler_reason(e)}") from None
+    except Exception as e:  # torch's unpickler raises anything (IndexError, KeyError...) on garbage
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CorruptInputError(f"'{path}' is not a readable checkpoint: {msg[:200]}") from None
     if hasattr(obj, "state_dict") and trust:
@@ -161,6 +160,16 @@ def load_state_dict(path: Path, trust: bool = False) -> dict:
     if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
         raise CorruptInputError(f"'{path}' does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _unpickler_reason(e: Exception) -> str:
+    """The specific reason inside torch's long weights_only error text."""
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        tail = [l.strip() for l in text.split("WeightsUnpickler error:", 1)[1].splitlines() if l.strip()]
+        if tail:
+            return tail[0][:200]
+    return text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
 
 
 def apply_weights(model, state: dict, source: str) -> None:

@@ -17,7 +17,7 @@ from . import __version__
 from .backends import BACKENDS, availability
 from .cache import content_key
 from .candidates import BaselineOptions, CandidateBuilder, build_baseline
-from .compress import DEFAULT_RECIPES, load_recipe, validate_recipes
+from .compress import DEFAULT_RECIPES, instantiate, load_recipe, validate_recipes
 from .compress.base import parse_budget
 from .data import load_dataset
 from .devices import DeviceProfile, get_profile, local_device
@@ -25,6 +25,7 @@ from .environment import fingerprint
 from .errors import EdgebenchError, UsageError
 from .executors import make_executor
 from .models import resolve_model
+from .signing import trusted_sha256
 from .store import RunStore
 from .timing import TimingConfig
 from .types import CandidateInfo, Measurement, measurement_key
@@ -108,10 +109,12 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
             fmt = next((f for f in runner.formats if f in info.artifacts), None)
             if fmt is None:
                 continue
+            artifact = run_dir / info.artifacts[fmt]
+            options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
             for precision in precisions_for(info, runner, processor.precisions, runtime):
                 key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
                 tasks.append(MeasureTask(
-                    key=key, candidate=info.id, backend=runtime, artifact=str(run_dir / info.artifacts[fmt]),
+                    key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
                     processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
                     eval_data=str(eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
                     timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
@@ -137,6 +140,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         for r in opts.runtimes:
             BACKENDS.canonical(r)
     recipes = [load_recipe(r) for r in (opts.recipes or list(DEFAULT_RECIPES))]
+    for _, steps in recipes:
+        instantiate(steps)  # a bad config is an error now, not after the baseline has trained
     if source.onnx_path is not None:
         opts.input_size = onnx_input_size(source.onnx_path, opts.input_size)
 

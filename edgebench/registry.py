@@ -6,12 +6,34 @@ Third-party packages register through the entry-point group named at constructio
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import os
 from importlib.metadata import entry_points
 from typing import Callable, Generic, Iterator, TypeVar
 
 from .errors import NotFoundError, closest
 
 T = TypeVar("T")
+
+
+_env_plugins_imported = False
+
+
+def _import_env_plugins() -> None:
+    """Modules named in $EDGEBENCH_PLUGINS (comma-separated) register runners or passes on import.
+
+    This is the unpackaged counterpart of entry points: it reaches worker processes too, because
+    they inherit the environment.
+    """
+    global _env_plugins_imported
+    if _env_plugins_imported:
+        return
+    _env_plugins_imported = True
+    for name in filter(None, (m.strip() for m in os.environ.get("EDGEBENCH_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise NotFoundError(f"cannot import plugin module '{name}' from EDGEBENCH_PLUGINS: {e}") from None
 
 
 class Registry(Generic[T]):
@@ -38,6 +60,7 @@ class Registry(Generic[T]):
         if self._plugins_loaded or not self._group:
             return
         self._plugins_loaded = True
+        _import_env_plugins()
         for ep in entry_points(group=self._group):
             if ep.name not in self._items:
                 self._items[ep.name] = ep.load()

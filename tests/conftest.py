@@ -39,5 +39,8 @@ def tiny_onnx(tmp_path_factory, digits):
     xml = onnx_to_openvino(onnx_path, folder / "openvino")
     import torch
 
+    from edgebench.signing import sign
+
     torch.save(module, str(folder / "model.pt"))
+    sign(folder / "model.pt")
     return {"module": module, "onnx": onnx_path, "openvino": xml, "torch": folder / "model.pt"}

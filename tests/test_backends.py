@@ -53,3 +53,15 @@ def test_missing_processor_is_a_clear_error(tiny_onnx):
         pytest.skip("this machine has an NPU")
     with pytest.raises(IncompatibleError, match="NPU"):
         runner.load(tiny_onnx["openvino"], Placement("npu", "fp16"))
+
+
+def test_unsigned_pickled_module_is_refused(tiny_onnx, tmp_path):
+    from edgebench.errors import UntrustedInputError
+
+    planted = tmp_path / "model.pt"
+    planted.write_bytes(tiny_onnx["torch"].read_bytes())  # same bytes, but no signature from this user
+    with pytest.raises(UntrustedInputError, match="not written by this user's edgebench"):
+        create_runner("pytorch").load(planted, Placement("cpu", "fp32"))
+    (tmp_path / "model.pt.sig").write_text("0" * 64)
+    with pytest.raises(UntrustedInputError):
+        create_runner("pytorch").load(planted, Placement("cpu", "fp32"))

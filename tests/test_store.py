@@ -51,3 +51,10 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
     finally:
         release.set()
         p.join(10)
+
+
+def test_disk_full_is_a_store_error(tmp_path):
+    store = RunStore(tmp_path)
+    (tmp_path / "measurements.jsonl").symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(StoreError, match="disk full"):
+        store.append(_m("a"))

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import IncompatibleError
+from ..signing import check_artifact
 from .base import Availability, Placement, Runner, unavailable
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -39,7 +40,8 @@ class TorchRunner(Runner):
             raise IncompatibleError("pytorch: fp16 is not supported on the CPU; use fp32 or bf16")
         self.device = torch.device("cuda" if placement.processor == "gpu" else "cpu")
         self.dtype = getattr(torch, _DTYPES[placement.precision])
-        # Artifacts in the run folder are written by edgebench itself (see compress/base.py).
+        # Unpickling runs code: only modules this user's edgebench wrote (signed, or sent with their hash).
+        check_artifact(Path(artifact), placement.options.get("sha256"))
         model = torch.load(str(artifact), map_location="cpu", weights_only=False)
         self.model = model.eval().to(self.device, self.dtype)
         if placement.options.get("compile"):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-
 from pydantic import Field
 
 from .base import Candidate, Context, Pass, PassConfig
@@ -29,7 +28,7 @@ CALIBRATION_BATCH = 32
 
 class PtqConfig(PassConfig):
     precision: Literal["int8"] = "int8"
-    calibration_samples: int = Field(128, ge=1)
+    calibration_samples: int = Field(128, gt=0, le=10000)
     per_channel: bool = True
     activation_type: Literal["uint8", "int8"] = "uint8"
     runtimes: tuple[str, ...] = ("onnxruntime", "openvino")
@@ -87,7 +86,8 @@ def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path
     import nncf
     import openvino as ov
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from ..export import save_openvino
+
     model = ov.convert_model(str(fp32_onnx))  # batch axis still dynamic: calibrate on whole batches
     batches = [calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
     quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(calib),
@@ -95,6 +95,4 @@ def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path
     shape = quantized.inputs[0].get_partial_shape()
     shape[0] = 1  # then a static batch of 1, as the FP32 IR has, so the CPU plugin picks its fastest kernels
     quantized.reshape({quantized.inputs[0]: shape})
-    xml = out_dir / "model.xml"
-    ov.save_model(quantized, str(xml), compress_to_fp16=False)
-    return xml
+    return save_openvino(quantized, out_dir)

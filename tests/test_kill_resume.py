@@ -1,0 +1,81 @@
+"""`compare` killed with SIGKILL at several points resumes to exactly the rows of an uninterrupted run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+SCRIPT = """
+import sys
+from pathlib import Path
+from edgebench.pipeline import CompareOptions, compare
+from edgebench.timing import TimingConfig
+opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1,
+                      runs_dir=Path(sys.argv[1]), run_name="run", layer_profile=False,
+                      runtimes=["onnxruntime", "openvino"],
+                      timing=TimingConfig(time_budget_s=0.15, min_iterations=10, warmup_iterations=2))
+compare(opts)
+"""
+
+
+def _start(runs: Path, cache: Path) -> subprocess.Popen:
+    env = dict(os.environ, EDGEBENCH_CACHE=str(cache))
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(runs)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _lines(run: Path) -> list[dict]:
+    path = run / "measurements.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_bytes().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return rows
+
+
+def _finish(runs: Path, cache: Path) -> None:
+    proc = _start(runs, cache)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-2000:]
+
+
+def _kill_when(runs: Path, cache: Path, ready, timeout: float = 300) -> None:
+    proc = _start(runs, cache)
+    deadline = time.monotonic() + timeout
+    while not ready(runs / "run") and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_sigkill_at_several_points_then_resume(tmp_path):
+    cache = tmp_path / "cache"
+    reference = tmp_path / "reference"
+    _finish(reference, cache)
+    want = {r["key"] for r in _lines(reference / "run") if r["status"] == "ok"}
+    assert len(want) >= 4
+
+    runs = tmp_path / "interrupted"
+    points = [
+        lambda run: (run / "run.json").is_file(),  # while the baseline is being built
+        lambda run: any((run / "candidates").glob("ptq-int8*/openvino*")),  # mid candidate build
+        lambda run: len(_lines(run)) >= 2,  # between measurements
+    ]
+    for ready in points:
+        _kill_when(runs, cache, ready)
+    _finish(runs, cache)
+    rows = _lines(runs / "run")
+    ok = Counter(r["key"] for r in rows if r["status"] == "ok")
+    assert set(ok) == want
+    assert max(ok.values()) == 1  # nothing measured twice
+    assert (runs / "run" / "report.html").is_file()
