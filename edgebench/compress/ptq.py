@@ -28,7 +28,7 @@ CALIBRATION_BATCH = 32
 
 class PtqConfig(PassConfig):
     precision: Literal["int8"] = "int8"
-    calibration_samples: int = Field(128, gt=0, le=10000)
+    calibration_samples: int = Field(128, ge=1, le=10000)
     per_channel: bool = True
     activation_type: Literal["uint8", "int8"] = "uint8"
     runtimes: tuple[str, ...] = ("onnxruntime", "openvino")
