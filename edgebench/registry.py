@@ -69,7 +69,7 @@ class Registry(Generic[T]):
         self._load_plugins()
         name = self._aliases.get(name, name)
         if name not in self._items:
-            raise NotFoundError(f"unknown {self.kind} '{name}'{closest(name, self.names(include_aliases=True))}")
+            raise NotFoundError(f"unknown {self.kind} {name!r}{closest(name, self.names(include_aliases=True))}")  # repr: names from files may hold control characters
         return name
 
     def get(self, name: str) -> T:
