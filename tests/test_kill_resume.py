@@ -17,7 +17,7 @@ from edgebench.pipeline import CompareOptions, compare
 from edgebench.timing import TimingConfig
 opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1,
                       runs_dir=Path(sys.argv[1]), run_name="run", layer_profile=False,
-                      runtimes=["onnxruntime", "openvino"],
+                      runtimes=["onnxruntime", "openvino"], recipes=["baseline", "ptq-int8"],
                       timing=TimingConfig(time_budget_s=0.15, min_iterations=10, warmup_iterations=2))
 compare(opts)
 """
