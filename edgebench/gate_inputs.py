@@ -20,7 +20,7 @@ class GateRun:
     label: str  # how the user named it (shown in every message)
     info: dict  # run.json
     candidates: dict[str, CandidateInfo]
-    measurements: list[Measurement]  # status ok only
+    measurements: list[Measurement]  # measured (not estimated) and ok only
     environment: dict = field(default_factory=dict)
 
     @property
@@ -42,7 +42,8 @@ def load_gate_run(path: Path, role: str) -> GateRun:
         info, candidates, measurements = _from_folder(path, role)
     else:
         info, candidates, measurements = _from_report(path, role)
-    ok = [m for m in measurements if m.ok]
+    # Estimates have no samples and are derived from the measurements: gating them would count twice.
+    ok = [m for m in measurements if m.ok and m.source == "measured"]
     return GateRun(label=str(path), info=info, candidates={c.id: c for c in candidates}, measurements=ok,
                    environment=info.get("environment") or {})
 
