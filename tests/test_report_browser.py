@@ -95,7 +95,7 @@ def test_report_in_chromium(tiny_run, browser, tmp_path):
     table_front = browser.execute_script("return [...document.querySelectorAll('#results tr.front')].map(t => t.dataset.key)")
     assert set(table_front) == front
     ship = browser.execute_script("return document.querySelector('.ship').innerText")
-    assert ship.startswith("Ship ") and "Why" in ship
+    assert "\nShip " in "\n" + ship and "Why" in ship  # after the card's group label
     # Sorting by median latency puts the fastest measurement first.
     browser.execute_script("[...document.querySelectorAll('#results th')].find(t => t.innerText.startsWith('median')).click()")
     first = browser.execute_script("return document.querySelector('#results tbody tr').dataset.key")
