@@ -85,3 +85,24 @@ def test_static_plot_draws_odd_names_literally(tmp_path):
                                       top1_ci_high=0.55)]
     written = pareto_png(rows, tmp_path / "pareto.png", odd)  # mathtext would raise on '\notacommand'
     assert [p.suffix for p in written] == [".png", ".svg"] and all(p.stat().st_size > 5000 for p in written)
+
+
+def test_int8_flag_compares_with_the_real_parent():
+    """prune50-ptq is compared with prune50 on the same runtime, not with the unpruned baseline."""
+    from edgebench.report.table import build_rows
+    from edgebench.types import CandidateInfo, Measurement
+
+    base = CandidateInfo(id="baseline", name="baseline", lineage=({"pass": "baseline", "config": {}},))
+    pruned = CandidateInfo(id="prune50-a", name="prune50", lineage=base.lineage + ({"pass": "prune", "config": {}},))
+    quant = CandidateInfo(id="prune50-ptq-b", name="prune50-ptq", precision="int8", parent="prune",
+                          lineage=pruned.lineage + ({"pass": "ptq", "config": {}},))
+
+    def m(cid, ms, precision="fp32"):
+        return Measurement(key=cid, candidate=cid, backend="onnxruntime", processor="cpu", precision=precision,
+                           device="host", source="measured", status="ok",
+                           latency={"median_ms": ms, "ci_low_ms": ms, "ci_high_ms": ms}, accuracy={"top1": 0.9})
+
+    # INT8 beats the baseline (2.0 ms) but is slower than its pruned parent (1.0 ms): flagged.
+    rows = build_rows([base, pruned, quant], [m("baseline", 2.0), m("prune50-a", 1.0), m("prune50-ptq-b", 1.5, "int8")])
+    flags = {r["candidate"]: r["flags"] for r in rows}
+    assert flags["prune50-ptq-b"] and "1.50x" in flags["prune50-ptq-b"][0]

@@ -62,7 +62,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             row["speedup_low"] = base_m.latency["ci_low_ms"] / lat["ci_high_ms"]
             row["speedup_high"] = base_m.latency["ci_high_ms"] / lat["ci_low_ms"]
         if c and c.precision == "int8" and lat.get("median_ms"):
-            parent = parent_latency.get((c.parent or "baseline", m.device, m.processor, m.backend, m.source)) \
+            parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source)) \
                 or base
             if parent and lat["median_ms"] > parent:
                 row["flags"].append(f"INT8 slower than its FP32 parent on {m.backend} "
@@ -70,6 +70,16 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
         rows.append(row)
     _mark_front(rows)
     return rows
+
+
+def _parent_id(c: CandidateInfo, candidates: list[CandidateInfo]) -> str:
+    """The stored candidate this one was derived from: the one whose lineage is this one's minus
+    its last step (prune50 for prune50-ptq), else the baseline."""
+    wanted = json.dumps(list(c.lineage[:-1]), sort_keys=True, default=str)
+    for other in candidates:
+        if json.dumps(list(other.lineage), sort_keys=True, default=str) == wanted:
+            return other.id
+    return "baseline"
 
 
 def _float_ops_hint(m: Measurement) -> str:
