@@ -90,7 +90,7 @@ def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path
 
     model = ov.convert_model(str(fp32_onnx))  # batch axis still dynamic: calibrate on whole batches
     batches = [calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
-    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(calib),
+    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),  # NNCF counts dataset items (batches)
                               preset=nncf.QuantizationPreset.PERFORMANCE)
     shape = quantized.inputs[0].get_partial_shape()
     shape[0] = 1  # then a static batch of 1, as the FP32 IR has, so the CPU plugin picks its fastest kernels
