@@ -99,6 +99,9 @@ def main() -> None:
     onnx_path = export_onnx(module, work / "model.onnx", np.repeat(sample, 2, 0), rtol=1e-2, atol=1e-3)
     xml = onnx_to_openvino(onnx_path, work / "ir")
     torch.save(module, work / "model.pt")
+    from edgebench.signing import sign
+
+    sign(work / "model.pt")  # the PyTorch runner loads only pickled modules this user's edgebench signed
 
     def ort_reference() -> float:
         options = ort.SessionOptions()
