@@ -11,9 +11,6 @@ with its message instead of taking the gate down with it.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -96,27 +93,15 @@ def artifact_bytes(path: Path) -> int:
 
 def run_isolated(task: InterleavedTask) -> list[Measurement] | str:
     """The two measurements, or the reason the worker failed (crash, hang, error)."""
-    with tempfile.TemporaryDirectory(prefix="edgebench-gate-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        payload = json.dumps({"task": task.to_dict(), "result": str(result_path)})
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONUNBUFFERED="1",
-                   PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
-        try:
-            proc = subprocess.run([sys.executable, "-m", "edgebench.gate_interleave"], input=payload.encode(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=task.timeout_s)
-        except subprocess.TimeoutExpired:
-            return f"timed out after {task.timeout_s:.0f} s (worker killed)"
-        if result_path.is_file():
-            answer = json.loads(result_path.read_text())
-            if "error" in answer:
-                return answer["error"]
-            return [Measurement.from_dict(m) for m in answer["measurements"]]
-        stderr = proc.stderr.decode(errors="replace").strip().splitlines()
-        last = stderr[-1][:300] if stderr else "no output"
-        if proc.returncode < 0:
-            return f"runtime crashed with {signal.Signals(-proc.returncode).name}: {last}"
-        return f"worker exited with code {proc.returncode}: {last}"
+    from .worker import run_module_isolated
+
+    outcome = run_module_isolated("edgebench.gate_interleave", {"task": task.to_dict()}, task.timeout_s,
+                                  prefix="edgebench-gate-")
+    if outcome.answer is None:
+        return outcome.error
+    if "error" in outcome.answer:
+        return outcome.answer["error"]
+    return [Measurement.from_dict(m) for m in outcome.answer["measurements"]]
 
 
 def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads: Optional[int] = None,

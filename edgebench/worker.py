@@ -96,32 +96,52 @@ def execute(task: MeasureTask) -> Measurement:
         extra=extra, timestamp=time.time())
 
 
-def run_isolated(task: MeasureTask) -> Measurement:
-    """Run `execute(task)` in a fresh interpreter; crashes and hangs become failed measurements."""
-    with tempfile.TemporaryDirectory(prefix="edgebench-worker-") as tmp:
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """What came back from an isolated worker: its JSON answer, or why there is none."""
+    answer: Optional[dict] = None
+    error: Optional[str] = None
+    exit_signal: Optional[int] = None
+
+
+def run_module_isolated(module: str, request: dict, timeout_s: float, prefix: str = "edgebench-worker-") -> WorkerOutcome:
+    """Run `python -m module` in a fresh interpreter with `request` on stdin; the module writes its
+    answer as JSON to the path in request["result"]. Crashes, hangs and exits become `error`."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         result_path = Path(tmp) / "result.json"
-        payload = json.dumps({"task": task.to_dict(), "result": str(result_path)})
+        payload = json.dumps({**request, "result": str(result_path)})
         # The worker must import this same edgebench, wherever the parent was started from.
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
         try:
-            proc = subprocess.run([sys.executable, "-m", "edgebench.worker"], input=payload.encode(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-                                  timeout=task.timeout_s)
+            proc = subprocess.run([sys.executable, "-m", module], input=payload.encode(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            return failed(task, f"timed out after {task.timeout_s:.0f} s (worker killed)", exit_signal=signal.SIGKILL)
+            return WorkerOutcome(error=f"timed out after {timeout_s:.0f} s (worker killed)", exit_signal=signal.SIGKILL)
         if result_path.is_file():
             try:
-                return Measurement.from_dict(json.loads(result_path.read_text()))
-            except (json.JSONDecodeError, TypeError):
+                return WorkerOutcome(answer=json.loads(result_path.read_text()))
+            except json.JSONDecodeError:
                 pass
         stderr = proc.stderr.decode(errors="replace").strip().splitlines()
+        last = stderr[-1][:300] if stderr else ""
         if proc.returncode < 0:
             name = signal.Signals(-proc.returncode).name
-            return failed(task, f"runtime crashed with {name}" + (f": {stderr[-1][:300]}" if stderr else ""),
-                          exit_signal=-proc.returncode)
-        return failed(task, f"worker exited with code {proc.returncode}: {stderr[-1][:300] if stderr else 'no output'}")
+            return WorkerOutcome(error=f"runtime crashed with {name}" + (f": {last}" if last else ""),
+                                 exit_signal=-proc.returncode)
+        return WorkerOutcome(error=f"worker exited with code {proc.returncode}: {last or 'no output'}")
+
+
+def run_isolated(task: MeasureTask) -> Measurement:
+    """Run `execute(task)` in a fresh interpreter; crashes and hangs become failed measurements."""
+    outcome = run_module_isolated("edgebench.worker", {"task": task.to_dict()}, task.timeout_s)
+    if outcome.answer is not None:
+        try:
+            return Measurement.from_dict(outcome.answer)
+        except TypeError:
+            return failed(task, "worker wrote an unreadable result")
+    return failed(task, outcome.error, exit_signal=outcome.exit_signal)
 
 
 def _die_with_parent() -> None:
