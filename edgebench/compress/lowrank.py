@@ -13,7 +13,8 @@ from pydantic import Field, model_validator
 
 from ..cache import module_fingerprint
 from .base import Candidate, Context, Pass, PassConfig
-from .tuning import check_layer_names, classifier_layers, finetune, recovery_epochs, replace_module
+from .tuning import (check_layer_names, classifier_layers, finetune, kd_recovery, recovery_epochs, replace_module,
+                     short_list)
 
 RECOVERY_EPOCHS = 0.5
 
@@ -135,16 +136,11 @@ class LowRankPass(Pass):
         for name, new in plan.items():
             replace_module(model, name, new)
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
-        factory = None
-        if self.config.distill:
-            from .distill import DistillPass
-
-            kd = DistillPass({"student": "self", "losses": [{"name": "kd"}]})
-            factory = lambda s: kd.objective(s, parent, ctx.dataset.train.x[:2])  # noqa: E731
+        factory = kd_recovery(parent, ctx) if self.config.distill else None
         module = finetune(model, ctx, "lowrank: fine-tune", epochs,
                           ("lowrank", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
         names = list(plan)
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        shown = short_list(names)
         note = f"low-rank factorisation of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
         name = f"{candidate.name}+lowrank" if candidate.name != "baseline" else "lowrank"
         return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))

@@ -15,7 +15,7 @@ from pydantic import Field
 from ..cache import module_fingerprint
 from ..errors import IncompatibleError
 from .base import Candidate, Context, Pass, PassConfig
-from .tuning import check_layer_names, classifier_layers, finetune, recovery_epochs
+from .tuning import check_layer_names, classifier_layers, finetune, kd_recovery, recovery_epochs
 
 RECOVERY_EPOCHS = 1.5  # 0.5 left 50%-pruned mobilenetv3 at 63% top-1 (baseline 94%); 1.5 gives 89% (benchmarks/compression.py)
 
@@ -47,12 +47,7 @@ class PrunePass(Pass):
         before = count_params_and_macs(parent, ctx.dataset.input_shape)
         after = count_params_and_macs(pruned, ctx.dataset.input_shape)
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
-        factory = None
-        if self.config.distill:
-            from .distill import DistillPass
-
-            kd = DistillPass({"student": "self", "losses": [{"name": "kd"}], "temperature": self.config.temperature})
-            factory = lambda s: kd.objective(s, parent, ctx.dataset.train.x[:2])  # noqa: E731
+        factory = kd_recovery(parent, ctx, self.config.temperature) if self.config.distill else None
         module = finetune(pruned, ctx, f"prune {self.config.ratio:g}: fine-tune", epochs,
                           ("prune", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
         note = (f"pruned {self.config.ratio:.0%} of channels ({self.config.importance}): params "

@@ -17,7 +17,8 @@ from pydantic import Field
 
 from ..cache import module_fingerprint
 from .base import Candidate, Context, Pass, PassConfig
-from .tuning import check_layer_names, classifier_layers, finetune, recovery_epochs, replace_module
+from .tuning import (check_layer_names, classifier_layers, finetune, kd_recovery, recovery_epochs, replace_module,
+                     short_list)
 
 RECOVERY_EPOCHS = 0.5
 
@@ -106,15 +107,10 @@ class SeparablePass(Pass):
         for name in names:
             replace_module(model, name, separable_pair(model.get_submodule(name), self.config.depth_multiplier))
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
-        factory = None
-        if self.config.distill:
-            from .distill import DistillPass
-
-            kd = DistillPass({"student": "self", "losses": [{"name": "kd"}]})
-            factory = lambda s: kd.objective(s, parent, ctx.dataset.train.x[:2])  # noqa: E731
+        factory = kd_recovery(parent, ctx) if self.config.distill else None
         module = finetune(model, ctx, "separable: fine-tune", epochs,
                           ("separable", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        shown = short_list(names)
         note = f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
         name = f"{candidate.name}+separable" if candidate.name != "baseline" else "separable"
         return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))

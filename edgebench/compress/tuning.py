@@ -71,3 +71,20 @@ def finetune(module, ctx: Context, label: str, epochs: float, key_parts: tuple,
                 cleanup()
 
     return cached_module(key, build).eval()
+
+
+def kd_recovery(parent, ctx: Context, temperature: Optional[float] = None):
+    """Loss factory for `finetune` that recovers a rewritten model by distilling from `parent`,
+    the model before the rewrite (shared by prune, separable and lowrank)."""
+    from .distill import DistillPass
+
+    config: dict = {"student": "self", "losses": [{"name": "kd"}]}
+    if temperature is not None:
+        config["temperature"] = temperature
+    kd = DistillPass(config)
+    return lambda student: kd.objective(student, parent, ctx.dataset.train.x[:2])
+
+
+def short_list(names: list[str], shown: int = 8) -> str:
+    """'a, b, c and 5 more' for notes that name the layers a pass changed."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
