@@ -33,9 +33,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def run_compare(args) -> dict:
-    from edgebench.pipeline import CompareOptions, compare
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
     from edgebench.report.table import load_tables
-    from edgebench.timing import TimingConfig
 
     opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
                           epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir),
@@ -86,14 +86,14 @@ def distill_vs_scratch(args) -> dict:
     """The default distillation (KD from the baseline) against cross-entropy alone, per seed."""
     import torch
 
-    from edgebench.cache import cached_module, content_key
-    from edgebench.candidates import BaselineOptions, build_baseline
     from edgebench.compress import Context
     from edgebench.compress.base import parse_budget
+    from edgebench.compress.builder import BaselineOptions, build_baseline
     from edgebench.compress.distill import SCRATCH_LR, DistillPass
-    from edgebench.data import load_dataset
-    from edgebench.models import STUDENT_OF, build_module, resolve_model
-    from edgebench.train import TrainConfig, evaluate_torch, fit
+    from edgebench.core.cache import cached_module, content_key
+    from edgebench.models.data import load_dataset
+    from edgebench.models.train import TrainConfig, evaluate_torch, fit
+    from edgebench.models.zoo import STUDENT_OF, build_module, resolve_model
 
     source = resolve_model(args.model)
     dataset = load_dataset(args.data, args.input_size, seed=0)
@@ -174,7 +174,7 @@ def main() -> None:
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "load_start": [round(x, 1) for x in os.getloadavg()], "started": time.time()}
     try:
-        from edgebench.environment import fingerprint
+        from edgebench.measure.environment import fingerprint
         data["environment"] = fingerprint()
     except Exception:
         pass

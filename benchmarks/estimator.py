@@ -66,13 +66,22 @@ def main() -> None:
     import torchvision
 
     from edgebench.backends import Placement, create_runner
-    from edgebench.cache import cache_dir
     from edgebench.compress.ptq import quantize_onnx
-    from edgebench.devices import cpu_flags, cpu_model, physical_cores
-    from edgebench.estimate import (PRIOR, Hardware, Point, error_summary, fit, host_hardware, leave_one_model_out,
-                                    load_cached_points, ops_of, predict, save_cached_points)
-    from edgebench.export import export_onnx, onnx_to_openvino
-    from edgebench.timing import TimingConfig, measure
+    from edgebench.core.cache import cache_dir
+    from edgebench.devices.host import cpu_flags, cpu_model, physical_cores
+    from edgebench.estimate.points import host_hardware, load_cached_points, save_cached_points
+    from edgebench.estimate.roofline import (
+        PRIOR,
+        Hardware,
+        Point,
+        error_summary,
+        fit,
+        leave_one_model_out,
+        ops_of,
+        predict,
+    )
+    from edgebench.measure.timing import TimingConfig, measure
+    from edgebench.models.export import export_onnx, onnx_to_openvino
 
     host = host_hardware()
     threads = args.threads or physical_cores()

@@ -46,7 +46,7 @@ def minimal_loop(fn, seconds: float) -> float:
 def edgebench_median(runtime: str, artifact: Path, precision: str, threads: int, sample: np.ndarray,
                      seconds: float) -> float:
     from edgebench.backends import Placement, create_runner
-    from edgebench.timing import TimingConfig, measure
+    from edgebench.measure.timing import TimingConfig, measure
 
     runner = create_runner(runtime)
     runner.load(artifact, Placement("cpu", precision, threads))
@@ -61,7 +61,7 @@ def benchmark_app_median(xml: Path, threads: int, precision: str, seconds: float
     cmd = [tool] if tool else [sys.executable, "-m", "openvino.tools.benchmark.main"]
     # benchmark_app refuses -nthreads with a hint. The latency hint means one stream on all physical
     # cores; for fewer threads the same thing is spelled out: no hint, one stream, n threads.
-    from edgebench.devices import physical_cores
+    from edgebench.devices.host import physical_cores
 
     settings = ["-hint", "latency"] if threads == physical_cores() else \
         ["-hint", "none", "-nstreams", "1", "-nthreads", str(threads)]
@@ -88,8 +88,8 @@ def main() -> None:
     import torch
     import torchvision
 
-    from edgebench.devices import cpu_model, physical_cores
-    from edgebench.export import export_onnx, onnx_to_openvino
+    from edgebench.devices.host import cpu_model, physical_cores
+    from edgebench.models.export import export_onnx, onnx_to_openvino
 
     threads = args.threads or physical_cores()
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def main() -> None:
     onnx_path = export_onnx(module, work / "model.onnx", np.repeat(sample, 2, 0), rtol=1e-2, atol=1e-3)
     xml = onnx_to_openvino(onnx_path, work / "ir")
     torch.save(module, work / "model.pt")
-    from edgebench.signing import sign
+    from edgebench.core.signing import sign
 
     sign(work / "model.pt")  # the PyTorch runner loads only pickled modules this user's edgebench signed
 

@@ -31,12 +31,14 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the deliberately slowed model is a test helper
 
-from edgebench.environment import fingerprint  # noqa: E402
-from edgebench.gate import GateSettings  # noqa: E402
-from edgebench.gate_interleave import gate_models  # noqa: E402
-from edgebench.gate_slowdown import add_dead_work  # noqa: E402
-from edgebench.timing import InterleavedConfig, measure_interleaved, timed  # noqa: E402
+from helpers.slow_model import add_dead_work  # noqa: E402
+
+from edgebench.gate.interleave import gate_models  # noqa: E402
+from edgebench.gate.verdict import GateSettings  # noqa: E402
+from edgebench.measure.environment import fingerprint  # noqa: E402
+from edgebench.measure.timing import InterleavedConfig, measure_interleaved, timed  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CALIBRATION_WIDTHS = (0, 128, 192, 256, 320, 384, 448, 512)
@@ -45,8 +47,8 @@ CALIBRATION_WIDTHS = (0, 128, 192, 256, 320, 384, 448, 512)
 def export_model(folder: Path, input_size: int) -> Path:
     import torch
 
-    from edgebench.export import export_onnx
-    from edgebench.models import build_module, resolve_model
+    from edgebench.models.export import export_onnx
+    from edgebench.models.zoo import build_module, resolve_model
 
     torch.manual_seed(0)
     module = build_module(resolve_model("tiny-cnn"), 10)
@@ -82,11 +84,11 @@ def width_for(target: float, widths, ratios) -> int:
 def sequential_gate(base: Path, current: Path, folder: Path, threads: int, settings: GateSettings):
     """The gate over two runs timed one after the other, each in its own worker as `compare` does
     (timing.measure: 2% CI target, 3 s budget), i.e. what a gate over stored runs sees."""
-    from edgebench.gate import evaluate
-    from edgebench.gate_inputs import GateRun
-    from edgebench.gate_interleave import input_shape, this_device
-    from edgebench.timing import TimingConfig
-    from edgebench.worker import MeasureTask, run_isolated
+    from edgebench.gate.inputs import GateRun
+    from edgebench.gate.interleave import input_shape, this_device
+    from edgebench.gate.verdict import evaluate
+    from edgebench.measure.timing import TimingConfig
+    from edgebench.measure.worker import MeasureTask, run_isolated
 
     data = folder / "input.npz"
     if not data.is_file():
@@ -223,7 +225,7 @@ def main() -> None:
 
 def markdown(out: dict) -> str:
     s, c = out["summary"], out["calibration"]
-    lines = [f"# gate_noise: false alarms and detection of the interleaved gate", "",
+    lines = ["# gate_noise: false alarms and detection of the interleaved gate", "",
              f"`{out['command']}`, finished {out['finished']}, {out['wall_s'] / 60:.1f} min in all.", "",
              f"Model: {out['model']}. Machine: {out['environment'].get('cpu_model')}, "
              f"{out['environment'].get('logical_cores')} logical cores; load average before "

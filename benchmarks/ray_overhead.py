@@ -67,8 +67,8 @@ class StageClock:
 
 
 def timed_compare(runs: Path, name: str, device: str, executor: str, options: dict) -> dict:
-    from edgebench.pipeline import CompareOptions, compare
-    from edgebench.timing import TimingConfig
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
 
     opts = CompareOptions(model="tiny-cnn", device=device, data="digits", input_size=32, epochs=3, runs_dir=runs,
                           run_name=name, recipes=["baseline", "ptq-int8"],
@@ -106,9 +106,9 @@ def task_overhead(ray, n: int = 200) -> dict:
 
 def measurement_overhead(ray, run_dir: Path, repeats: int = 5) -> dict:
     """One measurement of the baseline on ONNX Runtime, run directly and as a Ray task on the device node."""
-    from edgebench.ray_tasks import measure, pack
-    from edgebench.store import RunStore
-    from edgebench.worker import MeasureTask, run_isolated
+    from edgebench.core.store import RunStore
+    from edgebench.execute.ray.tasks import measure, pack
+    from edgebench.measure.worker import MeasureTask, run_isolated
 
     info = RunStore(run_dir).load_candidate("baseline")
     task = MeasureTask(key="bench", candidate="baseline", backend="onnxruntime",
@@ -147,11 +147,14 @@ def main() -> None:
 
     t = time.perf_counter()
     node = dict(node_ip_address=LOOPBACK, object_store_memory=100 * 1024 ** 2)
+    # Ray writes /tmp/ray/ray_current_cluster whatever temp_dir says, and fails where that
+    # folder does not exist yet (a fresh machine).
+    Path("/tmp/ray").mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=2, temp_dir=tempfile.mkdtemp(prefix="ebray"), **node))
     cluster.add_node(num_cpus=0, resources={"device:raspberry-pi-5": 1}, **node)
     cluster.wait_for_nodes()
     options = {"address": cluster.address, "node_ip_address": LOOPBACK}
-    from edgebench.ray_cluster import connect
+    from edgebench.execute.ray.cluster import connect
 
     connect(**options)
     results["cluster_start_and_connect_s"] = round(time.perf_counter() - t, 2)

@@ -24,8 +24,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def small_run() -> Path:
-    from edgebench.pipeline import CompareOptions, compare
-    from edgebench.timing import TimingConfig
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
 
     opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=2,
                           runs_dir=Path(tempfile.gettempdir()) / "eb-bench-report",

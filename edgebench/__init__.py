@@ -4,6 +4,6 @@ __version__ = "0.1.0"
 
 def load_run(path):
     """Measurements of a run folder (or report.json) as a pandas DataFrame, one row per measurement."""
-    from .report.loader import load_run as _load_run
+    from edgebench.report.loader import load_run as _load_run
 
     return _load_run(path)

@@ -9,7 +9,7 @@ os.environ.setdefault("EDGEBENCH_CACHE", str(Path(__file__).resolve().parent.par
 
 @pytest.fixture(scope="session")
 def digits():
-    from edgebench.data import load_dataset
+    from edgebench.models.data import load_dataset
 
     return load_dataset("digits", input_size=32, seed=0)
 
@@ -17,8 +17,8 @@ def digits():
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """One real compare run of a tiny CNN on real data, shared by tests that inspect its outputs."""
-    from edgebench.pipeline import CompareOptions, compare
-    from edgebench.timing import TimingConfig
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
 
     runs = tmp_path_factory.mktemp("runs")
     opts = CompareOptions(model="tiny-cnn", device="jetson", data="digits", input_size=32, epochs=3, runs_dir=runs,
@@ -29,9 +29,9 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, digits):
     """A trained tiny CNN exported to ONNX and OpenVINO IR, with its torch module."""
-    from edgebench.export import export_onnx, onnx_to_openvino
-    from edgebench.models import build_module, resolve_model
-    from edgebench.train import TrainConfig, fit
+    from edgebench.models.export import export_onnx, onnx_to_openvino
+    from edgebench.models.train import TrainConfig, fit
+    from edgebench.models.zoo import build_module, resolve_model
 
     folder = tmp_path_factory.mktemp("tiny")
     module = fit(build_module(resolve_model("tiny-cnn"), 10), digits.train, TrainConfig(epochs=2))
@@ -39,7 +39,7 @@ def tiny_onnx(tmp_path_factory, digits):
     xml = onnx_to_openvino(onnx_path, folder / "openvino")
     import torch
 
-    from edgebench.signing import sign
+    from edgebench.core.signing import sign
 
     torch.save(module, str(folder / "model.pt"))
     sign(folder / "model.pt")
@@ -49,8 +49,8 @@ def tiny_onnx(tmp_path_factory, digits):
 @pytest.fixture(scope="session")
 def host_run(tiny_run):
     """A second, smaller real run (same model, asked for this machine, ONNX Runtime only) to compare with."""
-    from edgebench.pipeline import CompareOptions, compare
-    from edgebench.timing import TimingConfig
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
 
     opts, _ = tiny_run
     other = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=3,

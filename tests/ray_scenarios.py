@@ -27,9 +27,9 @@ if not os.environ.get("EDGEBENCH_IN_NETNS"):
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from edgebench.pipeline import CompareOptions, compare  # noqa: E402
-from edgebench.store import read_jsonl  # noqa: E402
-from edgebench.timing import TimingConfig  # noqa: E402
+from edgebench.compare import CompareOptions, compare  # noqa: E402
+from edgebench.core.store import read_jsonl  # noqa: E402
+from edgebench.measure.timing import TimingConfig  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 NODE = dict(node_ip_address=LOOPBACK, object_store_memory=80 * 1024 ** 2)
@@ -38,6 +38,9 @@ NODE = dict(node_ip_address=LOOPBACK, object_store_memory=80 * 1024 ** 2)
 @pytest.fixture(scope="module")
 def cluster():
     temp = tempfile.mkdtemp(prefix="ebray", dir="/tmp")  # short: Ray's socket paths are length-limited
+    # Ray writes /tmp/ray/ray_current_cluster whatever temp_dir says, and fails where that
+    # folder does not exist yet (a fresh machine).
+    Path("/tmp/ray").mkdir(parents=True, exist_ok=True)
     c = Cluster(initialize_head=True, head_node_args=dict(
         num_cpus=1, resources={"device:lab-fpga": 1}, temp_dir=temp, **NODE,
         _system_config={"health_check_period_ms": 500, "health_check_failure_threshold": 3}))
@@ -70,7 +73,7 @@ def node_running_a_measurement(nodes: dict):
     raylets = {name: n.all_processes["raylet"][0].process.pid for name, n in nodes.items()
                if n.all_processes.get("raylet")}
     for proc in psutil.process_iter(["cmdline"]):
-        if "edgebench.worker" not in " ".join(proc.info["cmdline"] or []):
+        if "edgebench.measure.worker" not in " ".join(proc.info["cmdline"] or []):
             continue
         try:
             ancestors = {p.pid for p in proc.parents()}
@@ -108,7 +111,7 @@ def lines(run_dir: Path) -> list[dict]:
 
 
 def test_cluster_devices_are_listed(cluster):
-    from edgebench.ray_cluster import cluster_devices, connect
+    from edgebench.execute.ray.cluster import cluster_devices, connect
 
     c, nodes = cluster
     found = {d.resource: d for d in cluster_devices(connect(c.address, node_ip_address=LOOPBACK))}

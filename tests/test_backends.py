@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from edgebench.backends import BACKENDS, Placement, availability, create_runner
-from edgebench.errors import IncompatibleError
+from edgebench.core.errors import IncompatibleError
 
 FORMAT = {"pytorch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}
 
@@ -23,7 +23,7 @@ def test_runner_matches_torch(backend, tiny_onnx, digits):
 
 
 def test_openvino_reports_executed_precision(tiny_onnx, digits):
-    from edgebench.devices import cpu_flags
+    from edgebench.devices.host import cpu_flags
 
     runner = create_runner("openvino")
     runner.load(tiny_onnx["openvino"], Placement("cpu", "bf16", threads=1))
@@ -56,7 +56,7 @@ def test_missing_processor_is_a_clear_error(tiny_onnx):
 
 
 def test_unsigned_pickled_module_is_refused(tiny_onnx, tmp_path):
-    from edgebench.errors import UntrustedInputError
+    from edgebench.core.errors import UntrustedInputError
 
     planted = tmp_path / "model.pt"
     planted.write_bytes(tiny_onnx["torch"].read_bytes())  # same bytes, but no signature from this user

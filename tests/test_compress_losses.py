@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from edgebench.compress.losses import LOSSES, available_losses, loss_class
-from edgebench.errors import EdgebenchError, NotFoundError, UsageError
+from edgebench.core.errors import EdgebenchError, NotFoundError, UsageError
 
 SHAPES = [(8, 16, 8, 8), (8, 32, 4, 4)]
 

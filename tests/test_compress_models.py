@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from edgebench.compress import PASSES, Candidate, Context
-from edgebench.errors import EdgebenchError
-from edgebench.models import build_module, count_params_and_macs, resolve_model
+from edgebench.core.errors import EdgebenchError
+from edgebench.models.zoo import build_module, count_params_and_macs, resolve_model
 
 MODELS = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5", "squeezenet1_1",
           "regnet_y_400mf", "mnasnet0_5"]

@@ -1,22 +1,20 @@
 """Each compression pass on a trained tiny CNN and real digits: what it changes, that the result
 still runs (in torch and, where it matters, through ONNX Runtime), and its one-line refusals."""
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from edgebench.compress import PASSES, Candidate, Context, validate_recipes
-from edgebench.errors import EdgebenchError, IncompatibleError, UsageError
-from edgebench.models import build_module, count_params_and_macs, resolve_model
-from edgebench.train import evaluate_torch
+from edgebench.core.errors import EdgebenchError, IncompatibleError, UsageError
+from edgebench.models.train import evaluate_torch
+from edgebench.models.zoo import build_module, count_params_and_macs, resolve_model
 
 
 @pytest.fixture(scope="module")
 def ctx(digits, tmp_path_factory):
-    from edgebench.cache import cached_module, content_key
-    from edgebench.export import export_onnx
-    from edgebench.train import TrainConfig, fit
+    from edgebench.core.cache import cached_module, content_key
+    from edgebench.models.export import export_onnx
+    from edgebench.models.train import TrainConfig, fit
 
     def train():
         torch.manual_seed(0)  # its own seeded baseline: accuracies below do not depend on test order
@@ -150,7 +148,7 @@ def test_validate_recipes_fails_before_training_on_bad_layer_names(digits):
 
 
 def test_compare_rejects_a_bad_recipe_before_the_baseline_trains(tmp_path):
-    from edgebench.pipeline import CompareOptions, compare
+    from edgebench.compare import CompareOptions, compare
 
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("passes:\n  - {pass: prune, config: {ratio: 0.5, protect: [nope]}}\n")

@@ -1,12 +1,11 @@
-import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from edgebench.data import load_dataset
-from edgebench.errors import CorruptInputError, IncompatibleError, NotFoundError, UntrustedInputError
-from edgebench.models import apply_weights, build_module, list_models, load_state_dict, resolve_model
+from edgebench.core.errors import CorruptInputError, IncompatibleError, NotFoundError, UntrustedInputError
+from edgebench.models.data import load_dataset
+from edgebench.models.zoo import apply_weights, build_module, list_models, load_state_dict, resolve_model
 
 
 def test_builtin_data_is_real_and_split_reproducibly(digits):

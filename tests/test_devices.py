@@ -1,7 +1,8 @@
 import pytest
 
-from edgebench.devices import all_profiles, get_profile, load_profile_file, local_device
-from edgebench.errors import CorruptInputError, NotFoundError
+from edgebench.backends.host import local_device
+from edgebench.core.errors import CorruptInputError, NotFoundError
+from edgebench.devices.profiles import all_profiles, get_profile, load_profile_file
 
 
 def test_shipped_profiles_and_aliases():

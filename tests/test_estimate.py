@@ -4,11 +4,11 @@ import shutil
 import numpy as np
 import pytest
 
-from edgebench.devices import get_profile
-from edgebench.estimate import (PRIOR, Hardware, Point, add_estimates, features, fit, leave_one_model_out, ops_of,
-                                predict)
-from edgebench.onnx_cost import graph_costs
-from edgebench.store import RunStore
+from edgebench.core.store import RunStore
+from edgebench.devices.profiles import get_profile
+from edgebench.estimate.device_rows import add_estimates
+from edgebench.estimate.op_costs import graph_costs
+from edgebench.estimate.roofline import PRIOR, Hardware, Point, features, fit, leave_one_model_out, ops_of, predict
 
 
 def test_graph_flops_match_a_hand_count(tiny_onnx):

@@ -6,9 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgebench.compress import load_recipe
-from edgebench.devices import load_profile_file
-from edgebench.errors import EdgebenchError
-from edgebench.models import load_state_dict, resolve_model
+from edgebench.core.errors import EdgebenchError
+from edgebench.devices.profiles import load_profile_file
+from edgebench.models.zoo import load_state_dict, resolve_model
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -6,17 +6,16 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pathlib import Path
-
-from edgebench.errors import EdgebenchError
-from edgebench.gate import GateSettings, evaluate
-from edgebench.gate_command import GateOptions, run_gate
-from edgebench.gate_inputs import load_gate_run
-from edgebench.gate_outputs import github_annotations, junit_xml, markdown
+from edgebench.core.errors import EdgebenchError
+from edgebench.gate.command import GateOptions, run_gate
+from edgebench.gate.inputs import load_gate_run
+from edgebench.gate.outputs import github_annotations, junit_xml, markdown
+from edgebench.gate.verdict import GateSettings, evaluate
 
 
 def run_cli(*args, env=None):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.slow_model import add_dead_work
 
-from edgebench.gate_slowdown import add_dead_work
-from edgebench.timing import InterleavedConfig, measure_interleaved
+from edgebench.measure.timing import InterleavedConfig, measure_interleaved
 
 
 def run_cli(*args):
@@ -93,8 +93,8 @@ def test_a_crash_in_the_worker_is_a_recorded_failure(tiny_onnx, tmp_path):
 def test_bad_models_are_one_line_errors(tiny_onnx, tmp_path):
     from onnx import TensorProto, helper
 
-    from edgebench.errors import EdgebenchError
-    from edgebench.gate_interleave import plan_task
+    from edgebench.core.errors import EdgebenchError
+    from edgebench.gate.interleave import plan_task
 
     other = onnx_graph(tmp_path / "other.onnx", [helper.make_node("Identity", ["input"], ["logits"])],
                        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 64, 64])],

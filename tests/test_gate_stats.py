@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from edgebench.errors import UsageError
-from edgebench.gate_stats import bootstrap_ratio_ci, compare_latency, mann_whitney_greater, parse_fraction
-from edgebench.timing import quantile_ci
+from edgebench.core.errors import UsageError
+from edgebench.gate.stats import bootstrap_ratio_ci, compare_latency, mann_whitney_greater, parse_fraction
+from edgebench.measure.timing import quantile_ci
 
 
 def lognormal(seed, n=400, scale=1.0, sigma=0.05):

@@ -1,12 +1,11 @@
 """A runtime that segfaults, hangs or raises becomes a recorded failure; the run goes on."""
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 
-from edgebench.timing import TimingConfig
+from edgebench.measure.timing import TimingConfig
 
 PLUGIN_DIR = str(Path(__file__).parent / "plugins")
 
@@ -16,7 +15,7 @@ def faulty_plugins(monkeypatch):
     monkeypatch.setenv("EDGEBENCH_PLUGINS", "faulty_runtimes")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [PLUGIN_DIR, os.environ.get("PYTHONPATH")])))
     monkeypatch.syspath_prepend(PLUGIN_DIR)
-    import edgebench.registry as registry
+    import edgebench.core.registry as registry
 
     monkeypatch.setattr(registry, "_env_plugins_imported", False)
     from edgebench.backends import BACKENDS
@@ -32,7 +31,7 @@ def faulty_plugins(monkeypatch):
 
 
 def test_crash_hang_and_error_are_recorded_and_run_completes(faulty_plugins, tmp_path):
-    from edgebench.pipeline import CompareOptions, compare
+    from edgebench.compare import CompareOptions, compare
 
     opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1, runs_dir=tmp_path,
                           recipes=["baseline"], runtimes=["onnxruntime", "crashy", "hangy", "leaky"],

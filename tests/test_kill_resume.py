@@ -13,8 +13,8 @@ import pytest
 SCRIPT = """
 import sys
 from pathlib import Path
-from edgebench.pipeline import CompareOptions, compare
-from edgebench.timing import TimingConfig
+from edgebench.compare import CompareOptions, compare
+from edgebench.measure.timing import TimingConfig
 opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1,
                       runs_dir=Path(sys.argv[1]), run_name="run", layer_profile=False,
                       runtimes=["onnxruntime", "openvino"], recipes=["baseline", "ptq-int8"],

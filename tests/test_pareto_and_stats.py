@@ -1,4 +1,4 @@
-from edgebench.accuracy import wilson_interval
+from edgebench.measure.accuracy import wilson_interval
 from edgebench.report.pareto import pareto_front
 
 

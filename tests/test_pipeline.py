@@ -1,9 +1,8 @@
 """The end-to-end slice on a tiny CNN and real data: build, measure on real runtimes, report, resume."""
 import json
-from pathlib import Path
 
-from edgebench.pipeline import compare
-from edgebench.store import RunStore
+from edgebench.compare import compare
+from edgebench.core.store import RunStore
 
 
 def test_compare_produces_measured_report(tiny_run):

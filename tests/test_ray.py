@@ -56,8 +56,8 @@ def test_cluster_user_errors_are_one_line(args, code, needle, tmp_path):
 
 
 def test_unknown_executor_suggests_ray():
-    from edgebench.errors import NotFoundError
-    from edgebench.executors import make_executor
+    from edgebench.core.errors import NotFoundError
+    from edgebench.execute.local import make_executor
 
     with pytest.raises(NotFoundError, match="did you mean 'ray'"):
         make_executor("rai")

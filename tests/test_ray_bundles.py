@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 def test_ir_bundle_carries_its_weights_and_loads_after_unpacking(tiny_onnx, tmp_path, digits):
     from edgebench.backends import Placement, create_runner
-    from edgebench.ray_tasks import _unpack, pack
+    from edgebench.execute.ray.tasks import _unpack, pack
 
     bundle = pack(tiny_onnx["openvino"])
     assert list(bundle) == ["model.xml", "model.bin"]
@@ -22,7 +22,7 @@ def test_ir_bundle_carries_its_weights_and_loads_after_unpacking(tiny_onnx, tmp_
 
 
 def test_onnx_bundle_carries_external_data(tmp_path):
-    from edgebench.ray_tasks import _unpack, pack
+    from edgebench.execute.ray.tasks import _unpack, pack
 
     weight = numpy_helper.from_array(np.arange(4096, dtype=np.float32).reshape(64, 64), "w")
     graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
@@ -42,8 +42,8 @@ def test_onnx_bundle_carries_external_data(tmp_path):
 
 
 def test_candidate_archive_cannot_write_outside_the_run_folder(tmp_path):
-    from edgebench.ray_builds import unpack_candidate
-    from edgebench.store import RunStore
+    from edgebench.core.store import RunStore
+    from edgebench.execute.ray.builds import unpack_candidate
 
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:

@@ -1,9 +1,9 @@
 """`edgebench report RUN [RUN ...]`: re-render one run, or compare several on one page."""
 import json
 
-from edgebench.report.compare import load_runs, matched_rows
-
 from test_cli import run_cli
+
+from edgebench.report.compare import load_runs, matched_rows
 
 
 def test_two_runs_compare_on_one_page(tiny_run, host_run, tmp_path):

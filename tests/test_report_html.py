@@ -89,8 +89,8 @@ def test_static_plot_draws_odd_names_literally(tmp_path):
 
 def test_int8_flag_compares_with_the_real_parent():
     """prune50-ptq is compared with prune50 on the same runtime, not with the unpruned baseline."""
+    from edgebench.core.records import CandidateInfo, Measurement
     from edgebench.report.table import build_rows
-    from edgebench.types import CandidateInfo, Measurement
 
     base = CandidateInfo(id="baseline", name="baseline", lineage=({"pass": "baseline", "config": {}},))
     pruned = CandidateInfo(id="prune50-a", name="prune50", lineage=base.lineage + ({"pass": "prune", "config": {}},))

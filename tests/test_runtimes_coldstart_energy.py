@@ -1,13 +1,12 @@
 """What every measurement states besides steady-state latency: cold start, settings, energy; and
 the one-line errors for asking a runtime for what it does not have."""
-import json
 import os
 
 import pytest
 
 from edgebench.backends import BACKENDS, Placement, availability, create_runner
-from edgebench.energy import RAIL, NoEnergy, RaplMeter, energy_meter
-from edgebench.errors import CorruptInputError, IncompatibleError
+from edgebench.core.errors import CorruptInputError, IncompatibleError
+from edgebench.measure.energy import RAIL, NoEnergy, RaplMeter, energy_meter
 
 
 def _measured(tiny_run):
@@ -67,7 +66,7 @@ def test_unknown_precision_is_a_one_line_error(backend):
 
 
 def test_profile_with_unknown_precision_names_the_field(tmp_path):
-    from edgebench.devices import load_profile_file
+    from edgebench.devices.profiles import load_profile_file
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ndescription: y\nprocessors:\n  cpu:\n    name: z\n    runtimes: [onnxruntime]\n"
@@ -79,7 +78,7 @@ def test_profile_with_unknown_precision_names_the_field(tmp_path):
 def test_npu_asked_where_none_exists_is_a_failed_row_not_a_crash(tiny_onnx, tmp_path, digits):
     import numpy as np
 
-    from edgebench.worker import MeasureTask, run_isolated
+    from edgebench.measure.worker import MeasureTask, run_isolated
 
     if "npu" in availability("openvino").processors:
         pytest.skip("this machine has an NPU")
@@ -93,8 +92,8 @@ def test_npu_asked_where_none_exists_is_a_failed_row_not_a_crash(tiny_onnx, tmp_
 
 
 def test_calibrate_writes_a_profile_that_loads_and_recognises_this_machine(tmp_path):
-    from edgebench.calibrate import write_profile
-    from edgebench.devices import load_profile_file
+    from edgebench.devices.profiles import load_profile_file
+    from edgebench.estimate.calibrate import write_profile
 
     path, figures = write_profile("my-box", tmp_path / "my-box.yaml", quick=True)
     profile = load_profile_file(path)

@@ -3,9 +3,9 @@ import multiprocessing
 
 import pytest
 
-from edgebench.errors import StoreError
-from edgebench.store import RunStore
-from edgebench.types import Measurement
+from edgebench.core.errors import StoreError
+from edgebench.core.records import Measurement
+from edgebench.core.store import RunStore
 
 
 def _m(key, status="ok"):

@@ -58,7 +58,7 @@ def test_int8_from_qdq_onnx(tiny_onnx, digits, tmp_path):
 @pytest.mark.tensorrt
 @pytest.mark.skipif(not trt_ready, reason="tensorrt unavailable")
 def test_int8_from_float_onnx_needs_calibration_data(tiny_onnx, digits, tmp_path):
-    from edgebench.errors import IncompatibleError
+    from edgebench.core.errors import IncompatibleError
 
     runner = create_runner("tensorrt")
     with pytest.raises(IncompatibleError, match="calibration"):

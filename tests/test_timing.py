@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edgebench.timing import TimingConfig, median_ci, measure
+from edgebench.measure.timing import TimingConfig, measure, median_ci
 
 
 class SleepRunner:

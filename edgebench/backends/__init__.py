@@ -2,12 +2,12 @@
 `edgebench.backends` entry-point group."""
 from __future__ import annotations
 
-from ..registry import Registry
-from .base import Availability, Placement, Runner
-from .onnxruntime_runner import OnnxRuntimeRunner
-from .openvino_runner import OpenVinoRunner
-from .tensorrt_runner import TensorRtRunner
-from .torch_runner import TorchCompileRunner, TorchRunner
+from edgebench.backends.base import Availability, Placement, Runner
+from edgebench.backends.onnxruntime_runner import OnnxRuntimeRunner
+from edgebench.backends.openvino_runner import OpenVinoRunner
+from edgebench.backends.tensorrt_runner import TensorRtRunner
+from edgebench.backends.torch_runner import TorchCompileRunner, TorchRunner
+from edgebench.core.registry import Registry
 
 BACKENDS: Registry[type[Runner]] = Registry("runtime", "edgebench.backends")
 BACKENDS.add("pytorch", TorchRunner, aliases=("torch",))
@@ -24,7 +24,7 @@ def availability(name: str) -> Availability:
         runner = BACKENDS.get(name)
         try:
             _availability_cache[name] = runner.availability()
-        except Exception as e:  # a broken install must show up as unavailable, not crash the CLI
+        except Exception as e:  # noqa: BLE001 - a broken install must show up as unavailable, not crash the CLI
             _availability_cache[name] = Availability(False, reason=f"{type(e).__name__}: {e}",
                                                      install=f"pip install '{runner.extra}'" if runner.extra else None)
     return _availability_cache[name]

@@ -53,10 +53,10 @@ class Runner(ABC):
     @abstractmethod
     def infer(self, inputs: np.ndarray) -> np.ndarray: ...
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Block until queued work has finished; a no-op for synchronous runtimes."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Free the model; the runner is not used afterwards."""
 
     def executed_precision(self) -> str:
@@ -69,7 +69,7 @@ class Runner(ABC):
     @classmethod
     def check_placement(cls, placement: Placement) -> None:
         """A precision or processor this runtime does not have is a one-line user error."""
-        from ..errors import IncompatibleError
+        from edgebench.core.errors import IncompatibleError
 
         if placement.precision not in cls.precisions:
             raise IncompatibleError(f"{cls.name} has no precision '{placement.precision}' "

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IncompatibleError
-from .base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.core.errors import IncompatibleError
 
 PROVIDERS_FOR = {
     "cpu": ["CPUExecutionProvider"],

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IncompatibleError
-from .base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.core.errors import IncompatibleError
 
 OV_DEVICE = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}

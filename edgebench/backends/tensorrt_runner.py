@@ -25,8 +25,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import CorruptInputError, IncompatibleError, RuntimeUnavailableError
-from .base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.core.errors import CorruptInputError, IncompatibleError, RuntimeUnavailableError
 
 WORKSPACE_BYTES = 1 << 30
 
@@ -250,7 +250,7 @@ class TensorRtRunner(Runner):
             for e in events:
                 cudart.cudaEventDestroy(e)
         return {"gpu_compute_ms": float(np.median(compute)), "h2d_ms": float(np.median(h2d)),
-                "d2h_ms": float(np.median(d2h)), "device_timing": "CUDA events, median of %d" % iterations,
+                "d2h_ms": float(np.median(d2h)), "device_timing": f"CUDA events, median of {iterations}",
                 "explicit_int8": bool(getattr(self, "_explicit_int8", False)),
                 "dla_core": self.placement.options.get("dla_core")}
 
@@ -311,5 +311,5 @@ def gpu_name() -> Optional[str]:
         cudart = _cudart()
         props = _check(cudart.cudaGetDeviceProperties(0))
         return props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the GPU's name is decoration; no CUDA means no name
         return None

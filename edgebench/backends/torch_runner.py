@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IncompatibleError
-from ..signing import check_artifact
-from .base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.core.errors import IncompatibleError
+from edgebench.core.signing import check_artifact
 
 _DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 

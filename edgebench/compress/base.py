@@ -7,14 +7,14 @@ its lineage: the list of `{pass, config}` steps that made it from the baseline.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import UsageError
-
+from edgebench.core.errors import UsageError
 
 # Named training budgets: multipliers of every pass's default fine-tuning epochs.
 BUDGETS = {"quick": 1.0, "standard": 3.0, "long": 10.0}
@@ -52,7 +52,7 @@ class Candidate:
     notes: tuple = ()
     parent: Optional[str] = None
 
-    def derive(self, name: str, step: dict, **changes) -> "Candidate":
+    def derive(self, name: str, step: dict, **changes) -> Candidate:
         return replace(self, name=name, lineage=self.lineage + (step,), parent=self.name, **changes)
 
 

@@ -12,12 +12,13 @@ from typing import Optional, Union
 
 from pydantic import Field, field_validator
 
-from ..errors import IncompatibleError, UsageError
-from ..cache import module_fingerprint
-from .base import Candidate, Context, Pass, PassConfig
-from .features import FeatureTap, auto_pairs
-from .losses import loss_class
-from .tuning import RECOVERY_LR, check_layer_names, finetune, recovery_epochs
+from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.features import FeatureTap, auto_pairs
+from edgebench.compress.finetune import RECOVERY_LR, finetune, recovery_epochs
+from edgebench.compress.losses import loss_class
+from edgebench.compress.surgery import check_layer_names
+from edgebench.core.cache import module_fingerprint
+from edgebench.core.errors import IncompatibleError, UsageError
 
 SCRATCH_LR = 2e-3  # a student trained from scratch uses the baseline's schedule
 RECOVERY_EPOCHS = 0.5
@@ -62,7 +63,7 @@ class DistillPass(Pass):
 
     def _new_student_name(self, candidate: Candidate, ctx: Context) -> Optional[str]:
         """The architecture of a student trained from scratch, or None to distill into the candidate."""
-        from ..models import STUDENT_OF
+        from edgebench.models.zoo import STUDENT_OF
 
         if self.config.student == "self":
             return None
@@ -92,7 +93,7 @@ class DistillPass(Pass):
         return load_teacher(self.config.teacher, self.config.teacher_weights, num_classes, ctx.dataset)
 
     def validate(self, model, dataset) -> None:
-        from ..models import build_module, resolve_model
+        from edgebench.models.zoo import build_module, resolve_model
 
         if self.config.student not in ("auto", "self"):
             student = build_module(resolve_model(self.config.student), dataset.num_classes)
@@ -109,7 +110,7 @@ class DistillPass(Pass):
     # ---- training ----------------------------------------------------------------------------
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
-        from ..models import build_module, resolve_model
+        from edgebench.models.zoo import build_module, resolve_model
 
         num_classes = ctx.dataset.num_classes
         teacher = self._teacher(candidate, ctx, num_classes).eval()
@@ -193,7 +194,7 @@ def load_teacher(spec: str, weights: Optional[str], num_classes: int, dataset):
     dataset's classes."""
     from pathlib import Path
 
-    from ..models import apply_weights, build_module, load_state_dict, resolve_model
+    from edgebench.models.zoo import apply_weights, build_module, load_state_dict, resolve_model
 
     if not weights:
         raise UsageError(f"distill: teacher '{spec}' needs teacher_weights (a state dict), or use teacher: baseline")
@@ -216,3 +217,13 @@ def _check_classes(model, dataset, what: str) -> None:
     if out.ndim != 2 or out.shape[1] != dataset.num_classes:
         raise IncompatibleError(f"distill: the {what} outputs shape {tuple(out.shape)} but the dataset has "
                                 f"{dataset.num_classes} classes")
+
+
+def kd_recovery(parent, ctx: Context, temperature: Optional[float] = None):
+    """Loss factory for `finetune` that recovers a rewritten model by distilling from `parent`,
+    the model before the rewrite (shared by prune, separable and lowrank)."""
+    config: dict = {"student": "self", "losses": [{"name": "kd"}]}
+    if temperature is not None:
+        config["temperature"] = temperature
+    kd = DistillPass(config)
+    return lambda student: kd.objective(student, parent, ctx.dataset.train.x[:2])

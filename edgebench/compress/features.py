@@ -2,8 +2,8 @@
 hooks, and match student and teacher layers automatically by spatial resolution."""
 from __future__ import annotations
 
-from ..errors import IncompatibleError
-from .tuning import check_layer_names, classifier_layers
+from edgebench.compress.surgery import check_layer_names, classifier_layers
+from edgebench.core.errors import IncompatibleError
 
 
 class FeatureTap:

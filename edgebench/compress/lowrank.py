@@ -11,10 +11,11 @@ from typing import Literal, Optional
 
 from pydantic import Field, model_validator
 
-from ..cache import module_fingerprint
-from .base import Candidate, Context, Pass, PassConfig
-from .tuning import (check_layer_names, classifier_layers, finetune, kd_recovery, recovery_epochs, replace_module,
-                     short_list)
+from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.distill import kd_recovery
+from edgebench.compress.finetune import finetune, recovery_epochs
+from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
+from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
 
@@ -124,8 +125,9 @@ class LowRankPass(Pass):
             return reason
         self._planned = (id(candidate.module), self.plan(candidate.module))  # SVDs are costly: apply reuses them
         if not self._planned[1]:
-            return (f"lowrank: no layer of '{candidate.name}' gets fewer parameters at this rank "
-                    f"({'rank_ratio ' + str(self.config.rank_ratio) if self.config.rank_ratio else 'energy ' + str(self.config.energy)})")
+            setting = (f"rank_ratio {self.config.rank_ratio}" if self.config.rank_ratio
+                       else f"energy {self.config.energy}")
+            return f"lowrank: no layer of '{candidate.name}' gets fewer parameters at this rank ({setting})"
         return None
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:

@@ -12,10 +12,12 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from ..cache import module_fingerprint
-from ..errors import IncompatibleError
-from .base import Candidate, Context, Pass, PassConfig
-from .tuning import check_layer_names, classifier_layers, finetune, kd_recovery, recovery_epochs
+from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.distill import kd_recovery
+from edgebench.compress.finetune import finetune, recovery_epochs
+from edgebench.compress.surgery import check_layer_names, classifier_layers
+from edgebench.core.cache import module_fingerprint
+from edgebench.core.errors import IncompatibleError
 
 RECOVERY_EPOCHS = 1.5  # 0.5 left 50%-pruned mobilenetv3 at 63% top-1 (baseline 94%); 1.5 gives 89% (benchmarks/compression.py)
 
@@ -42,7 +44,7 @@ class PrunePass(Pass):
         check_layer_names(candidate.module, self.config.protect, "prune protect")
         parent = candidate.module.eval()
         pruned = prune_channels(copy.deepcopy(parent), ctx.dataset, self.config)
-        from ..models import count_params_and_macs
+        from edgebench.models.zoo import count_params_and_macs
 
         before = count_params_and_macs(parent, ctx.dataset.input_shape)
         after = count_params_and_macs(pruned, ctx.dataset.input_shape)
@@ -86,7 +88,7 @@ def prune_channels(model, dataset, config: PruneConfig):
         model.eval()
         with torch.no_grad():
             out = model(example)
-    except Exception as e:  # DepGraph raises assorted errors on couplings it cannot trace
+    except Exception as e:  # noqa: BLE001 - DepGraph raises assorted errors on couplings it cannot trace
         raise IncompatibleError(f"prune: Torch-Pruning cannot prune this architecture "
                                 f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
     if out.shape[-1] != dataset.num_classes:

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from .base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 
 CALIBRATION_BATCH = 32
 
@@ -86,7 +86,7 @@ def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path
     import nncf
     import openvino as ov
 
-    from ..export import save_openvino
+    from edgebench.models.export import save_openvino
 
     model = ov.convert_model(str(fp32_onnx))  # batch axis still dynamic: calibrate on whole batches
     batches = [calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]

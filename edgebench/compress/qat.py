@@ -22,10 +22,11 @@ from pydantic import Field
 from torch import nn
 from torch.ao.quantization import FakeQuantize, MovingAverageMinMaxObserver
 
-from ..cache import module_fingerprint
-from .base import Candidate, Context, Pass, PassConfig
-from .ptq import PtqConfig, PtqPass
-from .tuning import finetune, recovery_epochs, replace_module
+from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.finetune import finetune, recovery_epochs
+from edgebench.compress.ptq import PtqPass
+from edgebench.compress.surgery import replace_module
+from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
 QAT_LR = 2e-4  # small: QAT refines a trained model, it does not retrain it
@@ -60,7 +61,7 @@ def fold_batchnorm(model):
 
     try:
         return fuse(model.eval()), True
-    except Exception:
+    except Exception:  # noqa: BLE001 - fx tracing fails in many ways on dynamic models; QAT then runs unfused
         return model, False
 
 

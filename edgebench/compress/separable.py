@@ -15,10 +15,11 @@ from typing import Optional
 
 from pydantic import Field
 
-from ..cache import module_fingerprint
-from .base import Candidate, Context, Pass, PassConfig
-from .tuning import (check_layer_names, classifier_layers, finetune, kd_recovery, recovery_epochs, replace_module,
-                     short_list)
+from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.distill import kd_recovery
+from edgebench.compress.finetune import finetune, recovery_epochs
+from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
+from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
-from ..store import write_atomic, write_json
-from .html import write_html
-from .markdown import summary_markdown
-from .plots import pareto_png
-from .table import lineage_text, load_tables
+from edgebench.core.store import write_atomic, write_json
+from edgebench.report.html import write_html
+from edgebench.report.markdown import summary_markdown
+from edgebench.report.plots import pareto_png
+from edgebench.report.table import lineage_text, load_tables
 
 CSV_COLUMNS = ["name", "candidate", "backend", "processor", "precision", "executed_precision", "device", "source",
                "status", "top1", "top1_ci_low", "top1_ci_high", "median_ms", "ci_low_ms", "ci_high_ms", "p90_ms",

@@ -10,7 +10,7 @@ import html
 import json
 import math
 
-from .summary import chart_groups, group_key
+from edgebench.report.summary import chart_groups, group_key
 
 RUNTIME_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 PRECISION_SYMBOLS = {"fp32": "circle", "bf16": "square", "fp16": "diamond", "int8": "triangle-up", "int4": "star-triangle-up"}

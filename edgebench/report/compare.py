@@ -10,13 +10,21 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NotFoundError, UsageError
-from ..store import write_atomic
-from .charts import PRECISION_SYMBOLS, RUNTIME_COLORS, axis_type, chart_layout, esc, script_json, scatter_traces
-from .html import environment, flatten_environment, plotly_js
-from .markdown import md
-from .summary import recommend
-from .table import load_tables
+from edgebench.core.errors import NotFoundError, UsageError
+from edgebench.core.store import write_atomic
+from edgebench.report.charts import (
+    PRECISION_SYMBOLS,
+    RUNTIME_COLORS,
+    axis_type,
+    chart_layout,
+    esc,
+    scatter_traces,
+    script_json,
+)
+from edgebench.report.html import environment, flatten_environment, plotly_js
+from edgebench.report.markdown import md
+from edgebench.report.summary import recommend
+from edgebench.report.table import load_tables
 
 IGNORED_DIFFERENCES = ("started", "options.runs_dir", "options.run_name", "environment.hostname")
 # Fields that name a run best when they differ, in the order they are tried.

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from .charts import run_charts, script_json
-from .summary import recommendations
+from edgebench.report.charts import run_charts, script_json
+from edgebench.report.summary import recommendations
 
 
 def environment() -> Environment:
@@ -39,13 +39,13 @@ def flatten_environment(env: dict, prefix: str = "") -> list[tuple[str, str]]:
 
 def layer_view(layers: list[dict], limit: int = 15) -> dict:
     """The slowest layers with their share of the measured time, and the time per op type."""
-    total = sum(l.get("time_us") or 0 for l in layers) or 1.0
+    total = sum(layer.get("time_us") or 0 for layer in layers) or 1.0
     by_op: dict[str, float] = {}
-    for l in layers:
-        by_op[str(l.get("op_type"))] = by_op.get(str(l.get("op_type")), 0.0) + (l.get("time_us") or 0)
-    top = sorted(layers, key=lambda l: -(l.get("time_us") or 0))[:limit]
+    for layer in layers:
+        by_op[str(layer.get("op_type"))] = by_op.get(str(layer.get("op_type")), 0.0) + (layer.get("time_us") or 0)
+    top = sorted(layers, key=lambda layer: -(layer.get("time_us") or 0))[:limit]
     return {"total_us": total, "count": len(layers),
-            "top": [dict(l, share=100 * (l.get("time_us") or 0) / total) for l in top],
+            "top": [dict(layer, share=100 * (layer.get("time_us") or 0) / total) for layer in top],
             "ops": [(op, 100 * t / total) for op, t in sorted(by_op.items(), key=lambda kv: -kv[1])[:6]]}
 
 
@@ -59,14 +59,15 @@ def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) ->
         charts=charts, charts_json=script_json([{"id": c["id"], "data": c["data"], "layout": c["layout"]}
                                                 for c in charts]),
         picks=picks, candidates=candidates, skipped=skipped, plotly_js=plotly_js(), scored=scored,
-        flagged=[r for r in rows if r["flags"]], many_groups=len({(r["group"], r["source"]) for r in rows}) > 1, failed=[r for r in rows if r["status"] == "failed"],
+        flagged=[r for r in rows if r["flags"]], many_groups=len({(r["group"], r["source"]) for r in rows}) > 1,
+        failed=[r for r in rows if r["status"] == "failed"],
         estimated=any(r["source"] == "estimated" for r in rows),
         layered=[dict(r, view=layer_view(r["layers"])) for r in rows if r.get("layers")],
         env_items=flatten_environment(run.get("environment", {})))
 
 
 def write_html(path: Path, run: dict, rows: list[dict], candidates: list, skipped: dict) -> Path:
-    from ..store import write_atomic
+    from edgebench.core.store import write_atomic
 
     write_atomic(path, render_html(run, rows, candidates, skipped))
     return path

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import NotFoundError
+from edgebench.core.errors import NotFoundError
 
 
-def load_run(path) -> "pandas.DataFrame":  # noqa: F821
+def load_run(path) -> pandas.DataFrame:  # noqa: F821
     import pandas as pd
 
-    from .table import load_tables
+    from edgebench.report.table import load_tables
 
     path = Path(path)
     if not path.exists():

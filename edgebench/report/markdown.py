@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 
-from .summary import recommendations
+from edgebench.report.summary import recommendations
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # the characters that act inside a line
 

@@ -1,7 +1,7 @@
 """Accuracy-latency Pareto front: higher accuracy and lower latency are better."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:

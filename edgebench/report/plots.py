@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .summary import chart_groups, group_key, recommend
+from edgebench.report.summary import chart_groups, group_key, recommend
 
 
 def plain(text) -> str:
@@ -15,8 +15,8 @@ def pareto_png(rows: list[dict], path: Path, title: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.ticker
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     groups = [k for k in chart_groups(rows)
               if any(group_key(r) == k and r["status"] == "ok" and r["top1"] is not None for r in rows)]

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptInputError, NotFoundError
-from ..store import RunStore
-from ..types import CandidateInfo, Measurement
-from .pareto import pareto_front
+from edgebench.core.errors import CorruptInputError, NotFoundError
+from edgebench.core.records import CandidateInfo, Measurement
+from edgebench.core.store import RunStore
+from edgebench.report.pareto import pareto_front
 
 
 def lineage_text(lineage) -> str:

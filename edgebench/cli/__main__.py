@@ -1,0 +1,4 @@
+"""`python -m edgebench.cli`: the same as the `edgebench` command."""
+from edgebench.cli.app import main
+
+main()

@@ -1,0 +1,236 @@
+"""Command line: thin Typer commands; the work lives in pipeline.py, report/, devices.py."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from edgebench.core.errors import EdgebenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Which compressed variant of a vision model, on which runtime, is best for a device.\n\n"
+                       "  edgebench compare mobilenetv3 --device jetson")
+console = Console()
+err_console = Console(stderr=True)
+_debug = {"on": False}
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.")) -> None:
+    _debug["on"] = debug or bool(os.environ.get("EDGEBENCH_DEBUG"))
+
+
+def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@app.command()
+def compare(
+    model: str = typer.Argument(..., help="Model name (e.g. mobilenetv3, resnet18, 'mobilenet*'), an .onnx file, "
+                                          "or package.module:factory."),
+    device: str = typer.Option("host", "--device", "-d", help="Target device profile or alias (edgebench devices)."),
+    data: str = typer.Option("mnist", help="Dataset: mnist, digits (built in, real scans) or imagefolder:PATH."),
+    input_size: int = typer.Option(64, help="Square input size in pixels; stated in every report."),
+    weights: Optional[str] = typer.Option(None, help="State dict to start from (loaded with weights_only=True)."),
+    pretrained: bool = typer.Option(False, help="Start from torchvision's weights if they are in the local cache."),
+    trust_checkpoint: bool = typer.Option(False, help="Allow a checkpoint that contains pickled code (unsafe)."),
+    recipes: Optional[list[str]] = typer.Option(None, "--recipes", "-r", help="Recipes to run (names or YAML files; "
+                                                                               "comma-separated or repeated)."),
+    runtimes: Optional[list[str]] = typer.Option(None, "--runtimes", help="Only these runtimes (comma-separated)."),
+    epochs: float = typer.Option(2.0, help="Training epochs for the baseline when no weights are given."),
+    budget: str = typer.Option("quick", help="Training budget of the compression passes: quick, standard (3x), "
+                                             "long (10x) or a multiplier of their default epochs."),
+    timing_budget: float = typer.Option(3.0, help="Seconds of timing per measurement, at most."),
+    target_ci: float = typer.Option(0.02, help="Stop timing once the median's 95% CI is this narrow (relative)."),
+    seed: int = typer.Option(0, help="Seed for splits and training."),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where run folders go."),
+    name: Optional[str] = typer.Option(None, help="Run folder name (default: derived from the settings, so a "
+                                                  "rerun of the same command resumes)."),
+    executor: str = typer.Option("local", help="Where measurements run: local, or ray (on the cluster nodes that "
+                                                "advertise the device; docs/cluster.md)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use (HOST:PORT); implies --executor ray."),
+) -> None:
+    """Build candidates, time them on every runtime, and report the accuracy-latency Pareto front."""
+    from edgebench.cli.progress import RichReporter
+    from edgebench.compare import CompareOptions
+    from edgebench.compare import compare as run_compare
+    from edgebench.measure.timing import TimingConfig
+
+    opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
+                          pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
+                          runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
+                          timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor)
+    if ray_address:
+        opts.executor, opts.executor_options = "ray", {"address": ray_address}
+    with RichReporter(console) as reporter:
+        result = run_compare(opts, reporter)
+    from edgebench.cli.terminal import print_summary
+    print_summary(console, result.run_dir)
+
+
+@app.command()
+def backends() -> None:
+    """Which runtimes are usable here, their versions and processors, and why not when they are not."""
+    from edgebench.backends import BACKENDS, availability
+
+    table = Table(title="runtimes")
+    for col in ("runtime", "status", "version", "processors", "precisions", "note"):
+        table.add_column(col, overflow="fold")
+    for name, runner in BACKENDS.items():
+        a = availability(name)
+        if a.available:
+            table.add_row(name, "[green]available", a.version or "", ", ".join(a.processors), ", ".join(a.precisions), "")
+        else:
+            table.add_row(name, "[red]unavailable", "", ", ".join(runner.devices), "",
+                          escape(f"{a.reason}; {a.install or ''}"))
+    console.print(table)
+
+
+@app.command()
+def devices(
+    action: Optional[str] = typer.Argument(None, help="'calibrate': measure this machine's compute and bandwidth "
+                                                       "and write a profile."),
+    name: str = typer.Option("host-calibrated", help="calibrate: name of the profile to write or update."),
+    out: Optional[Path] = typer.Option(None, help="calibrate: profile file (default: first $EDGEBENCH_PROFILES "
+                                                  "folder, else ~/.config/edgebench/device_profiles)."),
+    ray_address: Optional[str] = typer.Option(None, help="List the devices this Ray cluster's nodes advertise "
+                                                         "instead (HOST:PORT)."),
+) -> None:
+    """Device profiles, their aliases, and which one this machine is; `devices calibrate` measures this one."""
+    from edgebench.backends.host import local_device
+    from edgebench.devices.profiles import all_profiles
+
+    if action == "calibrate":
+        from edgebench.estimate.calibrate import write_profile
+
+        path, figures = write_profile(name, out)
+        console.print(f"wrote {escape(str(path))}: peak GFLOP/s {figures['peak_gflops']}, "
+                      f"bandwidth {figures['memory_bandwidth_gbs']} GB/s ({figures['threads']} threads)")
+        return
+    if action is not None:
+        from edgebench.core.errors import UsageError
+
+        raise UsageError(f"unknown action '{action}' for devices; the only one is 'calibrate'")
+    if ray_address:
+        from edgebench.execute.ray.cluster import print_cluster_devices
+
+        print_cluster_devices(console, ray_address)
+        return
+
+    here = local_device().name
+    table = Table(title="device profiles")
+    for col in ("device", "aliases", "processors", "runtimes", "this machine"):
+        table.add_column(col, overflow="fold")
+    for p in all_profiles().values():
+        procs = ", ".join(f"{k}: {v.name}" for k, v in p.processors.items())
+        rts = ", ".join(sorted({r for v in p.processors.values() for r in v.runtimes}))
+        table.add_row(p.name, ", ".join(p.aliases), procs, rts, "yes" if p.name == here else "")
+    console.print(table)
+    console.print(f"This machine is recognised as: [bold]{here}[/bold]")
+
+
+@app.command()
+def report(runs: list[Path] = typer.Argument(..., help="Run folders (or report.json files) to render."),
+           out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of into the run folder; "
+                                                                     "with several runs, where comparison.html goes "
+                                                                     "(default: the first run's folder).")) -> None:
+    """Re-render a run's report; given several runs, also compare them on one page."""
+    from edgebench.core.errors import NotFoundError
+    from edgebench.report import render_run
+    from edgebench.report.compare import render_comparison
+
+    for run in runs:
+        if not run.exists():
+            raise NotFoundError(f"run '{run}' does not exist")
+    for run in runs:
+        paths = render_run(run, out if len(runs) == 1 else None)
+        console.print(f"{run}: " + ", ".join(str(p) for p in paths.values()), highlight=False)
+    if len(runs) > 1:
+        paths = render_comparison(runs, out)
+        console.print("comparison: " + ", ".join(str(p) for p in paths.values()), highlight=False)
+
+
+@app.command()
+def gate(
+    baseline: Optional[Path] = typer.Option(None, "--baseline", "-b", help="Baseline run folder or report.json."),
+    current: Optional[Path] = typer.Option(None, "--current", "-c", help="Current run folder or report.json."),
+    baseline_model: Optional[Path] = typer.Option(None, help="Baseline .onnx (or OpenVINO .xml): measured now, "
+                                                             "interleaved with --current-model in one session."),
+    current_model: Optional[Path] = typer.Option(None, help="Current .onnx (or .xml), measured with the baseline."),
+    max_slowdown: str = typer.Option("5%", help="Largest latency increase allowed (5% or 0.05)."),
+    metric: str = typer.Option("p50", help="Latency percentile gated: p50, p90 or p99."),
+    max_accuracy_drop: float = typer.Option(1.0, help="Largest top-1 drop allowed, in percentage points."),
+    max_size_increase: str = typer.Option("5%", help="Largest artifact size increase allowed."),
+    alpha: float = typer.Option(0.002, help="Significance level: Mann-Whitney U for p50 (asv's 0.002), bootstrap for p90/p99."),
+    runtime: str = typer.Option("onnxruntime", help="Interleaved mode: runtime to time both models on."),
+    threads: Optional[int] = typer.Option(None, help="Interleaved mode: runtime threads (default: the runtime's)."),
+    budget: float = typer.Option(20.0, help="Interleaved mode: seconds of timing at most."),
+    target_ci: float = typer.Option(0.01, help="Interleaved mode: stop once the gated percentile's 95% CI is this "
+                                               "narrow (relative) for both models."),
+    input_size: Optional[int] = typer.Option(None, help="Interleaved mode: input size for models without a fixed one."),
+    data: Optional[str] = typer.Option(None, help="Interleaved mode: also gate accuracy on this dataset (digits, "
+                                                  "mnist, imagefolder:PATH)."),
+    markdown: Optional[Path] = typer.Option(None, help="Write a Markdown summary (pull-request comment) here."),
+    junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full verdict as JSON here."),
+    annotations: str = typer.Option("auto", help="GitHub Actions annotations: auto (in Actions), always, never."),
+) -> None:
+    """Fail CI when latency regressed beyond noise, or accuracy or size regressed (exit 10)."""
+    from edgebench.gate.command import GateOptions, finish, run_gate, write_outputs
+    from edgebench.gate.outputs import console_table
+    from edgebench.gate.stats import parse_fraction
+    from edgebench.gate.verdict import GateSettings
+
+    settings = GateSettings(metric=metric, max_slowdown=parse_fraction(max_slowdown, "--max-slowdown"),
+                            max_accuracy_drop=max_accuracy_drop,
+                            max_size_increase=parse_fraction(max_size_increase, "--max-size-increase"), alpha=alpha)
+    opts = GateOptions(baseline=baseline, current=current, baseline_model=baseline_model, current_model=current_model,
+                       settings=settings, runtime=runtime, threads=threads, budget_s=budget, target_ci=target_ci,
+                       input_size=input_size, data=data, markdown=markdown, junit=junit, json=json_out,
+                       annotations=annotations)
+    result = run_gate(opts)
+    console.print(console_table(result))
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    write_outputs(result, opts, typer.echo)
+    finish(result)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except EdgebenchError as e:
+        if _debug["on"]:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; everything measured so far is in the run folder")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except OSError as e:
+        import errno
+
+        if e.errno != errno.ENOSPC or _debug["on"]:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] disk full writing '{e.filename}'; "
+                          "everything stored before is intact, rerun to resume", highlight=False, soft_wrap=True)
+        sys.exit(8)
+    except Exception as e:
+        # Usage errors from the (vendored) click parser: unknown option, missing argument.
+        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
+            e.show()
+            sys.exit(e.exit_code)
+        if type(e).__name__ == "Abort":
+            sys.exit(1)
+        raise
+

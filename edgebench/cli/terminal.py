@@ -1,0 +1,36 @@
+"""The short table `compare` prints at the end: the Pareto-optimal candidates and the pick."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from edgebench.report.summary import explain, recommend
+from edgebench.report.table import load_tables
+
+
+def print_summary(console: Console, run_dir: Path) -> None:
+    run, _, _, rows = load_tables(run_dir)
+    if not run.get("figures_are_target", True):
+        console.print(f"[yellow]Asked for {run['device']}; figures were measured on {run['measured_on']}. "
+                      f"Estimates for {run['device']} are labelled 'estimated'.[/yellow]")
+    table = Table(title=f"Pareto front: {run.get('model_name')} for {run.get('device')}, input {run.get('input_shape')}")
+    for col in ("candidate", "runtime", "precision", "top-1 %", "median ms", "p99 ms", "speedup", "source"):
+        table.add_column(col, overflow="fold")
+    for r in sorted((r for r in rows if r["pareto"]), key=lambda r: (r["group"], r["median_ms"])):
+        table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
+                      f"{100 * r['top1']:.1f}", f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
+                      f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+                      f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else r["source"])
+    console.print(table)
+    choice = recommend(rows)
+    if choice:
+        console.print(f"[bold green]Ship:[/bold green] {explain(choice, rows)}", highlight=False)
+    for r in rows:
+        for flag in r["flags"]:
+            console.print(f"[yellow]flag:[/yellow] {r['name']} / {r['backend']}: {flag}", highlight=False)
+    failed = [r for r in rows if r["status"] == "failed"]
+    if failed:
+        console.print(f"[red]{len(failed)} measurement(s) failed; see the report.[/red]")
+    console.print(f"Report: {Path(run_dir) / 'report.html'}")

@@ -1,0 +1,201 @@
+"""From a model spec to stored candidates: the baseline (loaded, or trained and cached), then
+every recipe applied to it, each exported to the formats the runtimes load."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from edgebench.compress import Candidate, Context, instantiate
+from edgebench.core.cache import cached_module, content_key, module_fingerprint
+from edgebench.core.errors import EdgebenchError, IncompatibleError
+from edgebench.core.records import CandidateInfo
+from edgebench.core.signing import sign
+from edgebench.core.store import RunStore
+from edgebench.models.data import Dataset
+from edgebench.models.export import export_onnx, file_bytes, onnx_to_openvino
+from edgebench.models.train import TrainConfig, evaluate_torch, fit
+from edgebench.models.zoo import (
+    ModelSource,
+    apply_weights,
+    build_module,
+    cached_pretrained_state,
+    count_params_and_macs,
+    load_state_dict,
+    replace_classifier,
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class BaselineOptions:
+    weights: Optional[str] = None
+    pretrained: bool = False
+    trust_checkpoint: bool = False
+    epochs: float = 2.0
+    seed: int = 0
+
+
+def candidate_id(name: str, lineage: tuple) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "candidate"
+    if not lineage:
+        return slug
+    digest = hashlib.sha256(json.dumps(lineage, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{slug}-{digest}"
+
+
+def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
+                   progress: Optional[Progress] = None) -> Candidate:
+    if not source.is_torch:
+        return Candidate(name="baseline", module=None, artifacts={"onnx": source.onnx_path})
+    import torch
+
+    # Seeded initial weights: they are part of the training cache key, so a rerun in a new process
+    # (or after other code drew random numbers) finds the baseline it trained before.
+    torch.manual_seed(opts.seed)
+    module = build_module(source, dataset.num_classes)
+    step = {"pass": "baseline", "config": {"model": source.name}}
+    if opts.pretrained:
+        model = build_module(source, 1000)
+        apply_weights(model, cached_pretrained_state(source.name), f"torchvision:{source.name}")
+        replace_classifier(model, dataset.num_classes)
+        module = model
+        step["config"]["init"] = "torchvision-pretrained"
+    if opts.weights:
+        apply_weights(module, load_state_dict(Path(opts.weights), trust=opts.trust_checkpoint), opts.weights)
+        step["config"]["weights"] = Path(opts.weights).name
+        _check_outputs(module, dataset)
+        return Candidate(name="baseline", module=module.eval(), lineage=(step,))
+    _check_outputs(module, dataset)
+    config = TrainConfig(epochs=opts.epochs, seed=opts.seed)
+    key = content_key("baseline", source.spec, module_fingerprint(module), dataset.fingerprint(), config.as_key())
+    report = (lambda done, total: progress("train baseline", done, total)) if progress else None
+    module = cached_module(key, lambda: fit(module, dataset.train, config, progress=report))
+    step["config"]["trained"] = {"epochs": opts.epochs, "seed": opts.seed, "data": dataset.name}
+    return Candidate(name="baseline", module=module.eval(), lineage=(step,))
+
+
+def _check_outputs(module, dataset: Dataset) -> None:
+    import torch
+
+    with torch.no_grad():
+        try:
+            out = module.eval()(torch.from_numpy(dataset.eval.x[:2]))
+        except RuntimeError as e:
+            raise IncompatibleError(f"the model cannot take input of shape {dataset.input_shape}: "
+                                    f"{str(e).splitlines()[0][:200]}") from None
+    if out.ndim != 2 or out.shape[1] != dataset.num_classes:
+        raise IncompatibleError(f"model outputs shape {tuple(out.shape)} but the dataset has {dataset.num_classes} classes")
+
+
+class CandidateBuilder:
+    """Applies recipes to the baseline and stores each resulting candidate with its artifacts.
+
+    Intermediate candidates are shared between recipes with a common prefix, and a candidate
+    already in the run folder is not built again (resume).
+    """
+
+    def __init__(self, store: RunStore, dataset: Dataset, source: ModelSource, baseline: Candidate,
+                 train_epochs: float, seed: int, progress: Optional[Progress] = None, budget: float = 1.0):
+        self.store, self.dataset, self.source, self.baseline = store, dataset, source, baseline
+        self.train_epochs, self.seed, self.progress, self.budget = train_epochs, seed, progress, budget
+        self._built: dict[str, Candidate] = {}
+        self._exports: dict[int, dict] = {}
+
+    def context(self, work_dir: Path) -> Context:
+        return Context(dataset=self.dataset, baseline=self.baseline, model_source=self.source, work_dir=work_dir,
+                       train_epochs=self.train_epochs, seed=self.seed, progress=self.progress,
+                       export=self.export_fp32, budget=self.budget)
+
+    def build(self, recipe_name: str, steps: list[dict]) -> tuple[Optional[CandidateInfo], Optional[str]]:
+        """Returns (info, None) when built or found, or (None, reason) when a pass does not apply."""
+        passes = instantiate(steps)  # validates every config before any work
+        name = "baseline" if not steps else recipe_name
+        final_id = "baseline" if not steps else candidate_id(name, self.baseline.lineage + tuple(p.step() for p in passes))
+        stored = self.store.load_candidate(final_id)
+        if stored:
+            return stored, None
+        candidate = self.baseline
+        for i, p in enumerate(passes):
+            prefix = tuple(s for s in steps[: i + 1])
+            key = json.dumps(prefix, sort_keys=True, default=str)
+            if key in self._built:
+                candidate = self._built[key]
+                continue
+            reason = p.check(candidate, self.context(self.store.candidate_dir(final_id)))
+            if reason:
+                return None, reason
+            work = self.store.candidate_dir(final_id if i == len(passes) - 1 else f"{final_id}.step{i}")
+            candidate = p.apply(candidate, self.context(work))
+            self._built[key] = candidate
+        candidate.name = name
+        return self.save(final_id, candidate), None
+
+    def export_fp32(self, candidate: Candidate) -> dict:
+        """FP32 artifacts of a torch candidate (ONNX, OpenVINO IR), exported once per candidate."""
+        if candidate.module is None:
+            return dict(candidate.artifacts)
+        key = id(candidate.module)
+        if key not in self._exports:
+            onnx_path = self.store.root / "exports" / module_fingerprint(candidate.module) / "model.onnx"
+            if not onnx_path.is_file():
+                export_onnx(candidate.module, onnx_path, self.dataset.eval.x[:8])
+            self._exports[key] = {"onnx": onnx_path}
+        return self._exports[key]
+
+    def save(self, cid: str, candidate: Candidate) -> CandidateInfo:
+        import torch
+
+        folder = self.store.candidate_dir(cid)
+        folder.mkdir(parents=True, exist_ok=True)
+        artifacts: dict[str, Path] = {}
+        params = macs = None
+        if candidate.module is not None:
+            module = candidate.module.eval()
+            tmp = folder / ".model.pt.partial"
+            torch.save(module, str(tmp))
+            os.replace(tmp, folder / "model.pt")
+            sign(folder / "model.pt")
+            artifacts["torch"] = folder / "model.pt"
+            artifacts["onnx"] = folder / "model.onnx"
+            shutil.copyfile(self.export_fp32(candidate)["onnx"], artifacts["onnx"])
+            params, macs = count_params_and_macs(module, self.dataset.input_shape)
+        for fmt, path in candidate.artifacts.items():
+            artifacts[fmt] = _adopt(Path(path), folder / fmt)
+        if "openvino" not in artifacts and "onnx" in artifacts:
+            artifacts["openvino"] = onnx_to_openvino(artifacts["onnx"], folder / "openvino")
+        info = CandidateInfo(
+            id=cid, name=candidate.name, lineage=tuple(candidate.lineage), parent=candidate.parent,
+            params=params, macs=macs,
+            artifacts={fmt: str(p.relative_to(self.store.root)) for fmt, p in artifacts.items()},
+            file_bytes={fmt: file_bytes(p) for fmt, p in artifacts.items()},
+            input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
+            precision=candidate.precision, notes=tuple(candidate.notes))
+        self.store.save_candidate(info)
+        return info
+
+
+def _adopt(path: Path, target_dir: Path) -> Path:
+    """Keep an artifact that already lies in the candidate's folder; copy one from elsewhere
+    (an IR's .bin travels with its .xml)."""
+    if target_dir.parent.resolve() in path.resolve().parents:
+        return path
+    target_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target_dir / path.name)
+    if path.suffix == ".xml":
+        shutil.copyfile(path.with_suffix(".bin"), target_dir / path.with_suffix(".bin").name)
+    return target_dir / path.name
+
+
+def torch_accuracy(candidate: Candidate, dataset: Dataset) -> Optional[float]:
+    return evaluate_torch(candidate.module, dataset.eval) if candidate.module is not None else None
+
+
+__all__ = ["BaselineOptions", "CandidateBuilder", "build_baseline", "candidate_id", "EdgebenchError"]

@@ -1,0 +1,91 @@
+"""One decorator-based registry, used for models, compression passes and backends.
+
+Third-party packages register through the entry-point group named at construction, e.g.
+`[project.entry-points."edgebench.backends"] myrt = "mypkg.runner:MyRunner"`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from edgebench.core.errors import NotFoundError, closest
+
+T = TypeVar("T")
+
+
+_env_plugins_imported = False
+
+
+def _import_env_plugins() -> None:
+    """Modules named in $EDGEBENCH_PLUGINS (comma-separated) register runners or passes on import.
+
+    This is the unpackaged counterpart of entry points: it reaches worker processes too, because
+    they inherit the environment.
+    """
+    global _env_plugins_imported
+    if _env_plugins_imported:
+        return
+    _env_plugins_imported = True
+    for name in filter(None, (m.strip() for m in os.environ.get("EDGEBENCH_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise NotFoundError(f"cannot import plugin module '{name}' from EDGEBENCH_PLUGINS: {e}") from None
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, entry_point_group: str | None = None):
+        self.kind = kind
+        self._items: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
+        self._group = entry_point_group
+        self._plugins_loaded = False
+
+    def register(self, name: str | None = None, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
+        def decorator(obj: T) -> T:
+            key = name or getattr(obj, "name", None) or obj.__name__
+            self.add(key, obj, aliases=aliases)
+            return obj
+        return decorator
+
+    def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = ()) -> None:
+        self._items[name] = obj
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded or not self._group:
+            return
+        self._plugins_loaded = True
+        _import_env_plugins()
+        for ep in entry_points(group=self._group):
+            if ep.name not in self._items:
+                self._items[ep.name] = ep.load()
+
+    def canonical(self, name: str) -> str:
+        self._load_plugins()
+        name = self._aliases.get(name, name)
+        if name not in self._items:
+            # repr: names read from files may hold control characters
+            raise NotFoundError(f"unknown {self.kind} {name!r}{closest(name, self.names(include_aliases=True))}")
+        return name
+
+    def get(self, name: str) -> T:
+        return self._items[self.canonical(name)]
+
+    def __contains__(self, name: str) -> bool:
+        self._load_plugins()
+        return name in self._items or name in self._aliases
+
+    def names(self, pattern: str = "*", include_aliases: bool = False) -> list[str]:
+        self._load_plugins()
+        names = list(self._items) + (list(self._aliases) if include_aliases else [])
+        return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        self._load_plugins()
+        return iter(sorted(self._items.items()))

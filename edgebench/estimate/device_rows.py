@@ -1,0 +1,169 @@
+"""The estimate stage of `compare`: estimated rows for a device that is neither this machine nor
+reachable, each scaled from this machine's measurement of the same candidate."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.estimate.op_costs import GROUPS, graph_costs
+from edgebench.estimate.points import host_hardware, load_cached_points, other_runs_of, run_points, target_hardware
+from edgebench.estimate.roofline import (
+    PRIOR,
+    UNCALIBRATED_ERROR_PCT,
+    Point,
+    error_summary,
+    fit,
+    leave_one_model_out,
+    op_times,
+    predict,
+)
+
+# ----------------------------------------------------------------------------------------------
+# the estimate stage of `compare`
+
+PROXY_RUNTIMES = ("openvino", "onnxruntime", "pytorch")
+# fp16 is modelled from fp32, not from a CPU's bf16: a CPU's bf16 speed says nothing about a GPU's fp16.
+PROXY_PRECISIONS = {"fp16": ("fp16", "fp32"), "bf16": ("bf16", "fp32"), "fp32": ("fp32",), "int8": ("int8",)}
+
+
+def target_precisions(info, runtime: str, processor_name: str, processor) -> list[str]:
+    from edgebench.backends import BACKENDS
+
+    runner = BACKENDS.get(runtime)
+    supported = [p for p in processor.precisions if p in runner.precisions]
+    if info.precision == "int8":
+        return ["int8"] if "int8" in supported else []
+    floats = [p for p in ("fp32", "fp16", "bf16") if p in supported]
+    if runtime == "onnxruntime" or (runtime == "pytorch" and processor_name == "cpu"):
+        floats = [p for p in floats if p == "fp32"]  # these run the artifact as exported
+    return floats
+
+
+@dataclass
+class _Calibration:
+    points: list[Point]
+    validation: dict
+    coefs: dict = field(default_factory=dict)
+
+    def coef(self, runtime: str, precision: str) -> tuple[np.ndarray, str]:
+        key = (runtime, precision)
+        if key not in self.coefs:
+            for label, chosen in ((f"{runtime}/{precision}", [p for p in self.points
+                                                              if (p.runtime, p.precision) == key]),
+                                  (f"all runtimes/{precision}", [p for p in self.points if p.precision == precision]),
+                                  ("all points", self.points)):
+                if len({p.model for p in chosen}) >= 3:
+                    self.coefs[key] = (fit(chosen), f"fitted on {len(chosen)} points ({label})")
+                    break
+            else:
+                self.coefs[key] = (PRIOR.copy(), "prior factors (fewer than 3 models measured)")
+        return self.coefs[key]
+
+    def error_pct(self, runtime: str, precision: str) -> tuple[float, str]:
+        v = self.validation.get(f"{runtime}/{precision}") or self.validation.get("all")
+        if v and v.get("n"):
+            return v["p90_abs_pct"], (f"90th percentile of |error| in leave-one-model-out validation on this machine "
+                                      f"({v['n']} points, {100 * v['within_10pct']:.0f}% within +-10%; "
+                                      f"benchmarks/estimator.py)")
+        errors = leave_one_model_out([p for p in self.points if (p.runtime, p.precision) == (runtime, precision)]) \
+            if len({p.model for p in self.points if (p.runtime, p.precision) == (runtime, precision)}) >= 4 else []
+        if errors:
+            s = error_summary(errors)
+            return s["p90_abs_pct"], f"leave-one-model-out over this run's {s['n']} host points"
+        return UNCALIBRATED_ERROR_PCT, "not validated: run benchmarks/estimator.py to measure the estimator's error"
+
+
+def add_estimates(store, infos, asked, host_device: str, run_dir: Path, runs_dir: Path, note=lambda s: None) -> int:
+    """Append estimated Measurements for `asked` next to the host's measured ones; returns how many
+    changed. Estimates are recomputed every run (they depend on everything measured so far)."""
+    from edgebench.backends import BACKENDS
+    from edgebench.core.records import Measurement, measurement_key
+    from edgebench.devices.host import physical_cores
+
+    host = host_hardware()
+    cached, validation = load_cached_points()
+    points = cached + run_points(run_dir, host_device, host, run_dir.name)
+    measured = [m for m in store.measurements() if m.ok and m.source == "measured" and m.device == host_device]
+    existing = {m.key: m for m in store.measurements() if m.source == "estimated"}
+    calib = _Calibration(points, validation)
+    skipped_runtimes = set()
+    changed = 0
+    for processor_name, processor in asked.processors.items():
+        hw = target_hardware(processor, processor_name, host, physical_cores())
+        if hw is None:
+            note(f"no estimate for {asked.name} {processor_name}: its profile states no peak compute or bandwidth")
+            continue
+        target_points = other_runs_of(runs_dir, asked.name, run_dir, hw)
+        for runtime in processor.runtimes:
+            if runtime not in BACKENDS:
+                skipped_runtimes.add(runtime)
+                continue
+            for info in infos:
+                if "onnx" not in info.artifacts:
+                    continue
+                costs = graph_costs(Path(run_dir) / info.artifacts["onnx"])
+                ops = [[GROUPS.index(op.group), op.flops, op.bytes_moved] for op in costs]
+                for precision in target_precisions(info, runtime, processor_name, processor):
+                    ref = _reference(measured, info.id, runtime, precision)
+                    if ref is None:
+                        continue
+                    m = _estimate_one(info, runtime, processor_name, precision, asked, ref, costs, ops, host, hw, calib,
+                                      target_points, Measurement, measurement_key)
+                    old = existing.get(m.key)
+                    if old and old.latency and abs(old.median_ms - m.median_ms) <= 1e-9 * max(1.0, m.median_ms) \
+                            and old.accuracy == m.accuracy:
+                        continue
+                    store.append(m)
+                    changed += 1
+    for runtime in sorted(skipped_runtimes):
+        note(f"no estimate for runtime '{runtime}' on {asked.name}: edgebench has no runner for it")
+    return changed
+
+
+def _reference(measured, candidate: str, runtime: str, precision: str):
+    """The host measurement to scale: same candidate, the same runtime if measured here, else a proxy."""
+    for rt in (runtime,) + tuple(r for r in PROXY_RUNTIMES if r != runtime):
+        for prec in PROXY_PRECISIONS.get(precision, (precision,)):
+            for m in measured:
+                if (m.candidate, m.backend, m.precision, m.processor) == (candidate, rt, prec, "cpu"):
+                    return m
+    return None
+
+
+def _estimate_one(info, runtime, processor_name, precision, asked, ref, costs, ops, host, hw, calib, target_points,
+                  Measurement, measurement_key):
+    coef, fitted = calib.coef(ref.backend, ref.precision)
+    host_pred = predict(coef, ops, ref.precision, host)
+    target_pred = predict(coef, ops, precision, hw)
+    estimate = ref.median_ms * target_pred / host_pred
+    error_pct, basis = calib.error_pct(ref.backend, ref.precision)
+    if ref.backend != runtime or ref.precision != precision:
+        basis += f"; {runtime} {precision} is modelled from this machine's {ref.backend} {ref.precision}"
+    cross = "not validated: no measurements of this device are available to edgebench"
+    own = [p for p in target_points if (p.runtime, p.precision) == (runtime, precision)]
+    if own:
+        errs = [predict(coef, p.ops, p.precision, hw) / p.latency_ms - 1 for p in own]
+        cross = f"on {len(own)} earlier measurements of this device: " + json.dumps(error_summary(errs))
+    shares = op_times(ops, precision, hw, coef)
+    shares = shares * (estimate * 1000 / shares.sum()) if shares.sum() > 0 else shares
+    layers = sorted(({"layer": op.name, "op_type": op.op_type, "precision": precision, "time_us": float(t),
+                      "estimated": True} for op, t in zip(costs, shares)), key=lambda r: -r["time_us"])[:60]
+    err = error_pct / 100  # the band is symmetric in ratio (x/ (1+err)), so it never reaches zero
+    latency = {"median_ms": estimate, "mean_ms": estimate, "p90_ms": estimate, "p99_ms": estimate, "std_ms": 0.0,
+               "min_ms": estimate, "ci_low_ms": estimate / (1 + err), "ci_high_ms": estimate * (1 + err),
+               "confidence": 0.9, "iterations": 0, "warmup_iterations": 0, "total_s": 0.0, "stop_reason": "estimated"}
+    return Measurement(
+        key=measurement_key(info.id, runtime, processor_name, precision, asked.name), candidate=info.id,
+        backend=runtime, processor=processor_name, precision=precision, device=asked.name, source="estimated",
+        status="ok", executed_precision=precision, latency=latency, accuracy=ref.accuracy,
+        measured_on=f"estimated from {ref.measured_on}", estimate_error_pct=round(error_pct, 1),
+        layers=tuple(layers), timestamp=time.time(),
+        extra={"estimate": {"method": "additive per-op roofline, scaled from this machine's measurement",
+                            "reference": ref.key, "reference_median_ms": ref.median_ms, "factors": fitted,
+                            "error_basis": basis, "cross_device_error": cross,
+                            "accuracy_from": ref.key,
+                            "target_peak_gflops": hw.peak_gflops, "target_bandwidth_gbs": hw.memory_bandwidth_gbs}})

@@ -1,0 +1,175 @@
+"""Measurements run in a separate worker process, one at a time.
+
+A runtime that segfaults, aborts, runs out of memory or hangs takes down only its worker; the
+parent records a failed Measurement with the message and signal and the run goes on. The worker
+is `python -m edgebench.measure.worker`: the task arrives as JSON on stdin and the result is written to
+the file named in the task (stdout is left to the runtimes' own chatter).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edgebench.core.errors import EdgebenchError
+from edgebench.core.records import Measurement, _Record
+
+
+@dataclass(frozen=True)
+class MeasureTask(_Record):
+    key: str
+    candidate: str
+    backend: str
+    artifact: str  # absolute path
+    processor: str
+    precision: str
+    device: str  # profile name the figures describe
+    measured_on: str
+    eval_data: str  # .npz with x, y of the eval split
+    num_classes: int
+    threads: Optional[int] = None
+    batch_size: int = 1
+    timing: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    layer_profile: bool = True
+    score: bool = True  # False when the model's outputs do not fit the dataset (timing only)
+    timeout_s: float = 600.0
+
+
+def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, status: str = "failed") -> Measurement:
+    return Measurement(key=task.key, candidate=task.candidate, backend=task.backend, processor=task.processor,
+                       precision=task.precision, device=task.device, source="measured", status=status,
+                       error=error, exit_signal=exit_signal, measured_on=task.measured_on,
+                       batch_size=task.batch_size, threads=task.threads, timestamp=time.time())
+
+
+def execute(task: MeasureTask) -> Measurement:
+    """Load, time and score one artifact in this process. Runs inside the worker."""
+    from edgebench.backends import Placement, create_runner
+    from edgebench.measure.accuracy import evaluate_runner
+    from edgebench.measure.energy import energy_meter
+    from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, timed
+
+    data = np.load(task.eval_data)
+    x, y = data["x"], data["y"]
+    sample = np.ascontiguousarray(x[: task.batch_size])
+    runner = create_runner(task.backend)
+    placement = Placement(task.processor, task.precision, task.threads, task.batch_size, dict(task.options))
+    runner.check_placement(placement)
+    extra: dict = {}
+    if hasattr(runner, "prepare"):  # an ahead-of-time build (TensorRT engine), reported apart from loading it
+        extra["build_s"] = timed(lambda: runner.prepare(Path(task.artifact), placement))[1]
+    _, load_s = timed(lambda: runner.load(Path(task.artifact), placement))
+    _, first_s = timed(lambda: (runner.infer(sample), runner.synchronize()))
+    meter = energy_meter()
+    meter.start()
+    stats, samples = measure(runner, sample, TimingConfig(**task.timing))
+    extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
+    extra.update(runner.extra_metrics(sample))
+    accuracy = evaluate_runner(runner, x, y, task.num_classes, batch_size=task.batch_size) if task.score else None
+    layers: list[dict] = []
+    if task.layer_profile:
+        try:
+            layers = runner.layer_profile(sample)[:60]
+        except Exception as e:  # noqa: BLE001 - a breakdown is a bonus; its failure must not cost the measurement
+            layers = [{"layer": "(profiling failed)", "op_type": type(e).__name__, "precision": "?", "time_us": 0.0}]
+    executed = runner.executed_precision()
+    version = runner.runtime_version()
+    runner.close()
+    return Measurement(
+        key=task.key, candidate=task.candidate, backend=task.backend, processor=task.processor,
+        precision=task.precision, device=task.device, source="measured", status="ok",
+        executed_precision=executed, latency=stats.to_dict(), accuracy=accuracy.to_dict() if accuracy else None,
+        samples_ms=tuple(round(float(s), 5) for s in samples), load_s=load_s, first_inference_ms=first_s * 1e3,
+        peak_rss_mb=peak_rss_mb(), batch_size=task.batch_size, threads=task.threads, runtime_version=version,
+        measured_on=task.measured_on, node_id=os.environ.get("EDGEBENCH_NODE_ID"), layers=tuple(layers),
+        extra=extra, timestamp=time.time())
+
+
+@dataclass(frozen=True)
+class WorkerOutcome:
+    """What came back from an isolated worker: its JSON answer, or why there is none."""
+    answer: Optional[dict] = None
+    error: Optional[str] = None
+    exit_signal: Optional[int] = None
+
+
+def run_module_isolated(module: str, request: dict, timeout_s: float, prefix: str = "edgebench-worker-") -> WorkerOutcome:
+    """Run `python -m module` in a fresh interpreter with `request` on stdin; the module writes its
+    answer as JSON to the path in request["result"]. Crashes, hangs and exits become `error`."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        result_path = Path(tmp) / "result.json"
+        payload = json.dumps({**request, "result": str(result_path)})
+        # The worker must import this same edgebench, wherever the parent was started from.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONUNBUFFERED="1",
+                   PYTHONPATH=os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p))
+        try:
+            proc = subprocess.run([sys.executable, "-m", module], input=payload.encode(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return WorkerOutcome(error=f"timed out after {timeout_s:.0f} s (worker killed)", exit_signal=signal.SIGKILL)
+        if result_path.is_file():
+            try:
+                return WorkerOutcome(answer=json.loads(result_path.read_text()))
+            except json.JSONDecodeError:
+                pass
+        stderr = proc.stderr.decode(errors="replace").strip().splitlines()
+        last = stderr[-1][:300] if stderr else ""
+        if proc.returncode < 0:
+            name = signal.Signals(-proc.returncode).name
+            return WorkerOutcome(error=f"runtime crashed with {name}" + (f": {last}" if last else ""),
+                                 exit_signal=-proc.returncode)
+        return WorkerOutcome(error=f"worker exited with code {proc.returncode}: {last or 'no output'}")
+
+
+def run_isolated(task: MeasureTask) -> Measurement:
+    """Run `execute(task)` in a fresh interpreter; crashes and hangs become failed measurements."""
+    outcome = run_module_isolated("edgebench.measure.worker", {"task": task.to_dict()}, task.timeout_s)
+    if outcome.answer is not None:
+        try:
+            return Measurement.from_dict(outcome.answer)
+        except TypeError:
+            return failed(task, "worker wrote an unreadable result")
+    return failed(task, outcome.error, exit_signal=outcome.exit_signal)
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker if the process that started it dies (kill -9 of a
+    run), so an orphaned measurement does not keep loading the machine."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _main() -> None:
+    _die_with_parent()
+    request = json.loads(sys.stdin.read())
+    task = MeasureTask.from_dict(request["task"])
+    try:
+        result = execute(task)
+    except EdgebenchError as e:
+        result = failed(task, str(e))
+    except Exception as e:  # noqa: BLE001 - the worker's boundary: any error becomes a failed row with its message
+        last = traceback.extract_tb(e.__traceback__)[-1]
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        result = failed(task, f"{type(e).__name__}: {msg[:300]} ({Path(last.filename).name}:{last.lineno})")
+    Path(request["result"]).write_text(json.dumps(result.to_dict(), default=str))
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,89 @@
+"""Turn a torch module into deployable artifacts: ONNX, then OpenVINO IR from that ONNX.
+
+Every ONNX export is checked against torch on real inputs before it is used, so a silently wrong
+export cannot produce a fast-but-wrong candidate.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgebench.core.errors import IncompatibleError
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol: float = 1e-4) -> Path:
+    """Export with a dynamic batch axis and verify the outputs against torch on `sample`."""
+    import torch
+
+    model = model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    final, path = path, path.with_name(f".{path.name}.partial")  # a killed export leaves no valid-looking file
+    example = torch.from_numpy(sample[:1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        except Exception:  # noqa: BLE001 - any tracer failure falls back to torch.export, whose own errors propagate
+            # Models the TorchScript tracer cannot follow go through torch.export instead.
+            torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=18,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    check_onnx_matches_torch(model, path, sample, rtol, atol)
+    os.replace(path, final)
+    return final
+
+
+def check_onnx_matches_torch(model, path: Path, sample: np.ndarray, rtol: float, atol: float) -> None:
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = model(torch.from_numpy(sample)).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: sample})[0]
+    scale = np.abs(expected).max() + 1e-12
+    worst = float(np.abs(got - expected).max())
+    if worst > atol + rtol * scale:
+        raise IncompatibleError(
+            f"ONNX export of {path.stem} differs from torch by {worst:.3g} (allowed {atol + rtol * scale:.3g})")
+
+
+def onnx_to_openvino(onnx_path: Path, out_dir: Path, batch: int = 1) -> Path:
+    """Convert to OpenVINO IR with a static batch (static shapes let the CPU plugin pick faster kernels)."""
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    shape = model.inputs[0].get_partial_shape()
+    shape[0] = batch
+    model.reshape({model.inputs[0]: shape})
+    return save_openvino(model, out_dir)
+
+
+def save_openvino(model, out_dir: Path) -> Path:
+    """Write model.xml/.bin into a scratch folder and rename it into place, so a kill mid-write
+    never leaves an IR whose .xml and .bin disagree."""
+    import openvino as ov
+
+    scratch = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=False)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(scratch, out_dir)
+    return out_dir / "model.xml"
+
+
+def file_bytes(path: Path) -> int:
+    path = Path(path)
+    if path.suffix == ".xml":
+        return path.stat().st_size + path.with_suffix(".bin").stat().st_size
+    return path.stat().st_size
