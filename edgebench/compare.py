@@ -25,12 +25,14 @@ from edgebench.core.records import CandidateInfo, Measurement, measurement_key
 from edgebench.core.signing import trusted_sha256
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import DeviceProfile
+from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import load_dataset
 from edgebench.models.zoo import resolve_model
+from edgebench.report import render_run
 
 FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -211,13 +213,10 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
 
         executor.run(tasks, on_result)
         if not is_target:
-            from edgebench.estimate.device_rows import add_estimates
-
             reporter.stage(f"estimating {asked.name} from this machine's measurements")
             add_estimates(store, infos, asked, target.name, run_dir, Path(opts.runs_dir), reporter.note)
         measurements = store.measurements()
 
-        from edgebench.report import render_run
         reporter.stage("report")
         render_run(run_dir)
         return CompareResult(run_dir, infos, measurements, skipped)

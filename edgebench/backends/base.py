@@ -13,6 +13,8 @@ from typing import ClassVar, Optional
 
 import numpy as np
 
+from edgebench.core.errors import IncompatibleError
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -69,8 +71,6 @@ class Runner(ABC):
     @classmethod
     def check_placement(cls, placement: Placement) -> None:
         """A precision or processor this runtime does not have is a one-line user error."""
-        from edgebench.core.errors import IncompatibleError
-
         if placement.precision not in cls.precisions:
             raise IncompatibleError(f"{cls.name} has no precision '{placement.precision}' "
                                     f"(it has {', '.join(cls.precisions)})")

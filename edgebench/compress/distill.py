@@ -19,6 +19,7 @@ from edgebench.compress.losses import loss_class
 from edgebench.compress.surgery import check_layer_names
 from edgebench.core.cache import module_fingerprint
 from edgebench.core.errors import IncompatibleError, UsageError
+from edgebench.models.zoo import STUDENT_OF, apply_weights, build_module, load_state_dict, resolve_model
 
 SCRATCH_LR = 2e-3  # a student trained from scratch uses the baseline's schedule
 RECOVERY_EPOCHS = 0.5
@@ -63,8 +64,6 @@ class DistillPass(Pass):
 
     def _new_student_name(self, candidate: Candidate, ctx: Context) -> Optional[str]:
         """The architecture of a student trained from scratch, or None to distill into the candidate."""
-        from edgebench.models.zoo import STUDENT_OF
-
         if self.config.student == "self":
             return None
         if self.config.student != "auto":
@@ -93,8 +92,6 @@ class DistillPass(Pass):
         return load_teacher(self.config.teacher, self.config.teacher_weights, num_classes, ctx.dataset)
 
     def validate(self, model, dataset) -> None:
-        from edgebench.models.zoo import build_module, resolve_model
-
         if self.config.student not in ("auto", "self"):
             student = build_module(resolve_model(self.config.student), dataset.num_classes)
         else:
@@ -110,8 +107,6 @@ class DistillPass(Pass):
     # ---- training ----------------------------------------------------------------------------
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
-        from edgebench.models.zoo import build_module, resolve_model
-
         num_classes = ctx.dataset.num_classes
         teacher = self._teacher(candidate, ctx, num_classes).eval()
         arch = self._new_student_name(candidate, ctx)
@@ -193,8 +188,6 @@ def load_teacher(spec: str, weights: Optional[str], num_classes: int, dataset):
     """A teacher given by name: its architecture with the user's weights, checked to score the
     dataset's classes."""
     from pathlib import Path
-
-    from edgebench.models.zoo import apply_weights, build_module, load_state_dict, resolve_model
 
     if not weights:
         raise UsageError(f"distill: teacher '{spec}' needs teacher_weights (a state dict), or use teacher: baseline")

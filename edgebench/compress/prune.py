@@ -18,6 +18,7 @@ from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import check_layer_names, classifier_layers
 from edgebench.core.cache import module_fingerprint
 from edgebench.core.errors import IncompatibleError
+from edgebench.models.zoo import count_params_and_macs
 
 RECOVERY_EPOCHS = 1.5  # 0.5 left 50%-pruned mobilenetv3 at 63% top-1 (baseline 94%); 1.5 gives 89% (benchmarks/compression.py)
 
@@ -44,7 +45,6 @@ class PrunePass(Pass):
         check_layer_names(candidate.module, self.config.protect, "prune protect")
         parent = candidate.module.eval()
         pruned = prune_channels(copy.deepcopy(parent), ctx.dataset, self.config)
-        from edgebench.models.zoo import count_params_and_macs
 
         before = count_params_and_macs(parent, ctx.dataset.input_shape)
         after = count_params_and_macs(pruned, ctx.dataset.input_shape)

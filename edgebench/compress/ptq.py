@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.models.export import save_openvino
 
 CALIBRATION_BATCH = 32
 
@@ -85,8 +86,6 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: np.ndarray, per_channe
 def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path:
     import nncf
     import openvino as ov
-
-    from edgebench.models.export import save_openvino
 
     model = ov.convert_model(str(fp32_onnx))  # batch axis still dynamic: calibrate on whole batches
     batches = [calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]

@@ -20,6 +20,7 @@ import yaml
 from edgebench.compress.base import Pass
 from edgebench.compress.passes import PASSES
 from edgebench.core.errors import CorruptInputError, NotFoundError, closest
+from edgebench.models.zoo import build_module
 
 # Built-in recipes that `compare` runs by default, in order; each is a list of steps. Together they
 # cover every technique; recipes sharing a prefix share its work (prune50 feeds prune50-ptq).
@@ -82,8 +83,6 @@ def validate_recipes(recipes: list[tuple[str, list[dict]]], source, dataset) -> 
     if not passes or not getattr(source, "is_torch", False):
         return
     import torch
-
-    from edgebench.models.zoo import build_module
 
     # Building this throwaway model must not draw from torch's global generator: the baseline's
     # initial weights (and so its cache key) would change with the recipes asked for.

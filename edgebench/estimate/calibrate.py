@@ -17,7 +17,10 @@ from typing import Optional
 
 import yaml
 
+from edgebench.backends.host import host_profile
 from edgebench.core.cache import cache_dir, content_key
+from edgebench.devices.host import cpu_flags, cpu_model, physical_cores
+from edgebench.devices.profiles import _load_all, load_profile_file
 from edgebench.measure.timing import timed
 
 
@@ -60,8 +63,6 @@ def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
 def measure_cpu(threads: Optional[int] = None, quick: bool = False) -> dict:
     import torch
 
-    from edgebench.devices.host import physical_cores
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads or physical_cores())
     try:
@@ -78,8 +79,6 @@ def measure_cpu(threads: Optional[int] = None, quick: bool = False) -> dict:
 
 def host_hardware() -> dict:
     """This machine's achievable CPU figures, measured once and cached per CPU model and core count."""
-    from edgebench.devices.host import cpu_model, physical_cores
-
     key = content_key("cpu-calibration", cpu_model(), physical_cores(), os.cpu_count())
     path = cache_dir() / "calibration" / f"{key}.json"
     if path.is_file():
@@ -103,10 +102,6 @@ def user_profile_dir() -> Path:
 
 def write_profile(name: str, out: Optional[Path] = None, quick: bool = False) -> tuple[Path, dict]:
     """Measure the local CPU and write (or update) the profile `name`; returns its path and figures."""
-    from edgebench.backends.host import host_profile
-    from edgebench.devices.host import cpu_flags, cpu_model, physical_cores
-    from edgebench.devices.profiles import load_profile_file
-
     figures = measure_cpu(quick=quick)
     path = Path(out) if out else user_profile_dir() / f"{name}.yaml"
     stamp = f"measured by `edgebench devices calibrate` on {time.strftime('%Y-%m-%d')}: achievable, not datasheet peak"
@@ -128,7 +123,6 @@ def write_profile(name: str, out: Optional[Path] = None, quick: bool = False) ->
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_profile_file(path)  # what we wrote must load back
-    from edgebench.devices.profiles import _load_all
 
     _load_all.cache_clear()
     return path, figures

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgebench.backends import BACKENDS
+from edgebench.core.records import Measurement, measurement_key
+from edgebench.devices.host import physical_cores
 from edgebench.estimate.op_costs import GROUPS, graph_costs
 from edgebench.estimate.points import host_hardware, load_cached_points, other_runs_of, run_points, target_hardware
 from edgebench.estimate.roofline import (
@@ -31,7 +34,6 @@ PROXY_PRECISIONS = {"fp16": ("fp16", "fp32"), "bf16": ("bf16", "fp32"), "fp32": 
 
 
 def target_precisions(info, runtime: str, processor_name: str, processor) -> list[str]:
-    from edgebench.backends import BACKENDS
 
     runner = BACKENDS.get(runtime)
     supported = [p for p in processor.precisions if p in runner.precisions]
@@ -80,10 +82,6 @@ class _Calibration:
 def add_estimates(store, infos, asked, host_device: str, run_dir: Path, runs_dir: Path, note=lambda s: None) -> int:
     """Append estimated Measurements for `asked` next to the host's measured ones; returns how many
     changed. Estimates are recomputed every run (they depend on everything measured so far)."""
-    from edgebench.backends import BACKENDS
-    from edgebench.core.records import Measurement, measurement_key
-    from edgebench.devices.host import physical_cores
-
     host = host_hardware()
     cached, validation = load_cached_points()
     points = cached + run_points(run_dir, host_device, host, run_dir.name)

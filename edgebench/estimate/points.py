@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Optional
 
 from edgebench.core.cache import cache_dir
+from edgebench.core.store import RunStore
+from edgebench.devices.host import cpu_flags
+from edgebench.estimate.calibrate import host_hardware as measured
 from edgebench.estimate.roofline import (
     ACHIEVABLE_BANDWIDTH,
     ACHIEVABLE_COMPUTE,
@@ -21,8 +24,6 @@ from edgebench.estimate.roofline import (
 # hardware of the host and of a target profile
 
 def host_hardware() -> Hardware:
-    from edgebench.devices.host import cpu_flags
-    from edgebench.estimate.calibrate import host_hardware as measured
 
     figures = measured()
     peaks = dict(figures["peak_gflops"])
@@ -78,8 +79,6 @@ def save_cached_points(points: list[Point], validation: dict) -> Path:
 
 def run_points(run_dir: Path, device: str, hw: Hardware, model_label: str) -> list[Point]:
     """Measured points of `device` in a run folder (the host's in this run, or a target's elsewhere)."""
-    from edgebench.core.store import RunStore
-
     store = RunStore(run_dir)
     cands = {c.id: c for c in store.candidates()}
     points = []

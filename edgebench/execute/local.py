@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from edgebench.backends import Availability, availability
+from edgebench.core.errors import NotFoundError, closest
 from edgebench.core.records import Measurement
+from edgebench.execute.ray.executor import RayExecutor  # imports Ray only when asked for
 from edgebench.measure.worker import MeasureTask, run_isolated
 
 OnResult = Callable[[Measurement], None]
@@ -47,7 +49,6 @@ class LocalExecutor:
 
 
 def _ray_executor(**options) -> Executor:
-    from edgebench.execute.ray.executor import RayExecutor  # imports Ray only when asked for
 
     return RayExecutor(**options)
 
@@ -56,7 +57,6 @@ EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalExecutor, "ray": 
 
 
 def make_executor(name: str, **options) -> Executor:
-    from edgebench.core.errors import NotFoundError, closest
 
     if name not in EXECUTORS:
         raise NotFoundError(f"unknown executor '{name}'{closest(name, EXECUTORS)}")

@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Optional
 
 from edgebench.core.errors import RegressionFound, UsageError
+from edgebench.core.store import write_atomic
+from edgebench.gate.inputs import load_gate_run
+from edgebench.gate.interleave import gate_models
+from edgebench.gate.outputs import github_annotations, json_text, junit_xml, markdown
 from edgebench.gate.stats import METRICS
-from edgebench.gate.verdict import GateResult, GateSettings
+from edgebench.gate.verdict import GateResult, GateSettings, evaluate
 
 
 @dataclass
@@ -47,8 +51,6 @@ def run_gate(opts: GateOptions) -> GateResult:
     if runs:
         if opts.baseline is None or opts.current is None:
             raise UsageError("give both --baseline and --current")
-        from edgebench.gate.inputs import load_gate_run
-        from edgebench.gate.verdict import evaluate
 
         baseline = load_gate_run(opts.baseline, "baseline")
         current = load_gate_run(opts.current, "current")
@@ -57,7 +59,6 @@ def run_gate(opts: GateOptions) -> GateResult:
         raise UsageError("give both --baseline-model and --current-model")
     if opts.budget_s <= 0 or opts.target_ci <= 0:
         raise UsageError("--budget and --target-ci must be positive")
-    from edgebench.gate.interleave import gate_models
 
     return gate_models(opts.baseline_model, opts.current_model, opts.settings, backend=opts.runtime,
                        timing={"time_budget_s": opts.budget_s, "target_ci": opts.target_ci}, threads=opts.threads,
@@ -66,9 +67,6 @@ def run_gate(opts: GateOptions) -> GateResult:
 
 def write_outputs(result: GateResult, opts: GateOptions, echo) -> None:
     """Files named by the options, plus $GITHUB_STEP_SUMMARY and annotations inside GitHub Actions."""
-    from edgebench.core.store import write_atomic
-    from edgebench.gate.outputs import github_annotations, json_text, junit_xml, markdown
-
     text = markdown(result)
     if opts.markdown:
         write_atomic(opts.markdown, text)

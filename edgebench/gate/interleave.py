@@ -22,8 +22,28 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.core.errors import EdgebenchError, NotFoundError, UsageError
+from edgebench.backends import BACKENDS, Placement, availability, create_runner
+from edgebench.core.errors import (
+    CorruptInputError,
+    EdgebenchError,
+    IncompatibleError,
+    NotFoundError,
+    NothingToCompareError,
+    RuntimeUnavailableError,
+    UsageError,
+)
 from edgebench.core.records import Measurement, _Record, measurement_key
+from edgebench.devices.host import host_description
+from edgebench.devices.profiles import detected_profile
+from edgebench.gate.inputs import GateRun
+from edgebench.gate.stats import METRICS
+from edgebench.gate.verdict import evaluate
+from edgebench.measure.accuracy import evaluate_runner
+from edgebench.measure.environment import fingerprint
+from edgebench.measure.timing import InterleavedConfig, measure_interleaved, peak_rss_mb
+from edgebench.measure.worker import run_module_isolated
+from edgebench.models.data import load_dataset
+from edgebench.models.export import file_bytes
 
 FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino"}
 
@@ -47,10 +67,6 @@ class InterleavedTask(_Record):
 
 def execute(task: InterleavedTask) -> list[Measurement]:
     """Load both models, time them interleaved, score them. Runs inside the worker."""
-    from edgebench.backends import Placement, create_runner
-    from edgebench.measure.accuracy import evaluate_runner
-    from edgebench.measure.timing import InterleavedConfig, measure_interleaved, peak_rss_mb
-
     placement = Placement(task.processor, task.precision, task.threads, 1, {})
     runners = []
     for path in task.models:
@@ -86,15 +102,11 @@ def execute(task: InterleavedTask) -> list[Measurement]:
 
 def artifact_bytes(path: Path) -> int:
     """Bytes on disk of a model file and its sidecars (an IR's .bin, ONNX external data)."""
-    from edgebench.models.export import file_bytes
-
     return int(file_bytes(path))
 
 
 def run_isolated(task: InterleavedTask) -> list[Measurement] | str:
     """The two measurements, or the reason the worker failed (crash, hang, error)."""
-    from edgebench.measure.worker import run_module_isolated
-
     outcome = run_module_isolated("edgebench.gate.interleave", {"task": task.to_dict()}, task.timeout_s,
                                   prefix="edgebench-gate-")
     if outcome.answer is None:
@@ -107,8 +119,6 @@ def run_isolated(task: InterleavedTask) -> list[Measurement] | str:
 def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads: Optional[int] = None,
               processor: str = "cpu", precision: str = "fp32", input_size: Optional[int] = None,
               eval_data: Optional[Path] = None, num_classes: int = 0) -> InterleavedTask:
-    from edgebench.backends import BACKENDS, availability
-
     for role, path in (("baseline", baseline), ("current", current)):
         if not Path(path).is_file():
             raise NotFoundError(f"{role} model '{path}' does not exist")
@@ -117,7 +127,6 @@ def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads
     backend = BACKENDS.canonical(backend)
     avail = availability(backend)
     if not avail.available:
-        from edgebench.core.errors import RuntimeUnavailableError
         raise RuntimeUnavailableError(f"runtime '{backend}' is not usable here: {avail.reason}")
     for path in (baseline, current):
         fmt = FORMAT_OF_SUFFIX[Path(path).suffix]
@@ -125,7 +134,6 @@ def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads
             raise UsageError(f"runtime '{backend}' cannot load '{path}' ({fmt})")
     shape_b, shape_c = input_shape(baseline, input_size), input_shape(current, input_size)
     if shape_b != shape_c:
-        from edgebench.core.errors import IncompatibleError
         raise IncompatibleError(f"baseline takes input {list(shape_b)} but current takes {list(shape_c)}")
     device, description = this_device()
     return InterleavedTask(models=(str(Path(baseline).resolve()), str(Path(current).resolve())), backend=backend,
@@ -139,9 +147,6 @@ def plan_task(baseline: Path, current: Path, backend: str, timing: dict, threads
 def this_device() -> tuple[str, str]:
     """(profile name, description) of this machine, as `backends.host.local_device()` names it,
     without building the host profile (that imports every runtime, torch included: seconds on CI)."""
-    from edgebench.devices.host import host_description
-    from edgebench.devices.profiles import detected_profile
-
     found = detected_profile()
     return (found.name, found.description) if found else ("host", host_description())
 
@@ -154,7 +159,6 @@ def input_shape(path: Path, input_size: Optional[int]) -> tuple:
         return (1, 3, input_size, input_size)
     import onnx
 
-    from edgebench.core.errors import CorruptInputError
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
     except Exception as e:  # noqa: BLE001 - onnx raises DecodeError and friends from protobuf
@@ -171,11 +175,6 @@ def input_shape(path: Path, input_size: Optional[int]) -> tuple:
 def gate_models(baseline: Path, current: Path, settings, *, backend: str = "onnxruntime", timing: Optional[dict] = None,
                 threads: Optional[int] = None, input_size: Optional[int] = None, data: Optional[str] = None):
     """Measure both models in one interleaved session and return the gate's verdict (a GateResult)."""
-    from edgebench.gate.inputs import GateRun
-    from edgebench.gate.stats import METRICS
-    from edgebench.gate.verdict import evaluate
-    from edgebench.measure.environment import fingerprint
-
     timing = dict(timing or {})
     timing.setdefault("quantile", METRICS[settings.metric] / 100.0)
     started = time.perf_counter()
@@ -187,7 +186,6 @@ def gate_models(baseline: Path, current: Path, settings, *, backend: str = "onnx
                          eval_data=eval_path, num_classes=classes)
         outcome = run_isolated(task)
     if isinstance(outcome, str):
-        from edgebench.core.errors import NothingToCompareError
         raise NothingToCompareError(f"the interleaved measurement failed: {outcome}")
     environment = fingerprint()
     info = {"device": task.device, "measured_on_device": task.device, "measured_on": task.measured_on,
@@ -207,8 +205,6 @@ def _eval_split(data: str, baseline: Path, current: Path, input_size: Optional[i
     """The eval split of `data` at the models' input size, saved for the worker; (None, 0) when the
     models' outputs do not fit the dataset's classes (then only latency and size are gated)."""
     import onnx
-
-    from edgebench.models.data import load_dataset
 
     def fits(path: Path) -> bool:
         dims = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim

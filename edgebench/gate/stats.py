@@ -21,6 +21,8 @@ from typing import Optional
 import numpy as np
 from scipy.stats import mannwhitneyu
 
+from edgebench.core.errors import UsageError
+
 METRICS = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 
 
@@ -140,8 +142,6 @@ def compare_latency(baseline, current, *, metric: str = "p50", max_slowdown: flo
 
 def parse_fraction(text: str, what: str) -> float:
     """'5%' -> 0.05, '0.05' -> 0.05; a bare number of 1 or more is refused as ambiguous."""
-    from edgebench.core.errors import UsageError
-
     raw = str(text).strip()
     try:
         value = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(raw)

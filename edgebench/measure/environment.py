@@ -7,6 +7,8 @@ import socket
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from edgebench.devices.host import cpu_model, physical_cores
+
 
 def _read(path: str) -> str | None:
     try:
@@ -23,7 +25,6 @@ def _version(package: str) -> str | None:
 
 
 def fingerprint() -> dict:
-    from edgebench.devices.host import cpu_model, physical_cores
 
     freq_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq")
     return {

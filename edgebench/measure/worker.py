@@ -21,8 +21,12 @@ from typing import Optional
 
 import numpy as np
 
+from edgebench.backends import Placement, create_runner
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.records import Measurement, _Record
+from edgebench.measure.accuracy import evaluate_runner
+from edgebench.measure.energy import energy_meter
+from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, timed
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,6 @@ def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, sta
 
 def execute(task: MeasureTask) -> Measurement:
     """Load, time and score one artifact in this process. Runs inside the worker."""
-    from edgebench.backends import Placement, create_runner
-    from edgebench.measure.accuracy import evaluate_runner
-    from edgebench.measure.energy import energy_meter
-    from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, timed
-
     data = np.load(task.eval_data)
     x, y = data["x"], data["y"]
     sample = np.ascontiguousarray(x[: task.batch_size])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from edgebench.core.store import write_atomic
 from edgebench.report.charts import run_charts, script_json
 from edgebench.report.summary import recommendations
 
@@ -67,7 +68,6 @@ def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) ->
 
 
 def write_html(path: Path, run: dict, rows: list[dict], candidates: list, skipped: dict) -> Path:
-    from edgebench.core.store import write_atomic
 
     write_atomic(path, render_html(run, rows, candidates, skipped))
     return path

@@ -4,12 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebench.core.errors import NotFoundError
+from edgebench.report.table import load_tables
 
 
 def load_run(path) -> pandas.DataFrame:  # noqa: F821
     import pandas as pd
-
-    from edgebench.report.table import load_tables
 
     path = Path(path)
     if not path.exists():

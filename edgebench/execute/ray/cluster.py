@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from edgebench.core.errors import NotFoundError, RuntimeUnavailableError, UsageError
+from edgebench.devices.profiles import get_profile
 
 DEVICE_PREFIX = "device:"
 # The package directory travels to the nodes with every job (Ray's py_modules), so a node runs
@@ -87,8 +88,6 @@ class ClusterDevice:
 
 def cluster_devices(ray) -> list[ClusterDevice]:
     """Every device resource advertised by a live node of the connected cluster."""
-    from edgebench.devices.profiles import get_profile
-
     found = []
     for node in ray.nodes():
         if not node.get("Alive"):

@@ -20,7 +20,9 @@ from typing import Optional
 from edgebench.backends import Availability, availability
 from edgebench.core.errors import RuntimeUnavailableError
 from edgebench.core.records import Measurement
-from edgebench.execute.ray.cluster import connect, device_resource
+from edgebench.execute.ray.builds import prebuild
+from edgebench.execute.ray.cluster import cluster_devices, connect, device_resource
+from edgebench.execute.ray.tasks import measure, pack, probe
 from edgebench.measure.worker import MeasureTask, failed
 
 OnResult = Callable[[Measurement], None]
@@ -53,7 +55,6 @@ class RayExecutor:
         resource = self._resource.get(profile.name)
         if resource is None:
             return availability
-        from edgebench.execute.ray.tasks import probe
 
         ref = self.ray.remote(probe).options(num_cpus=0, resources={resource: 1},
                                              max_retries=self.max_retries).remote()
@@ -69,14 +70,12 @@ class RayExecutor:
         """Build every recipe not yet stored as parallel Ray tasks on the cluster's CPU workers."""
         if self.build_cpus is None:
             return
-        from edgebench.execute.ray.builds import prebuild
 
         prebuild(self.ray, builder, recipes, reporter, self.build_cpus, self.max_retries)
 
     # measuring -----------------------------------------------------------------------------
     def run(self, tasks: Iterable[MeasureTask], on_result: OnResult) -> None:
         ray = self.ray
-        from edgebench.execute.ray.tasks import measure, pack
 
         remote_measure = ray.remote(measure)
         driver_node = ray.get_runtime_context().get_node_id()
@@ -128,8 +127,6 @@ class RayExecutor:
     def _fail_abandoned(self, pending: dict, missing_since: dict, on_result: OnResult) -> None:
         """Record as failed the queued work of a device that no live node offers any more (after
         a grace period, in case its node comes back), instead of waiting for it forever."""
-        from edgebench.execute.ray.cluster import cluster_devices
-
         waiting = {self._resource[t.device] for t in pending.values() if t.device in self._resource}
         if not waiting:
             return

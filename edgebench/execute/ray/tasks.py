@@ -14,7 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from edgebench.backends import BACKENDS, availability
 from edgebench.core.records import Measurement
+from edgebench.devices.host import cpu_model
 from edgebench.measure.worker import MeasureTask, run_isolated
 
 # Artifact bundles: {file name: bytes}, the first entry being the file the runner loads.
@@ -24,8 +26,6 @@ Bundle = dict
 def node_facts() -> dict:
     import ray
 
-    from edgebench.devices.host import cpu_model
-
     ctx = ray.get_runtime_context()
     return {"node_id": ctx.get_node_id(), "ip": ray.util.get_node_ip_address(), "hostname": socket.gethostname(),
             "cpu": cpu_model(), "machine": platform.machine()}
@@ -33,8 +33,6 @@ def node_facts() -> dict:
 
 def probe() -> dict:
     """The runtimes this node has (what `edgebench backends` would list on it)."""
-    from edgebench.backends import BACKENDS, availability
-
     return {"availability": {name: availability(name) for name, _ in BACKENDS.items()}, "node": node_facts()}
 
 
