@@ -19,6 +19,7 @@ from edgebench.backends.host import device_profile, local_device
 from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, validate_recipes
 from edgebench.compress.base import parse_budget
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
+from edgebench.core.atomic import atomic_path
 from edgebench.core.cache import content_key
 from edgebench.core.errors import EdgebenchError, UsageError
 from edgebench.core.records import CandidateInfo, Measurement, measurement_key
@@ -31,10 +32,9 @@ from edgebench.measure.environment import fingerprint
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import load_dataset
+from edgebench.models.onnx_io import output_fits_classes
 from edgebench.models.zoo import resolve_model
 from edgebench.report import render_run
-
-FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 class Reporter(Protocol):
@@ -113,12 +113,12 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
             if not avail.available or processor_name not in avail.processors:
                 continue
             runner = BACKENDS.get(runtime)
-            fmt = next((f for f in runner.formats if f in info.artifacts), None)
+            fmt = runner.deployed_format(info.artifacts)
             if fmt is None:
                 continue
             artifact = run_dir / info.artifacts[fmt]
             options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
-            for precision in precisions_for(info, runner, processor.precisions, runtime):
+            for precision in runner.plan_precisions(info.precision, processor.precisions):
                 key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
                 tasks.append(MeasureTask(
                     key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
@@ -127,17 +127,6 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
                     timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
                     timeout_s=opts.measure_timeout_s, score=score))
     return tasks
-
-
-def precisions_for(info: CandidateInfo, runner, processor_precisions: list[str], runtime: str) -> list[str]:
-    if info.precision == "int8":
-        return ["int8"] if "int8" in runner.precisions and "int8" in processor_precisions else []
-    # Float artifacts: fp32 everywhere; OpenVINO also at the reduced precisions the processor
-    # runs natively, because that is what it would pick by itself (bf16 on AMX CPUs).
-    chosen = ["fp32"] if "fp32" in processor_precisions else []
-    if runtime in ("openvino", "tensorrt"):
-        chosen += [p for p in ("bf16", "fp16") if p in processor_precisions and p in runner.precisions]
-    return chosen
 
 
 def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> CompareResult:
@@ -171,10 +160,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             "environment": fingerprint(), "started": time.time()})
         eval_path = run_dir / "data" / "eval.npz"
         if not eval_path.is_file():
-            eval_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = eval_path.with_name("eval.tmp.npz")
-            np.savez(tmp, x=dataset.eval.x, y=dataset.eval.y)
-            tmp.replace(eval_path)
+            with atomic_path(eval_path, suffix=".npz") as scratch:
+                np.savez(scratch, x=dataset.eval.x, y=dataset.eval.y)
 
         reporter.stage("baseline")
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
@@ -196,7 +183,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
                 skipped[name] = reason
                 reporter.note(f"recipe {name} skipped: {reason}")
 
-        score = source.is_torch or onnx_fits_dataset(source.onnx_path, dataset.num_classes)
+        score = source.is_torch or output_fits_classes(source.onnx_path, dataset.num_classes)
         done = store.completed_keys()
         available = executor.availability_on(target)
         tasks = [t for info in infos
@@ -234,10 +221,3 @@ def onnx_input_size(path: Path, default: int) -> int:
             raise UsageError(f"'{path}' takes {values[2]}x{values[3]} images; only square inputs are supported")
         return values[2]
     return default
-
-
-def onnx_fits_dataset(path: Path, num_classes: int) -> bool:
-    import onnx
-
-    dims = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
-    return len(dims) == 2 and dims[1].dim_value == num_classes

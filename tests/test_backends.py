@@ -65,3 +65,42 @@ def test_unsigned_pickled_module_is_refused(tiny_onnx, tmp_path):
     (tmp_path / "model.pt.sig").write_text("0" * 64)
     with pytest.raises(UntrustedInputError):
         create_runner("pytorch").load(planted, Placement("cpu", "fp32"))
+
+
+def test_each_runtime_plans_the_precisions_it_runs():
+    """What to measure is the runner's knowledge: a float artifact at fp32 plus the reduced
+    precisions the runtime applies by itself; an INT8 artifact at int8; never what the processor lacks."""
+    processor = ["fp32", "bf16", "fp16", "int8"]
+    assert BACKENDS.get("openvino").plan_precisions("fp32", processor) == ["fp32", "bf16", "fp16"]
+    assert BACKENDS.get("openvino").plan_precisions("fp32", ["fp32", "int8"]) == ["fp32"]
+    assert BACKENDS.get("tensorrt").plan_precisions("fp32", processor) == ["fp32", "fp16"]
+    assert BACKENDS.get("onnxruntime").plan_precisions("fp32", processor) == ["fp32"]
+    assert BACKENDS.get("pytorch").plan_precisions("fp32", processor) == ["fp32"]
+    assert BACKENDS.get("onnxruntime").plan_precisions("int8", processor) == ["int8"]
+    assert BACKENDS.get("pytorch").plan_precisions("int8", processor) == []
+    assert BACKENDS.get("openvino").plan_precisions("int8", ["fp32", "fp16"]) == []
+
+
+def test_deployed_format_follows_the_runners_preference():
+    assert BACKENDS.get("openvino").deployed_format({"onnx": 1, "openvino": 2}) == "openvino"
+    assert BACKENDS.get("openvino").deployed_format({"onnx": 1}) == "onnx"
+    assert BACKENDS.get("pytorch").deployed_format({"onnx": 1}) is None
+
+
+def test_onnxruntime_reads_the_precision_from_the_graph(tiny_onnx, digits, tmp_path):
+    from edgebench.compress.ptq import quantize_onnx
+
+    int8 = quantize_onnx(tiny_onnx["onnx"], tmp_path / "int8.onnx", digits.calib.x[:16], True, "uint8")
+    for path, expected in ((tiny_onnx["onnx"], "fp32"), (int8, "int8+fp32")):
+        runner = create_runner("onnxruntime")
+        # The request is int8 for both: what is reported comes from the graph, not the request.
+        runner.load(path, Placement("cpu", "int8", threads=1))
+        assert runner.executed_precision() == expected
+        runner.close()
+
+
+def test_pytorch_reports_the_dtype_its_weights_were_loaded_in(tiny_onnx):
+    runner = create_runner("pytorch")
+    runner.load(tiny_onnx["torch"], Placement("cpu", "bf16", threads=1))
+    assert runner.executed_precision() == "bf16"
+    runner.close()

@@ -104,7 +104,8 @@ def test_lowrank_declines_with_a_reason_when_nothing_shrinks(ctx):
 
 def test_distill_trains_the_smaller_sibling_from_the_baseline(ctx, digits):
     out = run_pass("distill", {"epochs": 1}, ctx)
-    assert out.name == "distill-tiny-cnn-small"
+    assert out.name == "distill" and out.parent == "baseline"
+    assert any("a new tiny-cnn-small distilled from baseline" in n for n in out.notes)
     assert len(out.module) == len(build_module(resolve_model("tiny-cnn-small"), 10))
     assert evaluate_torch(out.module, digits.eval) > 0.15
 
@@ -114,7 +115,7 @@ def test_distill_with_feature_and_relation_losses_on_named_layers(ctx, digits):
               "losses": [{"name": "kd"}, {"name": "at", "layers": [["5", "5"], ["11", "11"]]},
                          {"name": "fitnet"}, {"name": "rkd", "weight": 0.5}, {"name": "sp"}]}
     out = run_pass("distill", config, ctx)
-    assert out.name == "baseline+distill"
+    assert out.name == "distill" and out.parent == "baseline"
     assert not out.module._forward_hooks and not out.module[5]._forward_hooks  # hooks removed before caching
     assert evaluate_torch(out.module, digits.eval) > 0.15
 

@@ -7,6 +7,7 @@ runner the same way, so differences between runtimes are the runtimes', not the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Optional
@@ -37,12 +38,37 @@ class Availability:
 
 
 class Runner(ABC):
+    """What one runtime is and can do, written once: the pipeline plans with it, the estimator
+    estimates with it, the worker runs it, and the report sizes artifacts with it."""
     name: ClassVar[str]
     formats: ClassVar[tuple[str, ...]]  # artifact formats it loads, in order of preference
     devices: ClassVar[tuple[str, ...]]  # processors it can target when present
     precisions: ClassVar[tuple[str, ...]]
+    # Reduced float precisions the runtime applies to a float artifact by itself when asked (a
+    # precision hint: OpenVINO's inference_precision, TensorRT's builder flags). Runtimes without
+    # one run the artifact as exported, so only fp32 is planned for them.
+    reduced_float_precisions: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""  # pip extra, e.g. "edgebench[tensorrt]"
     opt_in: ClassVar[bool] = False  # planned only when asked for by name (--runtimes)
+
+    @classmethod
+    def deployed_format(cls, available: Iterable[str]) -> Optional[str]:
+        """The artifact format this runtime deploys among those a candidate has (its size is the
+        one a report shows for this runtime), or None when it can load none of them."""
+        have = set(available)
+        return next((f for f in cls.formats if f in have), None)
+
+    @classmethod
+    def plan_precisions(cls, artifact_precision: str, processor_precisions: Iterable[str]) -> list[str]:
+        """The precisions to measure an artifact at on a processor: an INT8 artifact at int8; a
+        float one at fp32 plus the reduced precisions this runtime applies by itself."""
+        supported = [p for p in processor_precisions if p in cls.precisions]
+        if artifact_precision == "int8":
+            return ["int8"] if "int8" in supported else []
+        return [p for p in ("fp32", *cls.reduced_float_precisions) if p in supported]
+
+    def prepare(self, artifact: Path, placement: Placement) -> None:  # noqa: B027 - most runtimes build nothing ahead
+        """Ahead-of-time work before `load` (TensorRT's engine build), timed apart from loading."""
 
     @classmethod
     @abstractmethod
@@ -61,9 +87,11 @@ class Runner(ABC):
     def close(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Free the model; the runner is not used afterwards."""
 
-    def executed_precision(self) -> str:
-        """The precision the runtime really computes in (may differ from the one requested)."""
-        return self.placement.precision  # type: ignore[attr-defined]
+    def executed_precision(self) -> Optional[str]:
+        """The precision the runtime really computes in, read back from the loaded model (it may
+        differ from the one requested); None where the runtime cannot tell, so a report never
+        presents the request as what ran."""
+        return None
 
     def runtime_version(self) -> Optional[str]:
         return self.availability().version

@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -54,9 +55,13 @@ class OnnxRuntimeRunner(Runner):
         self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=_with_cpu_fallback(providers))
         self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
+        self._executed = graph_precision(Path(artifact))
 
     def infer(self, inputs: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: inputs})[0]
+
+    def executed_precision(self) -> Optional[str]:
+        return self._executed
 
     def extra_metrics(self, inputs: np.ndarray) -> dict:
         return {"providers": list(self.providers), "graph_optimization": "ORT_ENABLE_ALL",
@@ -82,6 +87,24 @@ class OnnxRuntimeRunner(Runner):
         with open(trace) as f:
             events = json.load(f)
         return summarise_ort_trace(events, iterations)
+
+
+INTEGER_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger",
+               "QGemm", "DynamicQuantizeLinear")
+
+
+def graph_precision(path: Path) -> str:
+    """What the graph computes in, read from the model ONNX Runtime loaded: ORT runs an artifact
+    as written (no precision hint), so its ops and weights say it. 'int8+fp32' for a quantized
+    graph (integer kernels where Q/DQ pairs allow, float elsewhere)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    floats = {t.data_type for t in graph.initializer} | {i.type.tensor_type.elem_type for i in graph.input}
+    float_name = "fp16" if onnx.TensorProto.FLOAT16 in floats and onnx.TensorProto.FLOAT not in floats else "fp32"
+    if any(node.op_type in INTEGER_OPS for node in graph.node):
+        return f"int8+{float_name}"
+    return float_name
 
 
 def _with_cpu_fallback(providers: list[str]) -> list[str]:

@@ -104,6 +104,7 @@ class TensorRtRunner(Runner):
     formats = ("onnx",)
     devices = ("gpu",)
     precisions = ("fp32", "fp16", "int8")
+    reduced_float_precisions = ("fp16",)  # the builder's FP16 flag
     extra = "edgebench[tensorrt]"
 
     @classmethod
@@ -291,10 +292,12 @@ class TensorRtRunner(Runner):
             found[layer.get("Name", "?")] = (layer.get("LayerType", "?"), precision)
         return found
 
-    def executed_precision(self) -> str:
-        if self.placement.precision == "int8":
-            return "int8+fp16"  # layers without an INT8 kernel run in FP16 (the breakdown says which)
-        return self.placement.precision
+    def executed_precision(self) -> Optional[str]:
+        """The precisions the engine's layers run in, from its inspector (e.g. 'int8+fp16' where
+        layers without an INT8 kernel fall back), most reduced first."""
+        found = {precision for _, precision in self._layer_precisions().values() if precision != "?"}
+        ordered = [p for p in ("int8", "fp16", "fp32") if p in found]
+        return "+".join(ordered) or None
 
     def close(self) -> None:
         cudart = _cudart()

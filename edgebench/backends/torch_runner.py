@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -53,6 +54,13 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             x = torch.from_numpy(inputs).to(self.device, self.dtype)
             return self.model(x).float().cpu().numpy()
+
+    def executed_precision(self) -> Optional[str]:
+        """The dtype of the loaded module's weights, which eager PyTorch computes in."""
+        first = next(iter(self.model.parameters()), None) if self.model is not None else None
+        if first is None:
+            return None
+        return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(str(first.dtype).split(".")[-1])
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

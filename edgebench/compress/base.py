@@ -52,8 +52,13 @@ class Candidate:
     notes: tuple = ()
     parent: Optional[str] = None
 
-    def derive(self, name: str, step: dict, **changes) -> Candidate:
-        return replace(self, name=name, lineage=self.lineage + (step,), parent=self.name, **changes)
+    def derive(self, made_by: Pass, **changes) -> Candidate:
+        """The candidate `made_by` makes from this one. One naming rule for every pass: the pass's
+        label after the baseline, `<this name>+<label>` after anything else (the builder then names
+        a recipe's last candidate after the recipe)."""
+        label = made_by.label()
+        name = label if self.name == "baseline" else f"{self.name}+{label}"
+        return replace(self, name=name, lineage=self.lineage + (made_by.step(),), parent=self.name, **changes)
 
 
 @dataclass
@@ -99,6 +104,10 @@ class Pass:
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         raise NotImplementedError
+
+    def label(self) -> str:
+        """Short name of what this pass made, used in derived candidates' names (e.g. 'prune50')."""
+        return self.name
 
     def step(self) -> dict:
         return {"pass": self.name, "config": self.config.model_dump()}

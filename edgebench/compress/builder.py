@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from edgebench.compress import Candidate, Context, instantiate
+from edgebench.core.atomic import atomic_path
 from edgebench.core.cache import cached_module, content_key, module_fingerprint
 from edgebench.core.errors import EdgebenchError, IncompatibleError
 from edgebench.core.records import CandidateInfo
 from edgebench.core.signing import sign
 from edgebench.core.store import RunStore
+from edgebench.models.artifact import Artifact
 from edgebench.models.data import Dataset
-from edgebench.models.export import export_onnx, file_bytes, onnx_to_openvino
+from edgebench.models.export import export_onnx, onnx_to_openvino
 from edgebench.models.train import TrainConfig, evaluate_torch, fit
 from edgebench.models.zoo import (
     ModelSource,
@@ -159,13 +159,11 @@ class CandidateBuilder:
         params = macs = None
         if candidate.module is not None:
             module = candidate.module.eval()
-            tmp = folder / ".model.pt.partial"
-            torch.save(module, str(tmp))
-            os.replace(tmp, folder / "model.pt")
+            with atomic_path(folder / "model.pt") as scratch:
+                torch.save(module, str(scratch))
             sign(folder / "model.pt")
             artifacts["torch"] = folder / "model.pt"
-            artifacts["onnx"] = folder / "model.onnx"
-            shutil.copyfile(self.export_fp32(candidate)["onnx"], artifacts["onnx"])
+            artifacts["onnx"] = Artifact(self.export_fp32(candidate)["onnx"]).copy_into(folder).path
             params, macs = count_params_and_macs(module, self.dataset.input_shape)
         for fmt, path in candidate.artifacts.items():
             artifacts[fmt] = _adopt(Path(path), folder / fmt)
@@ -175,7 +173,7 @@ class CandidateBuilder:
             id=cid, name=candidate.name, lineage=tuple(candidate.lineage), parent=candidate.parent,
             params=params, macs=macs,
             artifacts={fmt: str(p.relative_to(self.store.root)) for fmt, p in artifacts.items()},
-            file_bytes={fmt: file_bytes(p) for fmt, p in artifacts.items()},
+            file_bytes={fmt: Artifact(p).size_bytes() for fmt, p in artifacts.items()},
             input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
             precision=candidate.precision, notes=tuple(candidate.notes))
         self.store.save_candidate(info)
@@ -187,11 +185,7 @@ def _adopt(path: Path, target_dir: Path) -> Path:
     (an IR's .bin travels with its .xml)."""
     if target_dir.parent.resolve() in path.resolve().parents:
         return path
-    target_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, target_dir / path.name)
-    if path.suffix == ".xml":
-        shutil.copyfile(path.with_suffix(".bin"), target_dir / path.with_suffix(".bin").name)
-    return target_dir / path.name
+    return Artifact(path).copy_into(target_dir).path
 
 
 def torch_accuracy(candidate: Candidate, dataset: Dataset) -> Optional[float]:

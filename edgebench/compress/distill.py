@@ -117,19 +117,18 @@ class DistillPass(Pass):
             student = build_module(resolve_model(arch), num_classes)
             epochs = recovery_epochs(self.config.epochs, ctx, ctx.train_epochs)
             lr = self.config.lr or SCRATCH_LR
-            name = f"distill-{arch}"
         else:
             student = copy.deepcopy(candidate.module)
             epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
             lr = self.config.lr or RECOVERY_LR
-            name = f"{candidate.name}+distill"
         _check_classes(teacher, ctx.dataset, "teacher")
         losses = "+".join(s.name for s in self.config.losses)
         module = finetune(student, ctx, f"distill ({losses})", epochs,
                           ("distill", self.config.model_dump(), arch, module_fingerprint(teacher)),
                           loss_factory=lambda s: self.objective(s, teacher, ctx.dataset.train.x[:2]), lr=lr)
-        notes = (f"distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
-        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + notes)
+        student_is = f"a new {arch}" if arch else f"'{candidate.name}'"
+        notes = (f"{student_is} distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
+        return candidate.derive(self, module=module, notes=candidate.notes + notes)
 
     def objective(self, student, teacher, sample):
         """The loss function, the adapter parameters that train with the student, and a cleanup."""

@@ -144,5 +144,4 @@ class LowRankPass(Pass):
         names = list(plan)
         shown = short_list(names)
         note = f"low-rank factorisation of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
-        name = f"{candidate.name}+lowrank" if candidate.name != "baseline" else "lowrank"
-        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))
+        return candidate.derive(self, module=module, notes=candidate.notes + (note,))

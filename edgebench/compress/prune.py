@@ -41,6 +41,9 @@ class PrunePass(Pass):
     def validate(self, model, dataset) -> None:
         check_layer_names(model, self.config.protect, "prune protect")
 
+    def label(self) -> str:
+        return f"prune{round(100 * self.config.ratio)}"
+
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         check_layer_names(candidate.module, self.config.protect, "prune protect")
         parent = candidate.module.eval()
@@ -55,9 +58,7 @@ class PrunePass(Pass):
         note = (f"pruned {self.config.ratio:.0%} of channels ({self.config.importance}): params "
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}")
-        label = f"prune{round(100 * self.config.ratio)}"
-        name = f"{candidate.name}+{label}" if candidate.lineage and candidate.name != "baseline" else label
-        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))
+        return candidate.derive(self, module=module, notes=candidate.notes + (note,))
 
 
 def prune_channels(model, dataset, config: PruneConfig):

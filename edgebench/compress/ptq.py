@@ -45,6 +45,9 @@ class PtqPass(Pass):
             return f"ptq needs an fp32 candidate; '{candidate.name}' is already {candidate.precision}"
         return None
 
+    def label(self) -> str:
+        return "ptq-int8"
+
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         fp32 = ctx.export(candidate)
         calib = ctx.dataset.calib.x[: self.config.calibration_samples]
@@ -57,8 +60,7 @@ class PtqPass(Pass):
             ctx.report("ptq: openvino/nncf", 1, 2)
             artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
         ctx.report("ptq", 2, 2)
-        return candidate.derive(f"{candidate.name}+ptq-int8" if candidate.lineage else "ptq-int8", self.step(),
-                                module=None, precision="int8", artifacts=artifacts)
+        return candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
 
 
 def quantize_onnx(fp32_path: Path, out_path: Path, calib: np.ndarray, per_channel: bool, activation_type: str) -> Path:

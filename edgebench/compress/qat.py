@@ -14,6 +14,7 @@ timed out on the 2-core machine it was tried on; torch.ao's FakeQuantize needs n
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Optional
 
 import torch
@@ -98,6 +99,9 @@ class QatPass(Pass):
             return f"qat needs an fp32 candidate; '{candidate.name}' is already {candidate.precision}"
         return None
 
+    def label(self) -> str:
+        return "qat-int8"
+
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         parent = candidate.module.eval()
         folded, was_folded = fold_batchnorm(copy.deepcopy(parent))
@@ -109,12 +113,11 @@ class QatPass(Pass):
                             ("qat", self.config.model_dump(), module_fingerprint(parent)), lr=self.config.lr)
 
         tuned = strip_fake_quant(copy.deepcopy(train_under_int8(folded)))
-        float_tuned = candidate.derive(f"{candidate.name}+qat-fp32", self.step(), module=tuned)
+        float_tuned = dataclasses.replace(candidate, module=tuned)  # what PTQ quantizes; not a candidate itself
         ptq = PtqPass({"calibration_samples": self.config.calibration_samples, "runtimes": self.config.runtimes})
         quantized = ptq.apply(float_tuned, ctx)
         note = (f"QAT: {epochs:g} epochs with fake INT8 (per-channel s8 weights, u8 inputs"
                 f"{', BatchNorm folded' if was_folded else ', BatchNorm not folded (fx trace failed)'}), "
                 f"then the runtimes' INT8 conversion")
-        name = "qat-int8" if candidate.name == "baseline" else f"{candidate.name}+qat-int8"
-        return candidate.derive(name, self.step(), module=None, precision="int8", artifacts=quantized.artifacts,
+        return candidate.derive(self, module=None, precision="int8", artifacts=quantized.artifacts,
                                 notes=candidate.notes + (note,))

@@ -113,5 +113,4 @@ class SeparablePass(Pass):
                           ("separable", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
         shown = short_list(names)
         note = f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
-        name = f"{candidate.name}+separable" if candidate.name != "baseline" else "separable"
-        return candidate.derive(name, self.step(), module=module, notes=candidate.notes + (note,))
+        return candidate.derive(self, module=module, notes=candidate.notes + (note,))

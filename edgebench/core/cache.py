@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgebench.core.atomic import atomic_path
+
 
 def cache_dir() -> Path:
     root = Path(os.environ.get("EDGEBENCH_CACHE", Path.home() / ".cache" / "edgebench"))
@@ -51,7 +53,6 @@ def cached_module(key: str, build: Callable[[], Any]):
             path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, not fatal
     module = build()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(module, str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as scratch:
+        torch.save(module, str(scratch))
     return module

@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
+from edgebench.core.atomic import write_atomic
 from edgebench.core.cache import cache_dir
 from edgebench.core.errors import UntrustedInputError
 
@@ -42,9 +43,7 @@ def _digest(path: Path) -> str:
 
 def sign(path: Path) -> None:
     sig = Path(f"{path}.sig")
-    tmp = sig.with_name(f".{sig.name}.partial")
-    tmp.write_text(_digest(path))
-    os.replace(tmp, sig)
+    write_atomic(sig, _digest(path))
 
 
 def verify(path: Path) -> None:

@@ -12,7 +12,6 @@ A lock file keeps two runs from writing the same folder.
 """
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -20,34 +19,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from edgebench.core.atomic import store_error, write_atomic
 from edgebench.core.errors import StoreError
 from edgebench.core.records import CandidateInfo, Measurement
 
 MEASUREMENTS = "measurements.jsonl"
 
 
-def write_atomic(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise _store_error(path, e) from None
-
-
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def _store_error(path: Path, e: OSError) -> StoreError:
-    if e.errno == errno.ENOSPC:
-        return StoreError(f"disk full while writing '{path}'; everything stored before is intact")
-    return StoreError(f"cannot write '{path}': {e.strerror or e}")
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -83,7 +63,7 @@ class RunStore:
             self.root.mkdir(parents=True, exist_ok=True)
             self._lock_file = open(self.root / ".lock", "w")
         except OSError as e:
-            raise _store_error(self.root, e) from None
+            raise store_error(self.root, e) from None
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -113,7 +93,7 @@ class RunStore:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            raise _store_error(path, e) from None
+            raise store_error(path, e) from None
 
     def measurements(self) -> list[Measurement]:
         """The latest record per key (a failed attempt that was retried is superseded)."""

@@ -18,6 +18,7 @@ from typing import Optional
 import yaml
 
 from edgebench.backends.host import host_profile
+from edgebench.core.atomic import write_atomic
 from edgebench.core.cache import cache_dir, content_key
 from edgebench.devices.host import cpu_flags, cpu_model, physical_cores
 from edgebench.devices.profiles import _load_all, load_profile_file
@@ -88,10 +89,7 @@ def host_hardware() -> dict:
             pass
     figures = measure_cpu()
     figures.update(cpu_model=cpu_model(), cores=physical_cores())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(figures, indent=2))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(figures, indent=2))
     return figures
 
 

@@ -33,18 +33,6 @@ PROXY_RUNTIMES = ("openvino", "onnxruntime", "pytorch")
 PROXY_PRECISIONS = {"fp16": ("fp16", "fp32"), "bf16": ("bf16", "fp32"), "fp32": ("fp32",), "int8": ("int8",)}
 
 
-def target_precisions(info, runtime: str, processor_name: str, processor) -> list[str]:
-
-    runner = BACKENDS.get(runtime)
-    supported = [p for p in processor.precisions if p in runner.precisions]
-    if info.precision == "int8":
-        return ["int8"] if "int8" in supported else []
-    floats = [p for p in ("fp32", "fp16", "bf16") if p in supported]
-    if runtime == "onnxruntime" or (runtime == "pytorch" and processor_name == "cpu"):
-        floats = [p for p in floats if p == "fp32"]  # these run the artifact as exported
-    return floats
-
-
 @dataclass
 class _Calibration:
     points: list[Point]
@@ -105,7 +93,8 @@ def add_estimates(store, infos, asked, host_device: str, run_dir: Path, runs_dir
                     continue
                 costs = graph_costs(Path(run_dir) / info.artifacts["onnx"])
                 ops = [[GROUPS.index(op.group), op.flops, op.bytes_moved] for op in costs]
-                for precision in target_precisions(info, runtime, processor_name, processor):
+                # The same plan as the measurements': the runner says what it would run.
+                for precision in BACKENDS.get(runtime).plan_precisions(info.precision, processor.precisions):
                     ref = _reference(measured, info.id, runtime, precision)
                     if ref is None:
                         continue

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from edgebench.core.atomic import write_atomic
 from edgebench.core.errors import RegressionFound, UsageError
-from edgebench.core.store import write_atomic
 from edgebench.gate.inputs import load_gate_run
 from edgebench.gate.interleave import gate_models
 from edgebench.gate.outputs import github_annotations, json_text, junit_xml, markdown

@@ -24,7 +24,6 @@ import numpy as np
 
 from edgebench.backends import BACKENDS, Placement, availability, create_runner
 from edgebench.core.errors import (
-    CorruptInputError,
     EdgebenchError,
     IncompatibleError,
     NotFoundError,
@@ -42,8 +41,9 @@ from edgebench.measure.accuracy import evaluate_runner
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.timing import InterleavedConfig, measure_interleaved, peak_rss_mb
 from edgebench.measure.worker import run_module_isolated
+from edgebench.models.artifact import Artifact
 from edgebench.models.data import load_dataset
-from edgebench.models.export import file_bytes
+from edgebench.models.onnx_io import load_graph, output_fits_classes
 
 FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino"}
 
@@ -102,7 +102,7 @@ def execute(task: InterleavedTask) -> list[Measurement]:
 
 def artifact_bytes(path: Path) -> int:
     """Bytes on disk of a model file and its sidecars (an IR's .bin, ONNX external data)."""
-    return int(file_bytes(path))
+    return Artifact(path).size_bytes()
 
 
 def run_isolated(task: InterleavedTask) -> list[Measurement] | str:
@@ -157,12 +157,7 @@ def input_shape(path: Path, input_size: Optional[int]) -> tuple:
         if not input_size:
             raise UsageError(f"'{path}' is not ONNX; give --input-size so the gate knows what to feed it")
         return (1, 3, input_size, input_size)
-    import onnx
-
-    try:
-        graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError and friends from protobuf
-        raise CorruptInputError(f"'{path}' is not a valid ONNX model: {str(e).splitlines()[0][:200]}") from None
+    graph = load_graph(path)
     dims = [d.dim_value or None for d in graph.input[0].type.tensor_type.shape.dim]
     dims = [1] + dims[1:] if dims else dims
     if any(d is None for d in dims[1:]):
@@ -204,15 +199,9 @@ def gate_models(baseline: Path, current: Path, settings, *, backend: str = "onnx
 def _eval_split(data: str, baseline: Path, current: Path, input_size: Optional[int], folder: Path):
     """The eval split of `data` at the models' input size, saved for the worker; (None, 0) when the
     models' outputs do not fit the dataset's classes (then only latency and size are gated)."""
-    import onnx
-
-    def fits(path: Path) -> bool:
-        dims = onnx.load(str(path), load_external_data=False).graph.output[0].type.tensor_type.shape.dim
-        return len(dims) == 2 and dims[1].dim_value == dataset.num_classes
-
     shape = input_shape(baseline, input_size)
     dataset = load_dataset(data, shape[-1])
-    if not all(Path(p).suffix == ".onnx" and fits(Path(p)) for p in (baseline, current)):
+    if not all(Path(p).suffix == ".onnx" and output_fits_classes(Path(p), dataset.num_classes) for p in (baseline, current)):
         return None, 0
     path = folder / "eval.npz"
     np.savez(path, x=dataset.eval.x, y=dataset.eval.y)

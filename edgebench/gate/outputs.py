@@ -4,20 +4,13 @@ escapes them its own way."""
 from __future__ import annotations
 
 import json
-import re
 import xml.etree.ElementTree as ET
 
+from edgebench.core.markdown import md
 from edgebench.gate.verdict import Check, Comparison, GateResult
 
 ICON = {"regression": "❌", "noisy": "〰️", "improvement": "🚀", "pass": "✅", "skipped": "➖"}
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
-
-
-def md(text) -> str:
-    """Markdown-safe text: HTML is neutralised and Markdown punctuation is backslash-escaped."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def _check(comparison: Comparison, kind: str) -> Check:

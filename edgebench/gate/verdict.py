@@ -17,12 +17,12 @@ from typing import Optional
 
 import numpy as np
 
+from edgebench.backends import BACKENDS
 from edgebench.core.errors import IncompatibleError, NothingToCompareError
 from edgebench.core.records import Measurement
 from edgebench.gate.inputs import GateRun, refuse_across_devices
 from edgebench.gate.stats import LatencyComparison, compare_latency
 
-FORMAT_OF_BACKEND = {"pytorch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}
 FAILING = ("regression",)
 
 
@@ -205,8 +205,8 @@ def artifact_bytes(run: GateRun, m: Measurement) -> Optional[int]:
     c = run.candidates.get(m.candidate)
     if not c or not c.file_bytes:
         return None
-    fmt = FORMAT_OF_BACKEND.get(m.backend, "onnx")
-    return c.file_bytes.get(fmt) or None
+    fmt = BACKENDS.get(m.backend).deployed_format(c.file_bytes) if m.backend in BACKENDS else None
+    return c.file_bytes.get(fmt or "onnx") or None
 
 
 def _key_text(key: tuple) -> str:

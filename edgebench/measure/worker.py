@@ -21,7 +21,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.backends import Placement, create_runner
+from edgebench.backends import Placement, Runner, create_runner
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.records import Measurement, _Record
 from edgebench.measure.accuracy import evaluate_runner
@@ -66,8 +66,9 @@ def execute(task: MeasureTask) -> Measurement:
     placement = Placement(task.processor, task.precision, task.threads, task.batch_size, dict(task.options))
     runner.check_placement(placement)
     extra: dict = {}
-    if hasattr(runner, "prepare"):  # an ahead-of-time build (TensorRT engine), reported apart from loading it
-        extra["build_s"] = timed(lambda: runner.prepare(Path(task.artifact), placement))[1]
+    _, build_s = timed(lambda: runner.prepare(Path(task.artifact), placement))
+    if type(runner).prepare is not Runner.prepare:  # an ahead-of-time build (TensorRT engine), reported apart
+        extra["build_s"] = build_s
     _, load_s = timed(lambda: runner.load(Path(task.artifact), placement))
     _, first_s = timed(lambda: (runner.infer(sample), runner.synchronize()))
     meter = energy_meter()

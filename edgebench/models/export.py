@@ -5,13 +5,12 @@ export cannot produce a fast-but-wrong candidate.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from edgebench.core.atomic import atomic_path
 from edgebench.core.errors import IncompatibleError
 
 OPSET = 17
@@ -20,11 +19,15 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol: float = 1e-4) -> Path:
     """Export with a dynamic batch axis and verify the outputs against torch on `sample`."""
+    model = model.eval()
+    with atomic_path(path) as scratch:  # a killed or failed export leaves no valid-looking file
+        _export(model, scratch, sample, rtol, atol)
+    return path
+
+
+def _export(model, path: Path, sample: np.ndarray, rtol: float, atol: float) -> None:
     import torch
 
-    model = model.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    final, path = path, path.with_name(f".{path.name}.partial")  # a killed export leaves no valid-looking file
     example = torch.from_numpy(sample[:1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -38,8 +41,6 @@ def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol:
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     check_onnx_matches_torch(model, path, sample, rtol, atol)
-    os.replace(path, final)
-    return final
 
 
 def check_onnx_matches_torch(model, path: Path, sample: np.ndarray, rtol: float, atol: float) -> None:
@@ -73,17 +74,7 @@ def save_openvino(model, out_dir: Path) -> Path:
     never leaves an IR whose .xml and .bin disagree."""
     import openvino as ov
 
-    scratch = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=False)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(scratch, out_dir)
+    with atomic_path(out_dir) as scratch:
+        scratch.mkdir()
+        ov.save_model(model, str(scratch / "model.xml"), compress_to_fp16=False)
     return out_dir / "model.xml"
-
-
-def file_bytes(path: Path) -> int:
-    path = Path(path)
-    if path.suffix == ".xml":
-        return path.stat().st_size + path.with_suffix(".bin").stat().st_size
-    return path.stat().st_size

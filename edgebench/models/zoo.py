@@ -16,6 +16,7 @@ from typing import Optional
 
 from edgebench.core.errors import CorruptInputError, IncompatibleError, NotFoundError, UntrustedInputError, UsageError
 from edgebench.core.registry import Registry
+from edgebench.models.onnx_io import load_model
 
 # name -> factory(num_classes) -> nn.Module
 MODELS: Registry[Callable] = Registry("model", "edgebench.models")
@@ -125,12 +126,11 @@ def check_onnx_file(path: Path) -> None:
     """Parse and check an ONNX file before anything runs it; a damaged file gets one clear line."""
     import onnx
 
+    model = load_model(path)
     try:
-        model = onnx.load(str(path), load_external_data=False)
         onnx.checker.check_model(model)
-    except Exception as e:  # noqa: BLE001 - onnx raises DecodeError, ValidationError, and plain errors alike
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CorruptInputError(f"'{path}' is not a valid ONNX model: {first[:200]}") from None
+    except onnx.checker.ValidationError as e:
+        raise CorruptInputError(f"'{path}' is not a valid ONNX model: {str(e).strip().splitlines()[0][:200]}") from None
     if not model.graph.input or not model.graph.output:
         raise CorruptInputError(f"'{path}' is not a valid ONNX model: it has no inputs or outputs")
 

@@ -5,7 +5,8 @@ import csv
 import io
 from pathlib import Path
 
-from edgebench.core.store import write_atomic, write_json
+from edgebench.core.atomic import write_atomic
+from edgebench.core.store import write_json
 from edgebench.report.html import write_html
 from edgebench.report.markdown import summary_markdown
 from edgebench.report.plots import pareto_png

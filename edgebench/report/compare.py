@@ -10,8 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebench.core.atomic import write_atomic
 from edgebench.core.errors import NotFoundError, UsageError
-from edgebench.core.store import write_atomic
+from edgebench.core.markdown import md
 from edgebench.report.charts import (
     PRECISION_SYMBOLS,
     RUNTIME_COLORS,
@@ -22,7 +23,6 @@ from edgebench.report.charts import (
     script_json,
 )
 from edgebench.report.html import environment, flatten_environment, plotly_js
-from edgebench.report.markdown import md
 from edgebench.report.summary import recommend
 from edgebench.report.table import load_tables
 

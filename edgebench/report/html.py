@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from edgebench.core.store import write_atomic
+from edgebench.core.atomic import write_atomic
 from edgebench.report.charts import run_charts, script_json
 from edgebench.report.summary import recommendations
 

@@ -6,18 +6,8 @@ candidate called `<script>` or `a|b` shows as exactly that and cannot break the 
 """
 from __future__ import annotations
 
-import html
-import re
-
+from edgebench.core.markdown import md
 from edgebench.report.summary import recommendations
-
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # the characters that act inside a line
-
-
-def md(text) -> str:
-    """Escape a value for use as text anywhere in GitHub-flavoured Markdown, table cells included."""
-    text = html.escape("" if text is None else str(text), quote=False)
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
 def _fmt(v, spec=".3g", scale=1.0, suffix=""):

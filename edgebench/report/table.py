@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edgebench.backends import BACKENDS
 from edgebench.core.errors import CorruptInputError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
@@ -105,8 +106,9 @@ def _mark_front(rows: list[dict]) -> None:
 def _size_mb(c: CandidateInfo | None, backend: str) -> float | None:
     if not c or not c.file_bytes:
         return None
-    fmt = {"pytorch": "torch", "onnxruntime": "onnx", "openvino": "openvino"}.get(backend, "onnx")
-    size = c.file_bytes.get(fmt) or next(iter(c.file_bytes.values()))
+    # The artifact this runtime deploys; a runtime edgebench has no runner for shows the ONNX size.
+    fmt = BACKENDS.get(backend).deployed_format(c.file_bytes) if backend in BACKENDS else None
+    size = c.file_bytes.get(fmt or "onnx") or next(iter(c.file_bytes.values()))
     return size / 1e6
 
 

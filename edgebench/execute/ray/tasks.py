@@ -18,6 +18,7 @@ from edgebench.backends import BACKENDS, availability
 from edgebench.core.records import Measurement
 from edgebench.devices.host import cpu_model
 from edgebench.measure.worker import MeasureTask, run_isolated
+from edgebench.models.artifact import Artifact
 
 # Artifact bundles: {file name: bytes}, the first entry being the file the runner loads.
 Bundle = dict
@@ -60,25 +61,7 @@ def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bun
 
 def pack(path: Path) -> Bundle:
     """The file a runner loads plus the files it needs beside it (an IR's .bin, ONNX external data)."""
-    path = Path(path)
-    files = [path]
-    if path.suffix == ".xml" and path.with_suffix(".bin").is_file():
-        files.append(path.with_suffix(".bin"))
-    elif path.suffix == ".onnx":
-        files += [path.parent / name for name in _onnx_external_files(path)]
-    return {f.name: f.read_bytes() for f in files}
-
-
-def _onnx_external_files(path: Path) -> list[str]:
-    import onnx
-    from onnx.external_data_helper import _get_all_tensors, uses_external_data
-
-    model = onnx.load(str(path), load_external_data=False)
-    names = set()
-    for tensor in _get_all_tensors(model):
-        if uses_external_data(tensor):
-            names |= {e.value for e in tensor.external_data if e.key == "location"}
-    return sorted(n for n in names if (path.parent / n).is_file())
+    return Artifact(path).contents()
 
 
 def _unpack(bundle: Bundle, folder: Path) -> Path:
