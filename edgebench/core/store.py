@@ -18,7 +18,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Optional
 
 from edgebench.core.errors import StoreError
 from edgebench.core.records import CandidateInfo, Measurement
@@ -51,7 +51,7 @@ def _store_error(path: Path, e: OSError) -> StoreError:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     if not path.is_file():
         return rows
     with open(path, "rb") as f:
@@ -69,7 +69,7 @@ def read_jsonl(path: Path) -> list[dict]:
 class RunStore:
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._lock_file = None
+        self._lock_file: Optional[IO[str]] = None
 
     def __enter__(self) -> RunStore:
         self.lock()
