@@ -7,6 +7,7 @@ where it stopped.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
@@ -129,7 +130,7 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
     return tasks
 
 
-def precisions_for(info: CandidateInfo, runner, processor_precisions: list[str], runtime: str) -> list[str]:
+def precisions_for(info: CandidateInfo, runner, processor_precisions: Sequence[str], runtime: str) -> list[str]:
     if info.precision == "int8":
         return ["int8"] if "int8" in runner.precisions and "int8" in processor_precisions else []
     # Float artifacts: fp32 everywhere; OpenVINO also at the reduced precisions the processor
@@ -193,10 +194,16 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if info:
                 infos.append(info)
             else:
+                reason = reason or "not built"  # build() always gives a reason when it returns no candidate
                 skipped[name] = reason
                 reporter.note(f"recipe {name} skipped: {reason}")
 
-        score = source.is_torch or onnx_fits_dataset(source.onnx_path, dataset.num_classes)
+        if source.is_torch:
+            score = True
+        elif source.onnx_path is None:
+            raise UsageError(f"model '{source.spec}' is neither a torch model nor an ONNX file")
+        else:
+            score = onnx_fits_dataset(source.onnx_path, dataset.num_classes)
         done = store.completed_keys()
         available = executor.availability_on(target)
         tasks = [t for info in infos
