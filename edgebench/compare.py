@@ -180,10 +180,16 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if info:
                 infos.append(info)
             else:
+                reason = reason or "not built"  # build() always gives a reason when it returns no candidate
                 skipped[name] = reason
                 reporter.note(f"recipe {name} skipped: {reason}")
 
-        score = source.is_torch or output_fits_classes(source.onnx_path, dataset.num_classes)
+        if source.is_torch:
+            score = True
+        elif source.onnx_path is None:
+            raise UsageError(f"model '{source.spec}' is neither a torch model nor an ONNX file")
+        else:
+            score = output_fits_classes(source.onnx_path, dataset.num_classes)
         done = store.completed_keys()
         available = executor.availability_on(target)
         tasks = [t for info in infos

@@ -6,6 +6,7 @@ knowledge, so the host profile is completed here, one layer up.
 from __future__ import annotations
 
 import os
+from typing import Any, Literal
 
 from edgebench.backends import BACKENDS, availability
 from edgebench.devices.host import cpu_flags, cpu_model, gpu_name, host_description, physical_cores
@@ -21,7 +22,7 @@ def host_profile() -> DeviceProfile:
     """The `host` profile with what this machine actually has filled in."""
     base = all_profiles().get("host")
     flags = cpu_flags()
-    precisions = ["fp32", "int8"]
+    precisions: list[Literal["fp32", "bf16", "fp16", "int8"]] = ["fp32", "int8"]
     if {"avx512_bf16", "amx_bf16"} & flags or "bf16" in flags:
         precisions.insert(1, "bf16")
     processors = {"cpu": Processor(name=cpu_model(), runtimes=_runtimes_on("cpu"), precisions=precisions,
@@ -30,7 +31,7 @@ def host_profile() -> DeviceProfile:
         processors["gpu"] = Processor(name=gpu_name(), runtimes=gpu_runtimes, precisions=["fp32", "fp16", "int8"])
     if npu_runtimes := _runtimes_on("npu"):
         processors["npu"] = Processor(name="NPU", runtimes=npu_runtimes, precisions=["fp16", "int8"])
-    fields = base.model_dump() if base else {"name": "host", "aliases": ["local"], "detect": {"always": True}}
+    fields: dict[str, Any] = base.model_dump() if base else {"name": "host", "aliases": ["local"], "detect": {"always": True}}
     fields.update(description=host_description(), processors=processors, threads=fields.get("threads") or os.cpu_count())
     return DeviceProfile(**fields)
 

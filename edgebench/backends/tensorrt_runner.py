@@ -178,7 +178,7 @@ class TensorRtRunner(Runner):
         if plan is None:
             raise IncompatibleError(f"tensorrt could not build an engine for '{Path(artifact).name}' at "
                                     f"{placement.precision} (see the TensorRT log above)")
-        self._plan = bytes(plan)
+        self._plan: Optional[bytes] = bytes(plan)
         self._explicit_int8 = explicit_int8
 
     # ---- run --------------------------------------------------------------------------------
@@ -195,7 +195,8 @@ class TensorRtRunner(Runner):
         self.engine = self._runtime.deserialize_cuda_engine(self._plan)
         self.context = self.engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())
-        self.inputs, self.outputs = [], []
+        self.inputs: list[_Buffer] = []
+        self.outputs: list[_Buffer] = []
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
@@ -259,7 +260,7 @@ class TensorRtRunner(Runner):
         import tensorrt as trt
 
         class Profiler(trt.IProfiler):
-            def __init__(self):
+            def __init__(self) -> None:
                 trt.IProfiler.__init__(self)
                 self.totals: dict[str, float] = {}
 

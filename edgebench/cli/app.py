@@ -227,9 +227,10 @@ def main() -> None:
         sys.exit(8)
     except Exception as e:
         # Usage errors from the (vendored) click parser: unknown option, missing argument.
-        if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
+        code = getattr(e, "exit_code", None)
+        if hasattr(e, "show") and isinstance(code, int):
             e.show()
-            sys.exit(e.exit_code)
+            sys.exit(code)
         if type(e).__name__ == "Abort":
             sys.exit(1)
         raise

@@ -83,6 +83,7 @@ class Pass:
     name: ClassVar[str]
     Config: ClassVar[type[PassConfig]] = PassConfig
     needs_torch: ClassVar[bool] = True  # False for passes that work on exported artifacts only
+    config: PassConfig  # subclasses narrow this to their own Config type
 
     def __init__(self, config: Optional[dict] = None):
         try:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from edgebench.compress import Candidate, Context, instantiate
 from edgebench.core.atomic import atomic_path
@@ -61,7 +61,7 @@ def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
     # (or after other code drew random numbers) finds the baseline it trained before.
     torch.manual_seed(opts.seed)
     module = build_module(source, dataset.num_classes)
-    step = {"pass": "baseline", "config": {"model": source.name}}
+    step: dict[str, Any] = {"pass": "baseline", "config": {"model": source.name}}
     if opts.pretrained:
         model = build_module(source, 1000)
         apply_weights(model, cached_pretrained_state(source.name), f"torchvision:{source.name}")

@@ -27,7 +27,7 @@ RECOVERY_EPOCHS = 0.5
 
 class LossSpec(PassConfig):
     name: str
-    weight: float = Field(1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0)  # default= by name, so type checkers see it as optional
     layers: Union[str, list[tuple[str, str]]] = "auto"  # feature losses: "auto" or [[student, teacher], ...]
     options: dict = Field(default_factory=dict)
 
@@ -59,6 +59,7 @@ class DistillConfig(PassConfig):
 class DistillPass(Pass):
     name = "distill"
     Config = DistillConfig
+    config: DistillConfig
 
     # ---- resolving the two models -----------------------------------------------------------
 

@@ -18,12 +18,13 @@ from edgebench.compress.surgery import check_layer_names, classifier_layers, rep
 from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
+_ALL_KINDS: list[Literal["linear", "conv"]] = ["linear", "conv"]
 
 
 class LowRankConfig(PassConfig):
     rank_ratio: Optional[float] = Field(None, gt=0, lt=1)  # rank = ratio x full rank
     energy: Optional[float] = Field(None, gt=0, lt=1)  # smallest rank keeping this share of sum(s^2)
-    kinds: list[Literal["linear", "conv"]] = Field(default_factory=lambda: ["linear", "conv"])
+    kinds: list[Literal["linear", "conv"]] = Field(default_factory=lambda: _ALL_KINDS.copy())
     exclude: list[str] = Field(default_factory=list)
     epochs: Optional[float] = Field(None, ge=0)
     distill: bool = True
@@ -97,6 +98,7 @@ def factorise_conv(conv, rank_ratio, energy):
 class LowRankPass(Pass):
     name = "lowrank"
     Config = LowRankConfig
+    config: LowRankConfig
 
     def plan(self, model) -> dict[str, object]:
         """Layer name -> its factorised replacement, for every layer where factorising saves parameters."""

@@ -37,6 +37,7 @@ class PruneConfig(PassConfig):
 class PrunePass(Pass):
     name = "prune"
     Config = PruneConfig
+    config: PruneConfig
 
     def validate(self, model, dataset) -> None:
         check_layer_names(model, self.config.protect, "prune protect")

@@ -22,6 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.core.errors import UsageError
 from edgebench.models.export import save_openvino
 
 CALIBRATION_BATCH = 32
@@ -38,6 +39,7 @@ class PtqConfig(PassConfig):
 class PtqPass(Pass):
     name = "ptq"
     Config = PtqConfig
+    config: PtqConfig
     needs_torch = False
 
     def check(self, candidate: Candidate, ctx: Context):
@@ -49,6 +51,8 @@ class PtqPass(Pass):
         return "ptq-int8"
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        if ctx.export is None:
+            raise UsageError("ptq needs a context that can export the fp32 candidate (Context.export is None)")
         fp32 = ctx.export(candidate)
         calib = ctx.dataset.calib.x[: self.config.calibration_samples]
         artifacts = {}

@@ -90,6 +90,7 @@ class QatConfig(PassConfig):
 class QatPass(Pass):
     name = "qat"
     Config = QatConfig
+    config: QatConfig
 
     def check(self, candidate: Candidate, ctx: Context):
         reason = super().check(candidate, ctx)

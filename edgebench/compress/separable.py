@@ -66,7 +66,7 @@ def separable_pair(conv, m: int):
     with torch.no_grad():
         depthwise.weight.copy_(dw.reshape(cin * m, 1, kh, kw))
         pointwise.weight.copy_(pw.reshape(cout, cin * m, 1, 1))
-        if conv.bias is not None:
+        if conv.bias is not None and pointwise.bias is not None:  # pointwise has a bias exactly when conv does
             pointwise.bias.copy_(conv.bias.detach())
     return nn.Sequential(depthwise, pointwise)
 
@@ -74,6 +74,7 @@ def separable_pair(conv, m: int):
 class SeparablePass(Pass):
     name = "separable"
     Config = SeparableConfig
+    config: SeparableConfig
 
     def targets(self, model) -> list[str]:
         protected = {id(m) for m in classifier_layers(model)}

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 
 class _Record:
+    __dataclass_fields__: ClassVar[dict[str, Any]]  # every record is a @dataclass: declared so asdict/fields type-check
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[arg-type]
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
-        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs = {}
         for name, value in data.items():
             if name not in known:

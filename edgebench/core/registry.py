@@ -10,11 +10,11 @@ import importlib
 import os
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from edgebench.core.errors import NotFoundError, closest
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Callable[..., Any])  # registered things are classes or factories: they have a __name__
 
 
 _env_plugins_imported = False

@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Optional
 
 from edgebench.core.atomic import store_error, write_atomic
 from edgebench.core.errors import StoreError
@@ -31,7 +31,7 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     if not path.is_file():
         return rows
     with open(path, "rb") as f:
@@ -49,7 +49,7 @@ def read_jsonl(path: Path) -> list[dict]:
 class RunStore:
     def __init__(self, root: Path):
         self.root = Path(root)
-        self._lock_file = None
+        self._lock_file: Optional[IO[str]] = None
 
     def __enter__(self) -> RunStore:
         self.lock()

@@ -90,7 +90,7 @@ def run_points(run_dir: Path, device: str, hw: Hardware, model_label: str) -> li
         path = Path(run_dir) / c.artifacts["onnx"]
         if not path.is_file():
             continue
-        points.append(Point(f"{model_label}/{m.candidate}", m.backend, m.precision, m.median_ms, ops_of(path),
+        points.append(Point(f"{model_label}/{m.candidate}", m.backend, m.precision, m.latency["median_ms"], ops_of(path),
                             hw.__dict__, device))
     return points
 

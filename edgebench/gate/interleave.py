@@ -18,7 +18,7 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -110,7 +110,7 @@ def run_isolated(task: InterleavedTask) -> list[Measurement] | str:
     outcome = run_module_isolated("edgebench.gate.interleave", {"task": task.to_dict()}, task.timeout_s,
                                   prefix="edgebench-gate-")
     if outcome.answer is None:
-        return outcome.error
+        return outcome.error or "worker wrote an empty result"  # error is None only for a JSON null answer
     if "error" in outcome.answer:
         return outcome.answer["error"]
     return [Measurement.from_dict(m) for m in outcome.answer["measurements"]]
@@ -164,7 +164,7 @@ def input_shape(path: Path, input_size: Optional[int]) -> tuple:
         if not input_size or len(dims) != 4:
             raise UsageError(f"'{path}' has a dynamic input shape {dims}; give --input-size")
         dims = [1, dims[1] or 3, input_size, input_size]
-    return tuple(int(d) for d in dims)
+    return tuple(int(d) for d in dims if d is not None)  # none is left: dynamic dims were refused or filled above
 
 
 def gate_models(baseline: Path, current: Path, settings, *, backend: str = "onnxruntime", timing: Optional[dict] = None,
@@ -211,6 +211,7 @@ def _eval_split(data: str, baseline: Path, current: Path, input_size: Optional[i
 def _main() -> None:
     request = json.loads(sys.stdin.read())
     task = InterleavedTask.from_dict(request["task"])
+    answer: dict[str, Any]
     try:
         answer = {"measurements": [m.to_dict() for m in execute(task)]}
     except EdgebenchError as e:

@@ -94,7 +94,7 @@ class TegrastatsMeter:
         if not self.samples:
             return {"available": False, "reason": "tegrastats printed no power rails during the run"}
         rails = {r: sum(v) / len(v) / 1e3 for r, v in self.samples.items()}
-        total_rail = "VDD_IN" if "VDD_IN" in rails else max(rails, key=rails.get)
+        total_rail = "VDD_IN" if "VDD_IN" in rails else max(rails, key=lambda r: rails[r])
         joules = rails[total_rail] * timed_seconds  # energy of the timed loop
         return {"available": True, "sensor": "tegrastats", "rails_w": rails, "total_rail": total_rail,
                 "mean_power_w": rails[total_rail], "energy_j": joules,

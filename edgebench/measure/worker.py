@@ -70,7 +70,13 @@ def execute(task: MeasureTask) -> Measurement:
     if type(runner).prepare is not Runner.prepare:  # an ahead-of-time build (TensorRT engine), reported apart
         extra["build_s"] = build_s
     _, load_s = timed(lambda: runner.load(Path(task.artifact), placement))
-    _, first_s = timed(lambda: (runner.infer(sample), runner.synchronize()))
+
+    def first_inference() -> object:
+        outputs = runner.infer(sample)
+        runner.synchronize()
+        return outputs  # freed after the clock stops, as before
+
+    _, first_s = timed(first_inference)
     meter = energy_meter()
     meter.start()
     stats, samples = measure(runner, sample, TimingConfig(**task.timing))
@@ -141,7 +147,8 @@ def run_isolated(task: MeasureTask) -> Measurement:
             return Measurement.from_dict(outcome.answer)
         except TypeError:
             return failed(task, "worker wrote an unreadable result")
-    return failed(task, outcome.error, exit_signal=outcome.exit_signal)
+    # error is None only when the worker's answer was JSON null
+    return failed(task, outcome.error or "worker wrote an empty result", exit_signal=outcome.exit_signal)
 
 
 def _die_with_parent() -> None:

@@ -92,7 +92,7 @@ def _load_image_folder(root: Path, size: int, max_per_class: int | None) -> tupl
         for f in files[:max_per_class]:
             try:
                 with Image.open(f) as im:
-                    im = im.convert("RGB").resize((size, size), Image.BILINEAR)
+                    im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
                     images.append(np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0)
             except (UnidentifiedImageError, OSError) as e:
                 raise CorruptInputError(f"cannot read image '{f}': {e}") from None

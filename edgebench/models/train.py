@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from edgebench.models.data import Split
 
-LossFn = Callable[["object", "object", "object"], "object"]
+LossFn = Callable[["object", "object", "object"], Any]  # returns a scalar torch tensor
 
 
 @dataclass(frozen=True)

@@ -212,7 +212,7 @@ def replace_classifier(model, num_classes: int) -> bool:
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
             last_name, last = name, module
-    if last is None or last.out_features == num_classes:
+    if last is None or last_name is None or last.out_features == num_classes:
         return False
     parent = model.get_submodule(last_name.rsplit(".", 1)[0]) if "." in last_name else model
     setattr(parent, last_name.rsplit(".", 1)[-1], nn.Linear(last.in_features, num_classes))
@@ -220,10 +220,13 @@ def replace_classifier(model, num_classes: int) -> bool:
 
 
 def build_module(source: ModelSource, num_classes: int):
+    factory = source.factory
+    if factory is None:  # an ONNX file, e.g. named as a distill student or teacher
+        raise UsageError(f"'{source.spec}' is an ONNX file, not a torch model: it cannot be built or trained")
     try:
-        return source.factory(num_classes=num_classes)
+        return factory(num_classes=num_classes)
     except TypeError:
-        model = source.factory()
+        model = factory()
         replace_classifier(model, num_classes)
         return model
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 
 from edgebench.report.summary import chart_groups, group_key
 
@@ -107,7 +108,7 @@ def ship_annotation(choice: dict) -> dict:
 def run_charts(rows: list[dict], picks: dict) -> list[dict]:
     """One chart per (device / processor, source) of a run, in the order of `picks` (a dict from
     group key to the chosen row; the device asked about first), then any group without a pick."""
-    charts = []
+    charts: list[dict] = []
     for key in list(picks) + [k for k in chart_groups(rows) if k not in picks]:
         members = [r for r in rows if group_key(r) == key and r["status"] == "ok"
                    and r["top1"] is not None and r["median_ms"] is not None]
@@ -139,7 +140,7 @@ def log_ticks(values: list[float]) -> dict:
     return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]} if len(ticks) >= 2 else {}
 
 
-def chart_layout(title: str, axis: str, annotations: list[dict], latencies: list[float] = ()) -> dict:
+def chart_layout(title: str, axis: str, annotations: list[dict], latencies: Sequence[float] = ()) -> dict:
     ticks = log_ticks(list(latencies)) if axis == "log" and latencies else {}
     return {"title": {"text": esc(title), "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
             "xaxis": {"title": {"text": "median latency per image, ms (batch 1; bars: 95% CI)" +

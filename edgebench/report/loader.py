@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgebench.core.errors import NotFoundError
 from edgebench.report.table import load_tables
 
+if TYPE_CHECKING:
+    import pandas
 
-def load_run(path) -> pandas.DataFrame:  # noqa: F821
+
+def load_run(path) -> pandas.DataFrame:
     import pandas as pd
 
     path = Path(path)

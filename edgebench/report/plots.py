@@ -28,7 +28,7 @@ def pareto_png(rows: list[dict], path: Path, title: str) -> list[Path]:
         members = [r for r in rows if (r["group"], r["source"]) == (group, source) and r["status"] == "ok"
                    and r["top1"] is not None]
         backends = sorted({r["backend"] for r in members})
-        colors = dict(zip(backends, plt.cm.tab10.colors))
+        colors = dict(zip(backends, plt.cm.tab10.colors))  # type: ignore[attr-defined]  # a ListedColormap; stubs say Colormap
         for r in members:
             # max(0, ...): an interval from an estimate need not contain the point (matplotlib refuses)
             xerr = [[max(0.0, r["median_ms"] - r["ci_low_ms"])], [max(0.0, r["ci_high_ms"] - r["median_ms"])]] \

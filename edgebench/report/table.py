@@ -30,14 +30,14 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
     by_id = {c.id: c for c in candidates}
     ok = [m for m in measurements if m.ok and m.latency]
     baseline_latency = {(m.device, m.processor, m.backend, m.source): m.latency["median_ms"]
-                        for m in ok if m.candidate == "baseline" and m.precision == "fp32"}
+                        for m in ok if m.latency and m.candidate == "baseline" and m.precision == "fp32"}
     parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source): m.latency["median_ms"]
-                      for m in ok if m.precision == "fp32"}
+                      for m in ok if m.latency and m.precision == "fp32"}
     rows = []
     for m in measurements:
         c = by_id.get(m.candidate)
         lat = m.latency or {}
-        row = {
+        row: dict[str, Any] = {
             "key": m.key, "candidate": m.candidate, "name": c.name if c else m.candidate,
             "lineage": lineage_text(c.lineage) if c else "", "backend": m.backend, "processor": m.processor,
             "precision": m.precision, "executed_precision": m.executed_precision, "device": m.device,
@@ -60,8 +60,9 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             # Conservative interval from the two medians' CIs (exact enough for a table; the gate bootstraps).
             base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
                           (x.device, x.processor, x.backend, x.source) == (m.device, m.processor, m.backend, m.source))
-            row["speedup_low"] = base_m.latency["ci_low_ms"] / lat["ci_high_ms"]
-            row["speedup_high"] = base_m.latency["ci_high_ms"] / lat["ci_low_ms"]
+            base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
+            row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
+            row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
         if c and c.precision == "int8" and lat.get("median_ms"):
             parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source)) \
                 or base

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Optional
+from typing import Any, Optional
 
 from edgebench.backends import Availability, availability
 from edgebench.core.errors import RuntimeUnavailableError
@@ -88,6 +88,8 @@ class RayExecutor:
 
         def submit(task: MeasureTask):
             resource = self._resource.get(task.device)
+            options: dict[str, Any]
+            args: tuple[Any, ...]
             if resource is None:  # this machine: pinned to the driver's node, paths valid as they are
                 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -148,7 +150,7 @@ class RayExecutor:
                     on_result(failed(task, f"no node offering '{resource}' is left in the cluster "
                                            f"(waited {self.device_grace_s:.0f} s); rerun to measure it"))
 
-    def _collect(self, ref, task: Optional[MeasureTask]) -> Measurement:
+    def _collect(self, ref, task: MeasureTask) -> Measurement:
         ray = self.ray
         try:
             return ray.get(ref)

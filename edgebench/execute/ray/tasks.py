@@ -59,9 +59,9 @@ def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bun
                                measured_on=f"{task.measured_on}; ray node {facts['hostname']} ({facts['ip']})")
 
 
-def pack(path: Path) -> Bundle:
+def pack(path: str | Path) -> Bundle:
     """The file a runner loads plus the files it needs beside it (an IR's .bin, ONNX external data)."""
-    return Artifact(path).contents()
+    return Artifact(Path(path)).contents()
 
 
 def _unpack(bundle: Bundle, folder: Path) -> Path:
