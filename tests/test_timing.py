@@ -106,7 +106,7 @@ def test_median_follows_injected_latency_measured_side_by_side():
     short, long = SleepingRunner(0.001), SleepingRunner(0.003)
     medians = {short: [], long: []}
     config = TimingConfig(warmup_iterations=2, warmup_s=0.0, min_iterations=15, time_budget_s=0.1, target_ci=0.05)
-    for _ in range(3):  # alternate, so both meet the same background load; keep each one's quietest round
+    for _ in range(5):  # alternate, so both meet the same background load; keep each one's quietest round
         for runner in (short, long):
             medians[runner].append(measure(runner, np.zeros(1), config)[0].median_ms)
     a, b = min(medians[short]), min(medians[long])
