@@ -34,8 +34,6 @@ from edgebench.models.data import load_dataset
 from edgebench.models.zoo import resolve_model
 from edgebench.report import render_run
 
-FLOAT_PRECISIONS = ("fp32", "bf16", "fp16")
-
 
 class Reporter(Protocol):
     def stage(self, name: str) -> None: ...

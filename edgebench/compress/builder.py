@@ -20,7 +20,7 @@ from edgebench.core.signing import sign
 from edgebench.core.store import RunStore
 from edgebench.models.data import Dataset
 from edgebench.models.export import export_onnx, file_bytes, onnx_to_openvino
-from edgebench.models.train import TrainConfig, evaluate_torch, fit
+from edgebench.models.train import TrainConfig, fit
 from edgebench.models.zoo import (
     ModelSource,
     apply_weights,
@@ -192,10 +192,6 @@ def _adopt(path: Path, target_dir: Path) -> Path:
     if path.suffix == ".xml":
         shutil.copyfile(path.with_suffix(".bin"), target_dir / path.with_suffix(".bin").name)
     return target_dir / path.name
-
-
-def torch_accuracy(candidate: Candidate, dataset: Dataset) -> Optional[float]:
-    return evaluate_torch(candidate.module, dataset.eval) if candidate.module is not None else None
 
 
 __all__ = ["BaselineOptions", "CandidateBuilder", "build_baseline", "candidate_id", "EdgebenchError"]
