@@ -89,11 +89,15 @@ def test_estimates_follow_the_target_hardware(tiny_run, tmp_path):
     assert fast < slow
 
 
-def test_prior_is_used_without_calibration():
-    hw = Hardware({"fp32": 100.0}, 20.0)
-    ops = [[0, 1e8, 1e6]]
-    assert predict(PRIOR, ops, "fp32", hw) > 0
+def test_prior_is_used_without_calibration_and_follows_the_roofline():
     assert fit([]) == pytest.approx(PRIOR)
+    hw = Hardware({"fp32": 100.0}, 20.0)
+    conv = [[GROUPS.index("conv"), 1e8, 1e6]]  # 1 ms of compute, 0.2 ms of memory traffic: compute-bound
+    add = [[GROUPS.index("elementwise"), 1e6, 1e7]]  # 0.01 ms of compute, 2 ms of traffic: memory-bound
+    base = {name: predict(PRIOR, ops, "fp32", hw) for name, ops in (("conv", conv), ("add", add))}
+    faster_compute, faster_memory = Hardware({"fp32": 200.0}, 20.0), Hardware({"fp32": 100.0}, 40.0)
+    assert predict(PRIOR, conv, "fp32", faster_compute) < base["conv"] == predict(PRIOR, conv, "fp32", faster_memory)
+    assert predict(PRIOR, add, "fp32", faster_memory) < base["add"] == predict(PRIOR, add, "fp32", faster_compute)
 
 
 def test_graph_costs_follow_a_model_rewritten_in_place(tiny_onnx, tmp_path):
