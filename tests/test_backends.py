@@ -18,18 +18,45 @@ def test_runner_matches_torch(backend, tiny_onnx, digits):
     with torch.no_grad():
         want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
-    assert runner.executed_precision() == "fp32"
     runner.close()
 
 
-def test_openvino_reports_executed_precision(tiny_onnx, digits):
+def _has_bf16() -> bool:
     from edgebench.devices.host import cpu_flags
 
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+@pytest.mark.parametrize("asked", ["fp32", "bf16"])
+def test_openvino_reports_the_precision_it_computed_in(asked, tiny_onnx, digits):
+    """fp32 asked is f32 hinted and fp32 computed, even on CPUs where OpenVINO would pick bf16;
+    bf16 is reported only where the CPU has bf16, and the kernels that ran agree with the report."""
     runner = create_runner("openvino")
-    runner.load(tiny_onnx["openvino"], Placement("cpu", "bf16", threads=1))
-    runner.infer(digits.eval.x[:1])
-    expected = "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "fp32"
-    assert runner.executed_precision() in (expected, "bf16", "fp32")
+    runner.load(tiny_onnx["openvino"], Placement("cpu", asked, threads=1))
+    x = digits.eval.x[:1]
+    runner.infer(x)
+    expected = "bf16" if asked == "bf16" and _has_bf16() else "fp32"
+    assert runner.extra_metrics(x)["inference_precision"] == {"fp32": "f32", "bf16": "bf16"}[expected]
+    assert runner.executed_precision() == expected
+    kernels = {r["precision"] for r in runner.layer_profile(x, iterations=2)} - {"?"}
+    assert kernels and ("bf16" in kernels) == (expected == "bf16"), kernels
+    runner.close()
+
+
+def test_pytorch_computes_in_the_precision_it_reports(tiny_onnx, digits):
+    """PyTorch reports the precision it was asked for; check the model really ran in it."""
+    x = digits.eval.x[:16]
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        runner = create_runner("pytorch")
+        runner.load(tiny_onnx["torch"], Placement("cpu", precision, threads=1))
+        outputs[precision] = runner.infer(x)
+        assert runner.executed_precision() == precision
+        assert next(runner.model.parameters()).dtype == getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[precision])
+        runner.close()
+    # bf16 keeps 8 bits of mantissa: the logits move, by about its rounding error, not by more.
+    diff = np.abs(outputs["bf16"] - outputs["fp32"]).max() / np.abs(outputs["fp32"]).max()
+    assert 1e-4 < diff < 0.1, diff
 
 
 def test_layer_profiles(tiny_onnx, digits):

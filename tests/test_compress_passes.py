@@ -31,6 +31,17 @@ def ctx(digits, tmp_path_factory):
                    train_epochs=1.0, seed=0, export=export, budget=0.5)
 
 
+@pytest.fixture(scope="module")
+def floors(ctx, digits):
+    """Accuracy floors from this baseline's own top-1, not fixed numbers: a pass meant to keep
+    accuracy may lose at most 10 points; one that is lossy at the tests' tiny budgets must still
+    score twice chance."""
+    baseline = evaluate_torch(ctx.baseline.module, digits.eval)
+    chance = 1 / digits.num_classes
+    assert baseline > 4 * chance, baseline  # a baseline near chance would make every floor meaningless
+    return {"baseline": baseline, "keeps": baseline - 0.10, "lossy": 2 * chance}
+
+
 def run_pass(name, config, ctx, candidate=None):
     p = PASSES.get(name)(config)
     candidate = candidate or ctx.baseline
@@ -38,7 +49,7 @@ def run_pass(name, config, ctx, candidate=None):
     return p.apply(candidate, ctx)
 
 
-def test_prune_removes_channels_and_runs_faster_in_ops(ctx, digits):
+def test_prune_removes_channels_and_runs_faster_in_ops(ctx, digits, floors):
     before = count_params_and_macs(ctx.baseline.module, digits.input_shape)
     out = run_pass("prune", {"ratio": 0.5}, ctx)
     after = count_params_and_macs(out.module, digits.input_shape)
@@ -46,7 +57,7 @@ def test_prune_removes_channels_and_runs_faster_in_ops(ctx, digits):
     assert out.module[-1].out_features == 10  # the classifier is protected
     assert out.lineage[-1]["pass"] == "prune" and out.parent == "baseline"
     assert "params" in out.notes[-1]
-    assert evaluate_torch(out.module, digits.eval) > 0.2  # recovered by KD fine-tuning, above chance (0.1)
+    assert evaluate_torch(out.module, digits.eval) > floors["lossy"]  # half the channels, half an epoch of KD
 
 
 def test_prune_protects_named_layers_and_rejects_unknown_names(ctx, digits):
@@ -73,12 +84,12 @@ def test_separable_pair_is_exact_at_full_rank(ctx, digits):
     assert 0 < err < 1
 
 
-def test_separable_default_shrinks_macs_names_layers_and_recovers(ctx, digits):
+def test_separable_default_shrinks_macs_names_layers_and_recovers(ctx, digits, floors):
     out = run_pass("separable", {}, ctx)
     assert "2 convolution(s): 0, 3" in out.notes[-1]
     assert count_params_and_macs(out.module, digits.input_shape)[1] < \
         count_params_and_macs(ctx.baseline.module, digits.input_shape)[1]
-    assert evaluate_torch(out.module, digits.eval) > 0.15
+    assert evaluate_torch(out.module, digits.eval) > floors["lossy"]
 
 
 def test_lowrank_factorises_linear_layers_exactly_for_low_rank_weights():
@@ -102,22 +113,23 @@ def test_lowrank_declines_with_a_reason_when_nothing_shrinks(ctx):
         PASSES.get("lowrank")({"energy": 0.9, "rank_ratio": 0.5})
 
 
-def test_distill_trains_the_smaller_sibling_from_the_baseline(ctx, digits):
-    out = run_pass("distill", {"epochs": 1}, ctx)
+def test_distill_trains_the_smaller_sibling_from_the_baseline(ctx, digits, floors):
+    # A student from scratch: a higher rate than the default so that one epoch (budget 0.5) teaches it.
+    out = run_pass("distill", {"epochs": 2, "lr": 0.01}, ctx)
     assert out.name == "distill" and out.parent == "baseline"
     assert any("a new tiny-cnn-small distilled from baseline" in n for n in out.notes)
     assert len(out.module) == len(build_module(resolve_model("tiny-cnn-small"), 10))
-    assert evaluate_torch(out.module, digits.eval) > 0.15
+    assert evaluate_torch(out.module, digits.eval) > floors["lossy"]
 
 
-def test_distill_with_feature_and_relation_losses_on_named_layers(ctx, digits):
+def test_distill_with_feature_and_relation_losses_on_named_layers(ctx, digits, floors):
     config = {"student": "self", "epochs": 0.3,
               "losses": [{"name": "kd"}, {"name": "at", "layers": [["5", "5"], ["11", "11"]]},
                          {"name": "fitnet"}, {"name": "rkd", "weight": 0.5}, {"name": "sp"}]}
     out = run_pass("distill", config, ctx)
     assert out.name == "distill" and out.parent == "baseline"
     assert not out.module._forward_hooks and not out.module[5]._forward_hooks  # hooks removed before caching
-    assert evaluate_torch(out.module, digits.eval) > 0.15
+    assert evaluate_torch(out.module, digits.eval) >= floors["keeps"]  # the baseline itself, fine-tuned
 
 
 def test_distill_refuses_teacher_with_other_classes(ctx, digits, tmp_path):
@@ -128,16 +140,36 @@ def test_distill_refuses_teacher_with_other_classes(ctx, digits, tmp_path):
         p.validate(ctx.baseline.module, digits)
 
 
-def test_qat_and_ptq_give_int8_artifacts_that_run(ctx, digits):
-    import onnxruntime as ort
+@pytest.fixture(scope="module")
+def qat(ctx):
+    return run_pass("qat", {"epochs": 0.2, "calibration_samples": 64}, ctx)
 
-    out = run_pass("qat", {"epochs": 0.2, "calibration_samples": 64}, ctx)
-    assert out.precision == "int8" and out.module is None and {"onnx", "openvino"} <= set(out.artifacts)
-    session = ort.InferenceSession(str(out.artifacts["onnx"]), providers=["CPUExecutionProvider"])
-    logits = session.run(None, {"input": digits.eval.x[:64]})[0]
-    ops = {n.op_type for n in __import__("onnx").load(str(out.artifacts["onnx"])).graph.node}
+
+def test_qat_gives_int8_artifacts(qat):
+    assert qat.precision == "int8" and qat.module is None and {"onnx", "openvino"} <= set(qat.artifacts)
+    ops = {n.op_type for n in __import__("onnx").load(str(qat.artifacts["onnx"])).graph.node}
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
-    assert (logits.argmax(1) == digits.eval.y[:64]).mean() > 0.15
+
+
+def _int8_top1(runtime, artifact, digits):
+    from edgebench.backends import Placement, create_runner
+
+    runner = create_runner(runtime)
+    runner.load(artifact, Placement("cpu", "int8", threads=1))
+    x, y = digits.eval.x, digits.eval.y
+    right = sum(int(runner.infer(x[i:i + 1]).argmax(1)[0] == y[i]) for i in range(len(y)))
+    runner.close()
+    return right / len(y)
+
+
+@pytest.mark.parametrize("runtime, fmt", [
+    pytest.param("onnxruntime", "onnx", marks=pytest.mark.xfail(strict=True, reason=(
+        "ONNX Runtime's per-channel QDQ (ptq.quantize_onnx, per_channel=True) loses ~15 points on tiny-cnn "
+        "where per-tensor loses <1; remove this mark once that is fixed"))),
+    ("openvino", "openvino"),
+])
+def test_qat_int8_artifact_keeps_the_baseline_accuracy(qat, runtime, fmt, digits, floors):
+    assert _int8_top1(runtime, qat.artifacts[fmt], digits) >= floors["keeps"]
 
 
 def test_validate_recipes_fails_before_training_on_bad_layer_names(digits):

@@ -1,13 +1,16 @@
 """The latency estimator: graph costs, fitting, and the estimate stage of `compare`."""
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.slow_model import add_dead_work
 
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import get_profile
 from edgebench.estimate.device_rows import add_estimates
-from edgebench.estimate.op_costs import graph_costs
+from edgebench.estimate.op_costs import GROUPS, graph_costs
 from edgebench.estimate.roofline import PRIOR, Hardware, Point, features, fit, leave_one_model_out, ops_of, predict
 
 
@@ -86,12 +89,28 @@ def test_estimates_follow_the_target_hardware(tiny_run, tmp_path):
     assert fast < slow
 
 
-def test_prior_is_used_without_calibration():
-    hw = Hardware({"fp32": 100.0}, 20.0)
-    ops = [[0, 1e8, 1e6]]
-    assert predict(PRIOR, ops, "fp32", hw) > 0
+def test_prior_is_used_without_calibration_and_follows_the_roofline():
     assert fit([]) == pytest.approx(PRIOR)
+    hw = Hardware({"fp32": 100.0}, 20.0)
+    conv = [[GROUPS.index("conv"), 1e8, 1e6]]  # 1 ms of compute, 0.2 ms of memory traffic: compute-bound
+    add = [[GROUPS.index("elementwise"), 1e6, 1e7]]  # 0.01 ms of compute, 2 ms of traffic: memory-bound
+    base = {name: predict(PRIOR, ops, "fp32", hw) for name, ops in (("conv", conv), ("add", add))}
+    faster_compute, faster_memory = Hardware({"fp32": 200.0}, 20.0), Hardware({"fp32": 100.0}, 40.0)
+    assert predict(PRIOR, conv, "fp32", faster_compute) < base["conv"] == predict(PRIOR, conv, "fp32", faster_memory)
+    assert predict(PRIOR, add, "fp32", faster_memory) < base["add"] == predict(PRIOR, add, "fp32", faster_compute)
 
 
-def test_ops_of_is_stable(tiny_onnx):
-    assert ops_of(tiny_onnx["onnx"]) == ops_of(tiny_onnx["onnx"])
+def test_graph_costs_follow_a_model_rewritten_in_place(tiny_onnx, tmp_path):
+    """Costs are cached per file; a model overwritten at the same path must not get the old answer."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(Path(tiny_onnx["onnx"]).read_bytes())
+    before = ops_of(path)
+    assert before == ops_of(tiny_onnx["onnx"])
+    slower = add_dead_work(Path(tiny_onnx["onnx"]), tmp_path / "slower.onnx", width=256)
+    path.write_bytes(slower.read_bytes())
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # coarse clocks: make the rewrite visible
+    after = ops_of(path)
+    assert after == ops_of(slower) and len(after) > len(before)
+    gemm = GROUPS.index("gemm")
+    assert sum(f for g, f, _ in after if g == gemm) > sum(f for g, f, _ in before if g == gemm) + 2 * 256 * 256

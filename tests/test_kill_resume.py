@@ -48,13 +48,22 @@ def _finish(runs: Path, cache: Path) -> None:
     assert proc.returncode == 0, err.decode()[-2000:]
 
 
-def _kill_when(runs: Path, cache: Path, ready, timeout: float = 300) -> None:
+def _ok_rows(run: Path) -> int:
+    return sum(r["status"] == "ok" for r in _lines(run))
+
+
+def _kill_when(runs: Path, cache: Path, ready, timeout: float = 300) -> tuple[int, int]:
+    """Start a run, SIGKILL it once `ready(run)` holds; return its exit code and the measurement
+    rows it had stored when it died. Fails if `ready` never held while the run was alive."""
     proc = _start(runs, cache)
     deadline = time.monotonic() + timeout
     while not ready(runs / "run") and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    reached = ready(runs / "run")
+    proc.send_signal(signal.SIGKILL)  # a no-op if it had already exited: the return code then says so
+    _, err = proc.communicate()
+    assert reached, f"kill point never reached (exit {proc.returncode}): {err.decode()[-2000:]}"
+    return proc.returncode, _ok_rows(runs / "run")  # the process is dead: this is what the kill left
 
 
 @pytest.mark.slow
@@ -72,7 +81,11 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
         lambda run: len(_lines(run)) >= 2,  # between measurements
     ]
     for ready in points:
-        _kill_when(runs, cache, ready)
+        code, stored = _kill_when(runs, cache, ready)
+        # The kill landed on a live run, before it finished: not on a process that had already exited.
+        assert code == -signal.SIGKILL, f"the run exited with {code} before it was killed"
+        assert stored < len(want), f"{stored} of {len(want)} rows were stored before the kill: the run had finished"
+        assert not (runs / "run" / "report.html").exists()  # the report is the last thing a run writes
     _finish(runs, cache)
     rows = _lines(runs / "run")
     ok = Counter(r["key"] for r in rows if r["status"] == "ok")

@@ -129,5 +129,26 @@ def test_torch_compile_runner_matches_eager(tiny_onnx, digits):
     assert runner.extra_metrics(x)["mode"].startswith("torch.compile")
 
 
-def test_torch_compile_is_opt_in():
-    assert BACKENDS.get("torch-compile").opt_in and not BACKENDS.get("pytorch").opt_in
+def test_torch_compile_is_planned_only_when_asked_for_by_name(tmp_path):
+    from edgebench.backends.base import Availability
+    from edgebench.compare import CompareOptions, plan_tasks
+    from edgebench.core.records import CandidateInfo
+    from edgebench.core.signing import sign
+    from edgebench.devices.profiles import DeviceProfile, Processor
+
+    (tmp_path / "model.pt").write_bytes(b"a module")
+    sign(tmp_path / "model.pt")  # torch artifacts are planned with their verified hash
+    (tmp_path / "model.onnx").write_bytes(b"a graph")
+    info = CandidateInfo(id="c", name="c", artifacts={"torch": "model.pt", "onnx": "model.onnx"}, num_classes=10)
+    profile = DeviceProfile(name="box", description="a box", processors={"cpu": Processor(
+        name="cpu", runtimes=["pytorch", "torch-compile", "onnxruntime"], precisions=["fp32"])})
+
+    def planned(runtimes):
+        opts = CompareOptions(model="tiny-cnn", runtimes=runtimes)
+        tasks = plan_tasks(info, profile, tmp_path, opts, "here", tmp_path / "eval.npz", True,
+                           available=lambda name: Availability(True, processors=("cpu",)))
+        return sorted(t.backend for t in tasks)
+
+    assert planned(None) == ["onnxruntime", "pytorch"]  # the device lists it, but compiling costs minutes
+    assert planned(["torch-compile"]) == ["torch-compile"]
+    assert planned(["inductor", "onnxruntime"]) == ["onnxruntime", "torch-compile"]  # by alias too

@@ -20,7 +20,7 @@ from edgebench.core.store import RunStore
 from edgebench.models.artifact import Artifact
 from edgebench.models.data import Dataset
 from edgebench.models.export import export_onnx, onnx_to_openvino
-from edgebench.models.train import TrainConfig, evaluate_torch, fit
+from edgebench.models.train import TrainConfig, fit
 from edgebench.models.zoo import (
     ModelSource,
     apply_weights,
@@ -186,10 +186,6 @@ def _adopt(path: Path, target_dir: Path) -> Path:
     if target_dir.parent.resolve() in path.resolve().parents:
         return path
     return Artifact(path).copy_into(target_dir).path
-
-
-def torch_accuracy(candidate: Candidate, dataset: Dataset) -> Optional[float]:
-    return evaluate_torch(candidate.module, dataset.eval) if candidate.module is not None else None
 
 
 __all__ = ["BaselineOptions", "CandidateBuilder", "build_baseline", "candidate_id", "EdgebenchError"]

@@ -1,4 +1,8 @@
-"""One decorator-based registry, used for models, compression passes and backends.
+"""One registry class, used for models, compression passes, backends and distillation losses.
+
+Built-in entries are added in one list per kind (`BACKENDS.add(...)` in backends/__init__.py,
+`PASSES.add(...)` in compress/passes.py, `LOSSES.add(...)` in compress/losses/__init__.py), so what
+exists is read in one place and no import order decides it.
 
 Third-party packages register through the entry-point group named at construction, e.g.
 `[project.entry-points."edgebench.backends"] myrt = "mypkg.runner:MyRunner"`.
@@ -44,13 +48,6 @@ class Registry(Generic[T]):
         self._aliases: dict[str, str] = {}
         self._group = entry_point_group
         self._plugins_loaded = False
-
-    def register(self, name: str | None = None, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
-        def decorator(obj: T) -> T:
-            key = name or getattr(obj, "name", None) or obj.__name__
-            self.add(key, obj, aliases=aliases)
-            return obj
-        return decorator
 
     def add(self, name: str, obj: T, *, aliases: tuple[str, ...] = ()) -> None:
         self._items[name] = obj

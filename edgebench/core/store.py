@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, Optional
 
@@ -148,7 +147,3 @@ def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as f:
         f.seek(-1, os.SEEK_END)
         return f.read(1) == b"\n"
-
-
-def iter_ok(measurements: Iterable[Measurement]) -> list[Measurement]:
-    return [m for m in measurements if m.ok]

@@ -20,8 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgebench.core.errors import CorruptInputError, NotFoundError, closest
 from edgebench.devices.host import cpu_model, gpu_name
 
-PROCESSORS = ("cpu", "gpu", "npu")
-
 
 class Processor(BaseModel):
     model_config = ConfigDict(extra="forbid")

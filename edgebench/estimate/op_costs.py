@@ -40,7 +40,7 @@ def _dims(value_info) -> list[int]:
 
 
 @lru_cache(maxsize=64)
-def _graph_costs(path: str, mtime: float, batch: int) -> tuple[tuple[OpCost, ...], tuple[str, ...]]:
+def _graph_costs(path: str, mtime: float, batch: int) -> tuple[OpCost, ...]:  # mtime: a rewritten file is new
     import onnx
     from onnx import numpy_helper, shape_inference
 
@@ -70,7 +70,7 @@ def _graph_costs(path: str, mtime: float, batch: int) -> tuple[tuple[OpCost, ...
         shape = shapes.get(name) or inits.get(name) or []
         return int(np.prod(shape)) if shape else 1
 
-    costs, quantized = [], []
+    costs = []
     for i, node in enumerate(g.node):
         op = node.op_type
         if op in FREE or (op in ("QuantizeLinear", "DequantizeLinear") and node.input[0] in init_names):
@@ -97,26 +97,13 @@ def _graph_costs(path: str, mtime: float, batch: int) -> tuple[tuple[OpCost, ...
             flops, kind = float(numel(out)), "elementwise"
         else:  # Q/DQ of activations, Concat, Transpose, Pad, Resize, ...: data movement
             flops, kind = 0.0, "other"
-        if op in ("QuantizeLinear", "DequantizeLinear"):
-            quantized.append(name)
         costs.append(OpCost(name, op, kind, flops, float(elems)))
-    return tuple(costs), tuple(quantized)
+    return tuple(costs)
 
 
 def graph_costs(path: Path, batch: int = 1) -> list[OpCost]:
-    """Per-operator FLOPs and element counts (bytes are per precision, see `bytes_for`)."""
+    """Per-operator FLOPs and element counts (bytes per element depend on the precision: BYTES_PER_ELEMENT)."""
     p = Path(path)
-    return list(_graph_costs(str(p.resolve()), p.stat().st_mtime, batch)[0])
+    return list(_graph_costs(str(p.resolve()), p.stat().st_mtime, batch))
 
 
-def is_quantized(path: Path) -> bool:
-    p = Path(path)
-    return bool(_graph_costs(str(p.resolve()), p.stat().st_mtime, 1)[1])
-
-
-def bytes_for(op: OpCost, precision: str) -> float:
-    return op.bytes_moved * BYTES_PER_ELEMENT.get(precision, 4)
-
-
-def total_flops(path: Path) -> float:
-    return sum(op.flops for op in graph_costs(path))

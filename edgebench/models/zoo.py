@@ -182,7 +182,7 @@ def apply_weights(model, state: dict, source: str) -> None:
         raise IncompatibleError(
             f"weights '{source}' do not fit the model: '{k}' has shape {tuple(state[k].shape)}, "
             f"model expects {tuple(own[k].shape)}")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, _ = model.load_state_dict(state, strict=False)
     if len(missing) > len(own) // 2:
         raise IncompatibleError(f"weights '{source}' do not fit the model: {len(missing)} of {len(own)} tensors missing")
 

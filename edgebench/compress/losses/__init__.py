@@ -17,15 +17,23 @@ one is a one-line error before training, not a crash during it.
 """
 from __future__ import annotations
 
-from edgebench.compress.losses import feature, relation, response  # noqa: F401  (they register on import)
-from edgebench.compress.losses.base import LOSSES, DistillLoss, register
+from edgebench.compress.losses.base import LOSSES, DistillLoss
+from edgebench.compress.losses.feature import AttentionTransfer, FitNets, NeuronSelectivityTransfer
+from edgebench.compress.losses.relation import CorrelationCongruence, ProbabilisticKT, RelationalKD, SimilarityPreserving
+from edgebench.compress.losses.response import HintonKD
 from edgebench.core.errors import UsageError
+
+# One list, as for runners (backends/__init__.py) and passes (compress/passes.py): name from the class, aliases here.
+for _loss, _aliases in [(HintonKD, ("hinton",)), (FitNets, ("hint",)), (AttentionTransfer, ("attention",)),
+                        (NeuronSelectivityTransfer, ()), (ProbabilisticKT, ()), (SimilarityPreserving, ("similarity",)),
+                        (RelationalKD, ("relational",)), (CorrelationCongruence, ("correlation",))]:
+    LOSSES.add(_loss.name, _loss, aliases=_aliases)
 
 # ---- known names not implemented yet --------------------------------------------------------------
 
 def _planned(name: str, family: str, what: str):
-    cls = type(f"Planned_{name}", (DistillLoss,), {"family": family, "planned": True, "__doc__": what})
-    register(name)(cls)
+    cls = type(f"Planned_{name}", (DistillLoss,), {"name": name, "family": family, "planned": True, "__doc__": what})
+    LOSSES.add(name, cls)
 
 
 for _name, _family, _what in [
@@ -50,4 +58,4 @@ def available_losses() -> list[str]:
     return [n for n, cls in LOSSES.items() if not getattr(cls, "planned", False)]
 
 
-__all__ = ["LOSSES", "DistillLoss", "available_losses", "loss_class", "register"]
+__all__ = ["LOSSES", "DistillLoss", "available_losses", "loss_class"]

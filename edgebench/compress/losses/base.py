@@ -14,6 +14,7 @@ LOSSES: Registry[type] = Registry("distillation loss", "edgebench.distill_losses
 
 
 class DistillLoss(nn.Module):
+    name: ClassVar[str] = ""  # the name it is registered under (losses/__init__.py)
     family: ClassVar[str] = "response"
     planned: ClassVar[bool] = False
 
@@ -25,14 +26,6 @@ class DistillLoss(nn.Module):
 
     def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
         raise NotImplementedError
-
-
-def register(name: str, *aliases: str):
-    def deco(cls):
-        cls.name = name
-        LOSSES.add(name, cls, aliases=aliases)
-        return cls
-    return deco
 
 
 def match_spatial(s, t):

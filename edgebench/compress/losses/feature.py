@@ -5,12 +5,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgebench.compress.losses.base import DistillLoss, match_spatial, register
+from edgebench.compress.losses.base import DistillLoss, match_spatial
 
 
-@register("fitnet", "hint")
 class FitNets(DistillLoss):
     """Romero et al. 2015: regress teacher features from student features through a 1x1 adapter."""
+    name = "fitnet"
     family = "feature"
 
     def __init__(self, s_shapes, t_shapes, temperature=4.0, **options):
@@ -25,9 +25,9 @@ class FitNets(DistillLoss):
         return total / len(s_feats)
 
 
-@register("at", "attention")
 class AttentionTransfer(DistillLoss):
     """Zagoruyko & Komodakis 2017: match normalised spatial attention maps (channel-mean of squares)."""
+    name = "at"
     family = "feature"
 
     @staticmethod
@@ -42,10 +42,10 @@ class AttentionTransfer(DistillLoss):
         return total / len(s_feats)
 
 
-@register("nst")
 class NeuronSelectivityTransfer(DistillLoss):
     """Huang & Wang 2017: MMD with a degree-2 polynomial kernel between the channels' spatial
     activation patterns (each channel, L2-normalised over positions, is one sample)."""
+    name = "nst"
     family = "feature"
 
     def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):

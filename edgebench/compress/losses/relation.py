@@ -4,13 +4,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from edgebench.compress.losses.base import DistillLoss, register
+from edgebench.compress.losses.base import DistillLoss
 
 
-@register("pkt")
 class ProbabilisticKT(DistillLoss):
     """Passalis & Tefas 2018: match the conditional probability distributions that cosine
     similarities between samples induce, in embedding space (any dimensions)."""
+    name = "pkt"
     family = "relation"
 
     @staticmethod
@@ -24,9 +24,9 @@ class ProbabilisticKT(DistillLoss):
         return (p_t * torch.log((p_t + 1e-7) / (p_s + 1e-7))).sum(1).mean()
 
 
-@register("sp", "similarity")
 class SimilarityPreserving(DistillLoss):
     """Tung & Mori 2019: match the row-normalised batch similarity (Gram) matrices."""
+    name = "sp"
     family = "relation"
 
     def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
@@ -35,10 +35,10 @@ class SimilarityPreserving(DistillLoss):
         return (g_s - g_t).pow(2).sum() / (s_emb.shape[0] ** 2)
 
 
-@register("rkd", "relational")
 class RelationalKD(DistillLoss):
     """Park et al. 2019: distance-wise (mean-normalised pairwise distances) plus angle-wise
     (cosines of triplet angles) relations, Huber loss, weights 1 and 2 as in the paper."""
+    name = "rkd"
     family = "relation"
 
     @staticmethod
@@ -57,10 +57,10 @@ class RelationalKD(DistillLoss):
         return F.smooth_l1_loss(self._distances(s_emb), t_d) + 2.0 * F.smooth_l1_loss(self._angles(s_emb), t_a)
 
 
-@register("cc", "correlation")
 class CorrelationCongruence(DistillLoss):
     """Peng et al. 2019: match sample-to-sample correlations, with the paper's Gaussian RBF
     kernel approximated by its 2nd-order Taylor expansion on normalised embeddings."""
+    name = "cc"
     family = "relation"
 
     @staticmethod
