@@ -153,4 +153,6 @@ def _estimate_one(info, runtime, processor_name, precision, asked, ref, costs, o
                             "reference": ref.key, "reference_median_ms": ref.median_ms, "factors": fitted,
                             "error_basis": basis, "cross_device_error": cross,
                             "accuracy_from": ref.key,
-                            "target_peak_gflops": hw.peak_gflops, "target_bandwidth_gbs": hw.memory_bandwidth_gbs}})
+                            "target_peak_gflops": hw.peak_gflops, "target_bandwidth_gbs": hw.memory_bandwidth_gbs},
+               # an estimate scaled from a figure taken on a busy machine inherits its unreliability
+               "contention": ref.extra.get("contention")})

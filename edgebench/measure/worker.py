@@ -25,6 +25,7 @@ from edgebench.backends import Placement, Runner, create_runner
 from edgebench.core.errors import EdgebenchError
 from edgebench.core.records import Measurement, _Record
 from edgebench.measure.accuracy import evaluate_runner
+from edgebench.measure.contention import LoadProbe, assess, sample_load
 from edgebench.measure.energy import energy_meter
 from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, timed
 
@@ -71,9 +72,12 @@ def execute(task: MeasureTask) -> Measurement:
         extra["build_s"] = build_s
     _, load_s = timed(lambda: runner.load(Path(task.artifact), placement))
     _, first_s = timed(lambda: (runner.infer(sample), runner.synchronize()))
+    before = sample_load(0.25)  # after loading, so the runtime's own start-up is not counted as load
     meter = energy_meter()
     meter.start()
+    probe = LoadProbe()
     stats, samples = measure(runner, sample, TimingConfig(**task.timing))
+    extra["contention"] = assess(before, probe.stop(), samples, task.threads)
     extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
     extra.update(runner.extra_metrics(sample))
     accuracy = evaluate_runner(runner, x, y, task.num_classes, batch_size=task.batch_size) if task.score else None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from edgebench.report.pareto import pareto_front
+
 ACCURACY_TOLERANCE = 0.01  # a candidate within 1 point of the best accuracy counts as "as accurate"
 
 
@@ -29,9 +31,14 @@ def recommend(rows: list[dict], tolerance: float = ACCURACY_TOLERANCE,
         if not scored:
             return None
         group = scored[0]
-    front = [r for r in rows if r["pareto"] and r["top1"] is not None and group_key(r) == group]
-    if not front:
+    members = [r for r in rows if group_key(r) == group and r["status"] == "ok" and r["median_ms"] is not None
+               and r["top1"] is not None]
+    # Figures taken while the machine was busy are noise: they neither win nor hide a reliable option
+    # from the front. Only when nothing reliable is left is the pick made from them, and says so.
+    pool = [r for r in members if not r.get("contended")] or members
+    if not pool:
         return None
+    front = [pool[i] for i in pareto_front([(r["median_ms"], r["top1"]) for r in pool])]
     best_acc = max(r["top1"] for r in front)
     eligible = [r for r in front if as_accurate(r, best_acc, tolerance)]
     return min(eligible, key=lambda r: r["median_ms"])
@@ -110,7 +117,20 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
     if choice["source"] == "estimated":
         err = choice.get("estimate_error_pct")
         out.append("Its latency is an estimate, not a measurement" + (f" (typical error ±{err:.0f}%)." if err else "."))
-    return out
+    return _contention_reasons(choice, rows) + out
+
+
+def _contention_reasons(choice: dict, rows: list[dict]) -> list[str]:
+    """Said first: a pick among unreliable figures is no pick."""
+    busy = [r for r in rows if group_key(r) == group_key(choice) and r.get("contended")]
+    if choice.get("contended"):
+        return ["UNRELIABLE: every latency in this group was measured while the machine was busy (other processes, "
+                "load or CPU steal; see the flags), so these figures are unreliable and this pick may be noise. "
+                "Rerun on a quiet machine (compare --wait-quiet SECONDS waits for one)."]
+    if busy:
+        return [f"{len(busy)} measurement(s) taken while the machine was busy were left out of this pick "
+                "(unreliable figures; see the flags)."]
+    return []
 
 
 def recommendations(rows: list[dict], device: Optional[str] = None) -> list[dict]:
