@@ -22,7 +22,8 @@ def print_summary(console: Console, run_dir: Path) -> None:
         table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
                       f"{100 * r['top1']:.1f}", f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
                       f"{r['speedup']:.2f}x" if r["speedup"] else "-",
-                      f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else r["source"])
+                      f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else
+                      "estimated, unvalidated" if r["source"] == "estimated" else r["source"])
     console.print(table)
     choice = recommend(rows)
     if choice:

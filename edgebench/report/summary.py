@@ -41,7 +41,13 @@ def recommend(rows: list[dict], tolerance: float = ACCURACY_TOLERANCE,
     front = [pool[i] for i in pareto_front([(r["median_ms"], r["top1"]) for r in pool])]
     best_acc = max(r["top1"] for r in front)
     eligible = [r for r in front if as_accurate(r, best_acc, tolerance)]
-    return min(eligible, key=lambda r: r["median_ms"])
+    fastest = min(eligible, key=lambda r: r["median_ms"])
+    if group[1] != "estimated":
+        return fastest
+    # Estimates whose intervals overlap cannot be told apart on latency (as accuracies within their
+    # intervals cannot): among those, the most accurate is the safer pick.
+    tied = [r for r in pool if _overlaps(r, fastest) and as_accurate(r, best_acc, tolerance)] or [fastest]
+    return max(tied, key=lambda r: (r["top1"], -r["median_ms"]))
 
 
 def as_accurate(r: dict, best_acc: float, tolerance: float = ACCURACY_TOLERANCE) -> bool:
@@ -114,10 +120,33 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append("The 95% accuracy intervals of all options overlap"
                    + (f" on this {n}-image evaluation set" if n else "")
                    + "; evaluate on more data before relying on small accuracy differences.")
-    if choice["source"] == "estimated":
-        err = choice.get("estimate_error_pct")
-        out.append("Its latency is an estimate, not a measurement" + (f" (typical error ±{err:.0f}%)." if err else "."))
-    return _contention_reasons(choice, rows) + out
+    return _contention_reasons(choice, rows) + _estimate_reasons(choice, rows) + out
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    """The two latency intervals overlap: the figures cannot tell the options apart."""
+    if None in (a.get("ci_low_ms"), a.get("ci_high_ms"), b.get("ci_low_ms"), b.get("ci_high_ms")):
+        return False
+    return a["ci_low_ms"] <= b["ci_high_ms"] and b["ci_low_ms"] <= a["ci_high_ms"]
+
+
+def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
+    """Said first for a pick made on estimates: what they are, and what they cannot tell apart."""
+    if choice["source"] != "estimated":
+        return []
+    err = choice.get("estimate_error_pct")
+    text = (f"These latencies are ESTIMATES for {choice['device']}, not measurements: "
+            + (f"checked against earlier measurements of the device (90% of errors within ±{err:.0f}%)."
+               if err is not None else
+               f"UNVALIDATED (no measurement of {choice['device']} checks them), so each is shown as a wide interval "
+               f"({choice['ci_low_ms']:.3g}-{choice['ci_high_ms']:.3g} ms for this pick), not as a number to trust."))
+    tied = [r for r in _same_group(choice, rows) if r["key"] != choice["key"] and _overlaps(r, choice)]
+    out = [text]
+    if tied:
+        out.append(f"{len(tied)} other option(s) have estimated intervals that overlap this one's, so the estimates "
+                   "cannot tell them apart on latency; among those about as accurate, the most accurate is picked. "
+                   "Measure on the device before relying on the ordering.")
+    return out
 
 
 def _contention_reasons(choice: dict, rows: list[dict]) -> list[str]:
