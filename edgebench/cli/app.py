@@ -57,6 +57,9 @@ def compare(
     executor: str = typer.Option("local", help="Where measurements run: local, or ray (on the cluster nodes that "
                                                 "advertise the device; docs/cluster.md)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use (HOST:PORT); implies --executor ray."),
+    clock: str = typer.Option("wall", "--clock", help="What the report ranks by: wall (the time of the Python call) or "
+                                                      "runtime (the runtime's own latency, as its C++ benchmark "
+                                                      "tools report; OpenVINO; others fall back to wall)."),
     wait_quiet: float = typer.Option(0.0, "--wait-quiet", min=0.0, metavar="SECONDS",
                                      help="Wait up to SECONDS for other processes to leave the CPUs before starting "
                                           "(figures measured on a busy machine are flagged unreliable)."),
@@ -71,7 +74,7 @@ def compare(
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,
-                          wait_quiet_s=wait_quiet)
+                          wait_quiet_s=wait_quiet, clock=clock)
     if ray_address:
         opts.executor, opts.executor_options = "ray", {"address": ray_address}
     with RichReporter(console) as reporter:

@@ -55,7 +55,14 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
             "speedup": None, "speedup_low": None, "speedup_high": None, "pareto": False, "flags": [],
             "contended": is_busy(m.extra),
+            "ranked_by": m.extra.get("ranked_by") if m.source == "measured" else None,
+            "runtime_median_ms": (m.extra.get("runtime_clock") or {}).get("median_ms"),
+            "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
         }
+        if (m.extra.get("estimate") or {}).get("raised_to_lower_bound"):
+            row["flags"].append(f"the estimator predicted less than this device's physical lower bound "
+                                f"({m.extra['estimate']['physical_lower_bound_ms']:.3g} ms from its peak compute, "
+                                "bandwidth and dispatch floors); shown at the bound")
         if row["contended"]:
             row["flags"].append(f"{'based on figures ' if m.source == 'estimated' else ''}measured while the machine "
                                 f"was busy ({busy_text(m.extra)}): unreliable, left out of the Ship pick")
