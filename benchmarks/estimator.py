@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,7 +61,9 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where exports are kept (default: the edgebench cache)")
     parser.add_argument("--refit", action="store_true", help="reuse the cached points instead of measuring")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimator"))
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)
 
     import torch
     import torchvision
@@ -151,6 +154,7 @@ def main() -> None:
               "seconds": round(time.time() - started, 1), "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "cached_points": str(cache)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    result["load"] = guard.check_writable()
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     lines = [f"# Estimator validation ({cpu_model()}, {threads} threads, {args.clock} clock)", "",
              f"Leave-one-model-out over {len(set(args.models.split(',')))} torchvision models at sizes {args.sizes}, "

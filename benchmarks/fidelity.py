@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -82,7 +83,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="inference threads (default: physical cores)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fidelity"))
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)
 
     import onnxruntime as ort
     import torch
@@ -159,6 +162,7 @@ def main() -> None:
     meta = {"benchmark": "fidelity", "cpu": cpu_model(), "threads": threads, "model": args.model, "size": args.size,
             "seconds_per_tool": args.seconds, "rounds": args.rounds, "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "results": results,
             "note": "shared, noisy machine unless stated otherwise; rerun on a quiet one"}
+    meta["load"] = guard.check_writable()
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     lines = [f"# Fidelity: edgebench vs each runtime's own tool ({cpu_model()}, {threads} threads)", "",
              f"{args.model} at {args.size}x{args.size}, {args.rounds} alternating rounds of {args.seconds} s per tool.",
