@@ -84,17 +84,21 @@ def host_hardware() -> dict:
     """This machine's achievable CPU figures, measured once and cached per CPU model and core count."""
     key = content_key("cpu-calibration", cpu_model(), physical_cores(), os.cpu_count())
     path = cache_dir() / "calibration" / f"{key}.json"
+    cached = None
     if path.is_file():
         try:
-            return json.loads(path.read_text())
+            cached = json.loads(path.read_text())
         except json.JSONDecodeError:
             pass
+    # Figures taken on a busy machine are kept (so reruns estimate alike) until a quiet moment
+    # allows measuring again.
+    if cached is not None and (not cached.get("busy") or busy_reasons(sample_load(0.3))):
+        return cached
     figures, reasons = measure_cpu_quietly()
     figures.update(cpu_model=cpu_model(), cores=physical_cores())
-    if reasons:  # used for this run, but not cached: a quiet run later measures again
+    if reasons:
         figures["busy"] = reasons
-    else:
-        write_atomic(path, json.dumps(figures, indent=2))
+    write_atomic(path, json.dumps(figures, indent=2))
     return figures
 
 
