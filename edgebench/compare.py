@@ -74,6 +74,7 @@ class CompareOptions:
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)
     wait_quiet_s: float = 0.0  # wait up to this long at the start for other processes to quiet down
+    processes: int = 1  # worker processes per measurement; the interval spans their spread
     clock: str = "wall"  # what ranks: wall (the Python-visible call) | runtime (the runtime's own figure)
 
     def run_id(self, model_name: str, device: str) -> str:
@@ -82,8 +83,9 @@ class CompareOptions:
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
                                                                           "executor_options", "measure_timeout_s",
                                                                           "wait_quiet_s")}
-        if settings.get("clock") == "wall":
-            settings.pop("clock")  # the default keeps the run folders of earlier versions resumable
+        for key, default in (("clock", "wall"), ("processes", 1)):
+            if settings.get(key) == default:
+                settings.pop(key)  # defaults keep the run folders of earlier versions resumable
         return f"{model_name}-{device}-{content_key(settings)[:8]}"
 
 
@@ -133,7 +135,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
                     processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
                     eval_data=str(eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
                     timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
-                    timeout_s=opts.measure_timeout_s, score=score))
+                    timeout_s=opts.measure_timeout_s * max(1, opts.processes), score=score,
+                    processes=opts.processes))
     return tasks
 
 
@@ -149,6 +152,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     if source.onnx_path is not None:
         opts.input_size = onnx_input_size(source.onnx_path, opts.input_size)
 
+    if opts.processes < 1:
+        raise UsageError(f"--processes must be at least 1, not {opts.processes}")
     if opts.clock not in ("wall", "runtime"):
         raise UsageError(f"--clock must be wall or runtime, not '{opts.clock}'")
     load_at_start = check_before_run(opts.wait_quiet_s, reporter.note)

@@ -60,6 +60,9 @@ def compare(
     clock: str = typer.Option("wall", "--clock", help="What the report ranks by: wall (the time of the Python call) or "
                                                       "runtime (the runtime's own latency, as its C++ benchmark "
                                                       "tools report; OpenVINO; others fall back to wall)."),
+    processes: int = typer.Option(1, "--processes", min=1, help="Measure each configuration in this many short "
+                                                                "worker processes; the interval then includes the "
+                                                                "spread between processes (pyperf's lesson)."),
     wait_quiet: float = typer.Option(0.0, "--wait-quiet", min=0.0, metavar="SECONDS",
                                      help="Wait up to SECONDS for other processes to leave the CPUs before starting "
                                           "(figures measured on a busy machine are flagged unreliable)."),
@@ -74,7 +77,8 @@ def compare(
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,
-                          wait_quiet_s=wait_quiet, clock=clock)
+                          wait_quiet_s=wait_quiet, clock=clock,
+                          processes=processes)
     if ray_address:
         opts.executor, opts.executor_options = "ray", {"address": ray_address}
     with RichReporter(console) as reporter:

@@ -27,6 +27,7 @@ from edgebench.core.records import Measurement, _Record
 from edgebench.measure.accuracy import evaluate_runner
 from edgebench.measure.contention import LoadProbe, assess, sample_load
 from edgebench.measure.energy import energy_meter
+from edgebench.measure.processes import merge, per_process_tasks
 from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, summarize, timed
 
 
@@ -49,6 +50,7 @@ class MeasureTask(_Record):
     layer_profile: bool = True
     score: bool = True  # False when the model's outputs do not fit the dataset (timing only)
     timeout_s: float = 600.0
+    processes: int = 1  # measure in this many worker processes; the interval spans their spread
 
 
 def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, status: str = "failed") -> Measurement:
@@ -158,7 +160,10 @@ def run_module_isolated(module: str, request: dict, timeout_s: float, prefix: st
 
 
 def run_isolated(task: MeasureTask) -> Measurement:
-    """Run `execute(task)` in a fresh interpreter; crashes and hangs become failed measurements."""
+    """Run `execute(task)` in a fresh interpreter (in `task.processes` of them, one after another,
+    merged); crashes and hangs become failed measurements."""
+    if task.processes > 1:
+        return merge([run_isolated(t) for t in per_process_tasks(task, task.processes)], task.timing)
     outcome = run_module_isolated("edgebench.measure.worker", {"task": task.to_dict()}, task.timeout_s)
     if outcome.answer is not None:
         try:

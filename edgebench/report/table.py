@@ -55,6 +55,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
             "speedup": None, "speedup_low": None, "speedup_high": None, "pareto": False, "flags": [],
             "contended": is_busy(m.extra),
+            "interval_basis": None if m.source != "measured" or not lat else
+            f"{m.extra['processes']['count']} processes" if m.extra.get("processes") else "one process",
             "ranked_by": m.extra.get("ranked_by") if m.source == "measured" else None,
             "runtime_median_ms": (m.extra.get("runtime_clock") or {}).get("median_ms"),
             "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
