@@ -102,7 +102,7 @@ def test_ship_card_on_estimates_says_so_first_and_ties_overlapping_intervals():
 
     rows = [_est_row("int8", 0.10, 0.950, 0.05, 0.30), _est_row("fp32", 0.20, 0.958, 0.08, 0.60)]
     (pick,) = recommendations(rows)
-    assert pick["reasons"][0].startswith("These latencies are ESTIMATES") and "UNVALIDATED" in pick["reasons"][0]
+    assert pick["reasons"][0].startswith("These latencies are estimates") and "UNVALIDATED" in pick["reasons"][0]
     assert pick["choice"]["key"] == "fp32"  # cannot be told apart on latency: the more accurate one
     apart = [_est_row("int8", 0.10, 0.950, 0.09, 0.11), _est_row("fp32", 0.20, 0.958, 0.19, 0.21)]
     assert recommendations(apart)[0]["choice"]["key"] == "int8"

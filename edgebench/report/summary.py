@@ -135,7 +135,7 @@ def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
     if choice["source"] != "estimated":
         return []
     err = choice.get("estimate_error_pct")
-    text = (f"These latencies are ESTIMATES for {choice['device']}, not measurements: "
+    text = (f"These latencies are estimates for {choice['device']}, not measurements: "
             + (f"checked against earlier measurements of the device (90% of errors within ±{err:.0f}%)."
                if err is not None else
                f"UNVALIDATED (no measurement of {choice['device']} checks them), so each is shown as a wide interval "
