@@ -28,6 +28,9 @@ def print_summary(console: Console, run_dir: Path) -> None:
     choice = recommend(rows)
     if choice:
         console.print(f"[bold green]Ship:[/bold green] {explain(choice, rows)}", highlight=False)
+        if choice.get("contended"):
+            console.print("[bold red]UNRELIABLE:[/bold red] every latency behind this pick was measured while the "
+                          "machine was busy; rerun on a quiet machine (--wait-quiet SECONDS).", highlight=False)
     for r in rows:
         for flag in r["flags"]:
             console.print(f"[yellow]flag:[/yellow] {r['name']} / {r['backend']}: {flag}", highlight=False)

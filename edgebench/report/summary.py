@@ -98,9 +98,13 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append(f"Its top-1 accuracy ({100 * choice['top1']:.1f}%, 95% interval {100 * choice['top1_ci_low']:.1f}-"
                    f"{100 * choice['top1_ci_high']:.1f}%) cannot be told apart from the best "
                    f"({100 * best['top1']:.1f}%, {label(best)}) on this evaluation set.")
-    slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])),
-                    key=lambda r: r["median_ms"])
-    if slower:
+    slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])
+                     and r["median_ms"] >= choice["median_ms"]), key=lambda r: r["median_ms"])
+    faster = [r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])
+              and r["median_ms"] < choice["median_ms"]]
+    if faster:  # picked over faster estimates it cannot be told apart from (said in the estimate reasons)
+        pass
+    elif slower:
         nxt = slower[0]
         out.append(f"Every other option about as accurate is slower; the next fastest, {label(nxt)}, takes "
                    f"{nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms).")
