@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
 
@@ -167,7 +169,9 @@ def main() -> None:
     parser.add_argument("--skip-distill", action="store_true")
     parser.add_argument("--runs-dir", default=str(Path(tempfile.gettempdir()) / "edgebench-bench-runs"))
     parser.add_argument("--name", default="compression")
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)
 
     data = {"model": args.model, "data": args.data, "input_size": args.input_size,
             "command": "python benchmarks/compression.py " + " ".join(sys.argv[1:]),
@@ -185,6 +189,7 @@ def main() -> None:
         data["distill"] = distill_vs_scratch(args)
     data["load_end"] = [round(x, 1) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    data["load"] = guard.check_writable()
     (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
     (RESULTS / f"{args.name}.md").write_text(markdown(data))
     print(markdown(data))

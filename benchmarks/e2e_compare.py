@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -42,7 +44,9 @@ def run_once(extra: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=1)
+    quiet.add_argument(parser)
     args, extra = parser.parse_known_args()
+    guard = quiet.start(args)
     runs = [run_once(extra) for _ in range(args.repeat)]
     walls = [r["wall_s"] for r in runs]
     result = {
@@ -53,6 +57,7 @@ def main() -> None:
         "goal": "wall time within 600 s on 2 cores",
     }
     RESULTS.mkdir(exist_ok=True)
+    result["load"] = guard.check_writable()
     (RESULTS / "e2e_compare.json").write_text(json.dumps(result, indent=2) + "\n")
     print(runs[-1]["stdout_tail"])
     print(json.dumps({k: v for k, v in result.items()}, indent=2))

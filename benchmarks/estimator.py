@@ -11,6 +11,8 @@ to calibrate its estimates and to state their error.
     EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/estimator.py          # ~5 min on 2 cores
     python benchmarks/estimator.py --models resnet18,mobilenet_v2 --sizes 64   # quicker look
     python benchmarks/estimator.py --threads 1 --clock cpu                     # on a shared machine
+    python benchmarks/estimator.py --anchors      # published-anchor validation per device (no timing)
+    python benchmarks/estimator.py --host-ratios  # timed: reference models here, for the anchor transfer
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,7 +63,30 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="where exports are kept (default: the edgebench cache)")
     parser.add_argument("--refit", action="store_true", help="reuse the cached points instead of measuring")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimator"))
+    parser.add_argument("--anchors", action="store_true",
+                        help="only the published-anchor validation per device (no timing; see anchor_validation.py)")
+    parser.add_argument("--host-ratios", action="store_true",
+                        help="TIMED: measure the reference models here for the anchor transfer (quiet machine)")
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    if args.anchors:  # pure computation over published figures: this machine's load does not enter
+        from anchor_validation import run_anchor_validation
+
+        from edgebench.core.cache import cache_dir
+
+        result = run_anchor_validation(Path(args.workdir) if args.workdir else cache_dir() / "estimator" / "anchors")
+        print(json.dumps({"overall": result["overall"], "devices": result["devices"]}, indent=2))
+        return
+    guard = quiet.start(args)
+    if args.host_ratios:
+        from anchor_validation import HOST_RATIOS, measure_host_ratios
+
+        from edgebench.core.cache import cache_dir
+
+        found = measure_host_ratios(Path(args.workdir) if args.workdir else cache_dir() / "estimator" / "anchors")
+        found["load"] = guard.check_writable()
+        HOST_RATIOS.write_text(json.dumps(found, indent=2) + "\n")
+        return
 
     import torch
     import torchvision
@@ -151,6 +177,7 @@ def main() -> None:
               "seconds": round(time.time() - started, 1), "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "cached_points": str(cache)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    result["load"] = guard.check_writable()
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
     lines = [f"# Estimator validation ({cpu_model()}, {threads} threads, {args.clock} clock)", "",
              f"Leave-one-model-out over {len(set(args.models.split(',')))} torchvision models at sizes {args.sizes}, "

@@ -28,6 +28,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -130,7 +131,9 @@ def main() -> None:
     parser.add_argument("--sequential", action="store_true",
                         help="also gate identical models timed in separate sessions (no interleaving)")
     parser.add_argument("--name", default="gate_noise")
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)
 
     started = time.time()
     load_before = loadavg()
@@ -218,6 +221,7 @@ def main() -> None:
         "load_before": load_before, "load_after": loadavg(), "wall_s": time.time() - started,
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    out["load"] = guard.check_writable()
     (RESULTS / f"{args.name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     (RESULTS / f"{args.name}.md").write_text(markdown(out))
     print(markdown(out))

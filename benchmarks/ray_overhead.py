@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 LOOPBACK = "127.0.0.1"
@@ -133,6 +135,7 @@ def measurement_overhead(ray, run_dir: Path, repeats: int = 5) -> dict:
 
 def main() -> None:
     reexec_in_private_netns()
+    guard = quiet.QuietGuard("--allow-busy" in sys.argv)
     os.environ.setdefault("EDGEBENCH_CACHE", "/tmp/ebcache-shared")
     import ray
     from ray.cluster_utils import Cluster
@@ -169,6 +172,7 @@ def main() -> None:
     cluster.shutdown()
 
     RESULTS.mkdir(parents=True, exist_ok=True)
+    results["load"] = guard.check_writable()
     (RESULTS / "ray_overhead.json").write_text(json.dumps(results, indent=2) + "\n")
     (RESULTS / "ray_overhead.md").write_text(render(results))
     print(render(results))

@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+
 from edgebench.report import render_run
 from edgebench.report.table import load_tables
 
@@ -50,11 +52,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("runs", nargs="*", type=Path)
     parser.add_argument("--repeat", type=int, default=5)
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)
     runs = args.runs or [small_run()]
     results = {"machine": f"{platform.processor() or platform.machine()}, {platform.node()}",
                "repeat": args.repeat, "load_before": os.getloadavg()[0], "runs": [bench(r, args.repeat) for r in runs]}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    results["load"] = guard.check_writable()
     (RESULTS / "report_render.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = ["# report rendering", "", f"`python benchmarks/report_render.py` on {results['machine']}, "
              f"median of {args.repeat} renders (all outputs: HTML, JSON, CSV, Markdown, PNG, SVG); "

@@ -28,6 +28,7 @@ from edgebench.core.store import RunStore
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
+from edgebench.measure.contention import check_before_run
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
@@ -72,12 +73,19 @@ class CompareOptions:
     layer_profile: bool = True
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)
+    wait_quiet_s: float = 0.0  # wait up to this long at the start for other processes to quiet down
+    processes: int = 1  # worker processes per measurement; the interval spans their spread
+    clock: str = "wall"  # what ranks: wall (the Python-visible call) | runtime (the runtime's own figure)
 
     def run_id(self, model_name: str, device: str) -> str:
         if self.run_name:
             return self.run_name
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
-                                                                          "executor_options", "measure_timeout_s")}
+                                                                          "executor_options", "measure_timeout_s",
+                                                                          "wait_quiet_s")}
+        for key, default in (("clock", "wall"), ("processes", 1)):
+            if settings.get(key) == default:
+                settings.pop(key)  # defaults keep the run folders of earlier versions resumable
         return f"{model_name}-{device}-{content_key(settings)[:8]}"
 
 
@@ -118,6 +126,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
                 continue
             artifact = run_dir / info.artifacts[fmt]
             options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
+            if opts.clock != "wall":
+                options["clock"] = opts.clock
             for precision in runner.plan_precisions(info.precision, processor.precisions):
                 key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
                 tasks.append(MeasureTask(
@@ -125,7 +135,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
                     processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
                     eval_data=str(eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
                     timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
-                    timeout_s=opts.measure_timeout_s, score=score))
+                    timeout_s=opts.measure_timeout_s * max(1, opts.processes), score=score,
+                    processes=opts.processes))
     return tasks
 
 
@@ -141,6 +152,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     if source.onnx_path is not None:
         opts.input_size = onnx_input_size(source.onnx_path, opts.input_size)
 
+    if opts.processes < 1:
+        raise UsageError(f"--processes must be at least 1, not {opts.processes}")
+    if opts.clock not in ("wall", "runtime"):
+        raise UsageError(f"--clock must be wall or runtime, not '{opts.clock}'")
+    load_at_start = check_before_run(opts.wait_quiet_s, reporter.note)
     executor = make_executor(opts.executor, **opts.executor_options)
     target, is_target = measurement_target(asked, executor)
     reporter.stage(f"loading data '{opts.data}' at {opts.input_size}x{opts.input_size}")
@@ -157,7 +173,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             "input_shape": list(dataset.input_shape), "classes": dataset.num_classes,
             "splits": {"train": len(dataset.train), "calib": len(dataset.calib), "eval": len(dataset.eval)},
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            "environment": fingerprint(), "started": time.time()})
+            "environment": fingerprint(), "load_at_start": load_at_start, "started": time.time()})
         eval_path = run_dir / "data" / "eval.npz"
         if not eval_path.is_file():
             with atomic_path(eval_path, suffix=".npz") as scratch:

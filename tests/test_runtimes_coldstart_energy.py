@@ -95,7 +95,7 @@ def test_calibrate_writes_a_profile_that_loads_and_recognises_this_machine(tmp_p
     from edgebench.devices.profiles import load_profile_file
     from edgebench.estimate.calibrate import write_profile
 
-    path, figures = write_profile("my-box", tmp_path / "my-box.yaml", quick=True)
+    path, figures = write_profile("my-box", tmp_path / "my-box.yaml", quick=True, allow_busy=True)
     profile = load_profile_file(path)
     assert profile.name == "my-box" and profile.matches_this_machine()
     cpu = profile.processors["cpu"]

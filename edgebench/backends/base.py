@@ -84,6 +84,11 @@ class Runner(ABC):
     def synchronize(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Block until queued work has finished; a no-op for synchronous runtimes."""
 
+    def runtime_latency_ms(self) -> Optional[float]:
+        """The runtime's own measure of the last inference (what its C++ benchmark tools report,
+        without the Python call around it), or None where the runtime keeps none."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Free the model; the runner is not used afterwards."""
 

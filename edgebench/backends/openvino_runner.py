@@ -7,6 +7,7 @@ compiled model reports is recorded.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -78,6 +79,9 @@ class OpenVinoRunner(Runner):
             self.request.set_input_tensor(self._ov.Tensor(np.ascontiguousarray(inputs), shared_memory=True))
         self.request.infer()
         return self.request.get_output_tensor(0).data.copy()
+
+    def runtime_latency_ms(self) -> Optional[float]:
+        return float(self.request.latency)  # InferRequest.latency: ms of the last infer(), as benchmark_app counts
 
     def executed_precision(self) -> str:
         executed = {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(self._executed.lower(), self._executed)

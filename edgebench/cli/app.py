@@ -57,6 +57,15 @@ def compare(
     executor: str = typer.Option("local", help="Where measurements run: local, or ray (on the cluster nodes that "
                                                 "advertise the device; docs/cluster.md)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use (HOST:PORT); implies --executor ray."),
+    clock: str = typer.Option("wall", "--clock", help="What the report ranks by: wall (the time of the Python call) or "
+                                                      "runtime (the runtime's own latency, as its C++ benchmark "
+                                                      "tools report; OpenVINO; others fall back to wall)."),
+    processes: int = typer.Option(1, "--processes", min=1, help="Measure each configuration in this many short "
+                                                                "worker processes; the interval then includes the "
+                                                                "spread between processes (pyperf's lesson)."),
+    wait_quiet: float = typer.Option(0.0, "--wait-quiet", min=0.0, metavar="SECONDS",
+                                     help="Wait up to SECONDS for other processes to leave the CPUs before starting "
+                                          "(figures measured on a busy machine are flagged unreliable)."),
 ) -> None:
     """Build candidates, time them on every runtime, and report the accuracy-latency Pareto front."""
     from edgebench.cli.progress import RichReporter
@@ -67,7 +76,9 @@ def compare(
     opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
-                          timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor)
+                          timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,
+                          wait_quiet_s=wait_quiet, clock=clock,
+                          processes=processes)
     if ray_address:
         opts.executor, opts.executor_options = "ray", {"address": ray_address}
     with RichReporter(console) as reporter:
@@ -101,6 +112,8 @@ def devices(
     name: str = typer.Option("host-calibrated", help="calibrate: name of the profile to write or update."),
     out: Optional[Path] = typer.Option(None, help="calibrate: profile file (default: first $EDGEBENCH_PROFILES "
                                                   "folder, else ~/.config/edgebench/device_profiles)."),
+    allow_busy: bool = typer.Option(False, "--allow-busy", help="calibrate: write the profile even when other "
+                                                                "processes were using the CPUs (figures too low)."),
     ray_address: Optional[str] = typer.Option(None, help="List the devices this Ray cluster's nodes advertise "
                                                          "instead (HOST:PORT)."),
 ) -> None:
@@ -111,7 +124,7 @@ def devices(
     if action == "calibrate":
         from edgebench.estimate.calibrate import write_profile
 
-        path, figures = write_profile(name, out)
+        path, figures = write_profile(name, out, allow_busy=allow_busy)
         console.print(f"wrote {escape(str(path))}: peak GFLOP/s {figures['peak_gflops']}, "
                       f"bandwidth {figures['memory_bandwidth_gbs']} GB/s ({figures['threads']} threads)")
         return

@@ -22,11 +22,15 @@ def print_summary(console: Console, run_dir: Path) -> None:
         table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
                       f"{100 * r['top1']:.1f}", f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
                       f"{r['speedup']:.2f}x" if r["speedup"] else "-",
-                      f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else r["source"])
+                      f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else
+                      "estimated, unvalidated" if r["source"] == "estimated" else r["source"])
     console.print(table)
     choice = recommend(rows)
     if choice:
         console.print(f"[bold green]Ship:[/bold green] {explain(choice, rows)}", highlight=False)
+        if choice.get("contended"):
+            console.print("[bold red]UNRELIABLE:[/bold red] every latency behind this pick was measured while the "
+                          "machine was busy; rerun on a quiet machine (--wait-quiet SECONDS).", highlight=False)
     for r in rows:
         for flag in r["flags"]:
             console.print(f"[yellow]flag:[/yellow] {r['name']} / {r['backend']}: {flag}", highlight=False)

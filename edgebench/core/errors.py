@@ -71,3 +71,8 @@ class RegressionFound(EdgebenchError):
 class NothingToCompareError(EdgebenchError):
     """`edgebench gate`: baseline and current share no candidate x runtime x device to compare."""
     exit_code = 11
+
+
+class BusyMachineError(EdgebenchError):
+    """Other processes are using the CPUs: a figure measured now would describe them, not this machine."""
+    exit_code = 12

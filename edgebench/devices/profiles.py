@@ -12,7 +12,7 @@ import re
 import sys
 from functools import cache
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +30,39 @@ class Processor(BaseModel):
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]]
     cores: Optional[int] = None
     dla_cores: int = 0
+
+
+class Anchor(BaseModel):
+    """A published measurement of a reference model on the device: what estimates are anchored in
+    and validated against. `latency_ms` is per inference at `batch` (the source's statistic, p90
+    for MLPerf SingleStream); `throughput_ips` at a batch > 1 is never turned into a latency."""
+    model_config = ConfigDict(extra="forbid")
+    model: str  # reference model: resnet50, mobilenet_v2, mobilenet_v3_large, yolo11n, ...
+    input: list[Union[int, str]] = Field(default_factory=list)  # N x C x H x W as the source ran it
+    runtime: str  # onnxruntime, tensorrt, openvino, pytorch, litert, or one edgebench has no runner for
+    edgebench_runtime: bool = True  # False: ncnn and the like, hardware anchors only
+    processor: str  # cpu, gpu, npu, or what the source says (gpu+2xdla)
+    precision: str
+    batch: Union[int, str] = 1
+    scenario: Optional[str] = None  # MLPerf: SingleStream | Offline
+    threads: Optional[int] = None
+    latency_ms: Optional[float] = None
+    latency_ms_mean: Optional[float] = None
+    throughput_ips: Optional[float] = None
+    reliability: Literal["A", "B", "C"]
+    source: str
+    device_detail: Optional[str] = None
+    note: Optional[str] = None
+    use: bool = True  # False: an anomaly kept for the record, never used as an anchor
+
+    @property
+    def input_size(self) -> Optional[int]:
+        return self.input[-1] if self.input and isinstance(self.input[-1], int) else None
+
+    @property
+    def usable_latency(self) -> bool:
+        """A batch-1 latency that may anchor an estimate."""
+        return self.use and self.latency_ms is not None and self.batch == 1
 
 
 class Detect(BaseModel):
@@ -53,6 +86,7 @@ class DeviceProfile(BaseModel):
     detect: Detect = Field(default_factory=Detect)
     reach: Literal["local", "ray"] = "local"
     sources: list[str] = Field(default_factory=list)
+    anchors: list[Anchor] = Field(default_factory=list)
     path: Optional[str] = None
 
     def matches_this_machine(self) -> bool:

@@ -20,8 +20,10 @@ import yaml
 from edgebench.backends.host import host_profile
 from edgebench.core.atomic import write_atomic
 from edgebench.core.cache import cache_dir, content_key
+from edgebench.core.errors import BusyMachineError
 from edgebench.devices.host import cpu_flags, cpu_model, physical_cores
 from edgebench.devices.profiles import _load_all, load_profile_file
+from edgebench.measure.contention import LoadProbe, busy_reasons, sample_load
 from edgebench.measure.timing import timed
 
 
@@ -82,15 +84,31 @@ def host_hardware() -> dict:
     """This machine's achievable CPU figures, measured once and cached per CPU model and core count."""
     key = content_key("cpu-calibration", cpu_model(), physical_cores(), os.cpu_count())
     path = cache_dir() / "calibration" / f"{key}.json"
+    cached = None
     if path.is_file():
         try:
-            return json.loads(path.read_text())
+            cached = json.loads(path.read_text())
         except json.JSONDecodeError:
             pass
-    figures = measure_cpu()
+    # Figures taken on a busy machine are kept (so reruns estimate alike) until a quiet moment
+    # allows measuring again.
+    if cached is not None and (not cached.get("busy") or busy_reasons(sample_load(0.3))):
+        return cached
+    figures, reasons = measure_cpu_quietly()
     figures.update(cpu_model=cpu_model(), cores=physical_cores())
+    if reasons:
+        figures["busy"] = reasons
     write_atomic(path, json.dumps(figures, indent=2))
     return figures
+
+
+def measure_cpu_quietly(quick: bool = False) -> tuple[dict, list[str]]:
+    """`measure_cpu` with the load before and during it: (figures, reasons the machine was busy)."""
+    reasons = [f"before: {r}" for r in busy_reasons(sample_load(0.5))]
+    probe = LoadProbe()
+    figures = measure_cpu(quick=quick)
+    reasons += [f"during: {r}" for r in busy_reasons(probe.stop(), include_load=False)]
+    return figures, reasons
 
 
 def user_profile_dir() -> Path:
@@ -98,9 +116,14 @@ def user_profile_dir() -> Path:
     return Path(first) if first else Path.home() / ".config" / "edgebench" / "device_profiles"
 
 
-def write_profile(name: str, out: Optional[Path] = None, quick: bool = False) -> tuple[Path, dict]:
-    """Measure the local CPU and write (or update) the profile `name`; returns its path and figures."""
-    figures = measure_cpu(quick=quick)
+def write_profile(name: str, out: Optional[Path] = None, quick: bool = False, allow_busy: bool = False) -> tuple[Path, dict]:
+    """Measure the local CPU and write (or update) the profile `name`; returns its path and figures.
+    Refuses on a busy machine: a profile is reused for months, so a figure halved by another
+    process's load would mislead every estimate made from it."""
+    figures, reasons = measure_cpu_quietly(quick=quick)
+    if reasons and not allow_busy:
+        raise BusyMachineError("not writing a profile: the machine was busy while calibrating ("
+                               + "; ".join(reasons) + "); rerun when it is quiet")
     path = Path(out) if out else user_profile_dir() / f"{name}.yaml"
     stamp = f"measured by `edgebench devices calibrate` on {time.strftime('%Y-%m-%d')}: achievable, not datasheet peak"
     if path.is_file():

@@ -12,6 +12,7 @@ import numpy as np
 from edgebench.backends import BACKENDS
 from edgebench.core.records import Measurement, measurement_key
 from edgebench.devices.host import physical_cores
+from edgebench.estimate.bounds import processor_bound_ms
 from edgebench.estimate.op_costs import GROUPS, graph_costs
 from edgebench.estimate.points import host_hardware, load_cached_points, other_runs_of, run_points, target_hardware
 from edgebench.estimate.roofline import (
@@ -28,6 +29,7 @@ from edgebench.estimate.roofline import (
 # ----------------------------------------------------------------------------------------------
 # the estimate stage of `compare`
 
+UNVALIDATED_FACTOR = 3.0  # an unvalidated estimate is shown as estimate/3 .. estimate*3
 PROXY_RUNTIMES = ("openvino", "onnxruntime", "pytorch")
 # fp16 is modelled from fp32, not from a CPU's bf16: a CPU's bf16 speed says nothing about a GPU's fp16.
 PROXY_PRECISIONS = {"fp16": ("fp16", "fp32"), "bf16": ("bf16", "fp32"), "fp32": ("fp32",), "int8": ("int8",)}
@@ -127,30 +129,46 @@ def _estimate_one(info, runtime, processor_name, precision, asked, ref, costs, o
     host_pred = predict(coef, ops, ref.precision, host)
     target_pred = predict(coef, ops, precision, hw)
     estimate = ref.median_ms * target_pred / host_pred
-    error_pct, basis = calib.error_pct(ref.backend, ref.precision)
+    host_error_pct, basis = calib.error_pct(ref.backend, ref.precision)
     if ref.backend != runtime or ref.precision != precision:
         basis += f"; {runtime} {precision} is modelled from this machine's {ref.backend} {ref.precision}"
-    cross = "not validated: no measurements of this device are available to edgebench"
+    cross, error_pct = None, None
     own = [p for p in target_points if (p.runtime, p.precision) == (runtime, precision)]
-    if own:
+    if own:  # earlier measurements of this very device: the only error figure that is about it
         errs = [predict(coef, p.ops, p.precision, hw) / p.latency_ms - 1 for p in own]
-        cross = f"on {len(own)} earlier measurements of this device: " + json.dumps(error_summary(errs))
+        summary = error_summary(errs)
+        cross = f"on {len(own)} earlier measurements of this device: " + json.dumps(summary)
+        error_pct = summary["p90_abs_pct"]
+    bound = processor_bound_ms(ops, precision, asked.processors[processor_name], runtime, processor_name)
+    clamped = bound is not None and estimate < bound
+    if clamped:
+        estimate = bound
+    floor = bound or 0.0
     shares = op_times(ops, precision, hw, coef)
     shares = shares * (estimate * 1000 / shares.sum()) if shares.sum() > 0 else shares
     layers = sorted(({"layer": op.name, "op_type": op.op_type, "precision": precision, "time_us": float(t),
                       "estimated": True} for op, t in zip(costs, shares)), key=lambda r: -r["time_us"])[:60]
-    err = error_pct / 100  # the band is symmetric in ratio (x/ (1+err)), so it never reaches zero
-    latency = {"median_ms": estimate, "mean_ms": estimate, "p90_ms": estimate, "p99_ms": estimate, "std_ms": 0.0,
-               "min_ms": estimate, "ci_low_ms": estimate / (1 + err), "ci_high_ms": estimate * (1 + err),
-               "confidence": 0.9, "iterations": 0, "warmup_iterations": 0, "total_s": 0.0, "stop_reason": "estimated"}
+    # Validated: the band is the error seen on this device, symmetric in ratio. Unvalidated: a wide
+    # band, and no error figure (the host's leave-one-model-out error says nothing about the device).
+    spread = 1 + error_pct / 100 if error_pct is not None else UNVALIDATED_FACTOR
+    low, high = max(floor, estimate / spread), estimate * spread
+    latency = {"median_ms": estimate, "mean_ms": None, "p90_ms": None, "p99_ms": None, "std_ms": None,
+               "min_ms": None, "ci_low_ms": low, "ci_high_ms": high, "interval": "validated" if own else "unvalidated",
+               "confidence": 0.9 if own else None, "iterations": 0, "warmup_iterations": 0, "total_s": 0.0,
+               "stop_reason": "estimated"}
     return Measurement(
         key=measurement_key(info.id, runtime, processor_name, precision, asked.name), candidate=info.id,
         backend=runtime, processor=processor_name, precision=precision, device=asked.name, source="estimated",
         status="ok", executed_precision=precision, latency=latency, accuracy=ref.accuracy,
-        measured_on=f"estimated from {ref.measured_on}", estimate_error_pct=round(error_pct, 1),
+        measured_on=f"estimated from {ref.measured_on}",
+        estimate_error_pct=round(error_pct, 1) if error_pct is not None else None,
         layers=tuple(layers), timestamp=time.time(),
         extra={"estimate": {"method": "additive per-op roofline, scaled from this machine's measurement",
                             "reference": ref.key, "reference_median_ms": ref.median_ms, "factors": fitted,
-                            "error_basis": basis, "cross_device_error": cross,
+                            "host_error_pct": round(host_error_pct, 1), "host_error_basis": basis,
+                            "cross_device_error": cross or "unvalidated: no measurement of this device checks it",
+                            "physical_lower_bound_ms": bound, "raised_to_lower_bound": clamped,
                             "accuracy_from": ref.key,
-                            "target_peak_gflops": hw.peak_gflops, "target_bandwidth_gbs": hw.memory_bandwidth_gbs}})
+                            "target_peak_gflops": hw.peak_gflops, "target_bandwidth_gbs": hw.memory_bandwidth_gbs},
+               # an estimate scaled from a figure taken on a busy machine inherits its unreliability
+               "contention": ref.extra.get("contention")})

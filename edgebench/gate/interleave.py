@@ -38,6 +38,7 @@ from edgebench.gate.inputs import GateRun
 from edgebench.gate.stats import METRICS
 from edgebench.gate.verdict import evaluate
 from edgebench.measure.accuracy import evaluate_runner
+from edgebench.measure.contention import LoadProbe, assess, sample_load
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.timing import InterleavedConfig, measure_interleaved, peak_rss_mb
 from edgebench.measure.worker import run_module_isolated
@@ -81,7 +82,10 @@ def execute(task: InterleavedTask) -> list[Measurement]:
         x = y = None
         # Fixed synthetic input: latency of these CNNs does not depend on pixel values.
         sample = np.random.default_rng(0).standard_normal(task.input_shape).astype(np.float32)
+    before = sample_load(0.25)
+    probe = LoadProbe()
     result = measure_interleaved(runners, [sample] * len(runners), InterleavedConfig(**task.timing))
+    during = probe.stop()
     out = []
     for i, (runner, path) in enumerate(zip(runners, task.models)):
         accuracy = evaluate_runner(runner, x, y, task.num_classes) if x is not None else None
@@ -94,7 +98,8 @@ def execute(task: InterleavedTask) -> list[Measurement]:
             threads=task.threads, runtime_version=runner.runtime_version(), measured_on=task.measured_on,
             extra={"interleaved_session": task.session, "block_iterations": result.block_iterations,
                    "rounds": result.rounds, "artifact_bytes": artifact_bytes(Path(path)),
-                   "role": ("baseline", "current")[i] if len(task.models) == 2 else str(i)},
+                   "role": ("baseline", "current")[i] if len(task.models) == 2 else str(i),
+                   "contention": assess(before, during, result.samples[i], task.threads)},
             timestamp=time.time()))
         runner.close()
     return out

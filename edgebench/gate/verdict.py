@@ -22,6 +22,7 @@ from edgebench.core.errors import IncompatibleError, NothingToCompareError
 from edgebench.core.records import Measurement
 from edgebench.gate.inputs import GateRun, refuse_across_devices
 from edgebench.gate.stats import LatencyComparison, compare_latency
+from edgebench.measure.contention import busy_text, is_busy
 
 FAILING = ("regression",)
 
@@ -140,6 +141,10 @@ def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateS
                       if base[k].threads != cur[k].threads})
     if threads:
         warnings.append("runtime threads differ (baseline vs current): " + "; ".join(threads[:3]))
+    busy = sorted({_key_text(k) for k in common if is_busy(base[k].extra) or is_busy(cur[k].extra)})
+    if busy:
+        warnings.append(f"{len(busy)} comparison(s) rest on figures measured while the machine was busy; their "
+                        "latency verdicts are unreliable (see each check)")
     comparisons = []
     for key in common:
         b, c = base[key], cur[key]
@@ -160,12 +165,20 @@ def latency_check(b: Measurement, c: Measurement, s: GateSettings) -> Check:
     if len(b.samples_ms) < 5 or len(c.samples_ms) < 5:
         return Check("latency", "skipped", detail="fewer than 5 latency samples stored")
     block = _shared_block(b, c)
+    busy = [f"{role}: {busy_text(m.extra)}" for role, m in (("baseline", b), ("current", c)) if is_busy(m.extra)]
     result = compare_latency(np.asarray(b.samples_ms), np.asarray(c.samples_ms), metric=s.metric,
                              max_slowdown=s.max_slowdown, alpha=s.alpha, confidence=s.confidence,
                              resamples=s.resamples, seed=s.seed, block=block)
     detail = (f"{s.metric} {result.baseline_ms:.4g} -> {result.current_ms:.4g} ms ({result.change_pct:+.1f}%, "
               f"{result.confidence:.0%} CI of ratio {result.ci_low:.3f}..{result.ci_high:.3f}, "
               f"{result.test.split(',')[0]} p={result.p_value:.2g})")
+    if busy and block is None:
+        # The verdict stands (a gate that passes whenever a neighbour is busy hides regressions),
+        # but it says it rests on unreliable figures.
+        detail = ("UNRELIABLE, measured while the machine was busy (" + "; ".join(busy) + "); rerun on a quiet "
+                  "machine or time both interleaved: " + detail)
+    elif busy:  # interleaved: the load fell on both alike, so the verdict stands, with less certainty
+        detail += "; the machine was busy during the session (" + "; ".join(busy) + "), so this is less certain"
     return Check("latency", result.verdict, result.baseline_ms, result.current_ms, "ms", detail, result)
 
 

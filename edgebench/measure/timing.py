@@ -68,8 +68,13 @@ def summarize(samples_ms: np.ndarray, config: TimingConfig, warmup: int, total_s
         iterations=len(s), warmup_iterations=warmup, total_s=total_s, stop_reason=stop)
 
 
-def measure(runner, inputs: np.ndarray, config: TimingConfig = TimingConfig()) -> tuple[LatencyStats, np.ndarray]:
+def measure(runner, inputs: np.ndarray, config: TimingConfig = TimingConfig(),
+            runtime_samples: list | None = None) -> tuple[LatencyStats, np.ndarray]:
+    """Time `runner` on `inputs`. When `runtime_samples` is a list, it receives the runtime's own
+    figure for each timed call (`runner.runtime_latency_ms()`), read after the wall clock stops,
+    for as long as the runtime keeps one."""
     clock = time.perf_counter_ns
+    collect = runtime_samples is not None
     warm_start = clock()
     warmup = 0
     while warmup < config.warmup_iterations or (clock() - warm_start) / 1e9 < config.warmup_s:
@@ -90,6 +95,12 @@ def measure(runner, inputs: np.ndarray, config: TimingConfig = TimingConfig()) -
         t1 = clock()
         samples[n] = (t1 - t0) / 1e6
         n += 1
+        if collect:
+            own = runner.runtime_latency_ms()
+            if own is None:
+                collect = False
+            else:
+                runtime_samples.append(own)  # type: ignore[union-attr]
         if n >= config.min_iterations and n % check_every == 0:
             s = np.sort(samples[:n])
             lo, hi = median_ci(s, config.confidence)

@@ -23,6 +23,15 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     if run and not run.get("figures_are_target", True):
         lines += [f"> Figures were measured on **{md(run.get('measured_on'))}**, not on {md(run.get('device'))}; "
                   "estimates for the device are labelled as such.", ""]
+    clocks = sorted({r["ranked_by"] for r in rows if r.get("ranked_by")})
+    if clocks:
+        lines += ["Latencies are ranked by the " + " and ".join(
+            "runtime's own clock (no Python call)" if c == "runtime" else "wall clock of the Python call"
+            for c in clocks) + "; results.csv has both where the runtime keeps its own.", ""]
+    busy = [r for r in rows if r.get("contended")]
+    if busy:
+        lines += [f"> **Unreliable figures:** {len(busy)} of {len(rows)} measurements were taken while the machine was "
+                  "busy; they are flagged and left out of the Ship pick. Rerun on a quiet machine.", ""]
     picks = recommendations(rows, run.get("device"))
     for p in picks:
         c = p["choice"]

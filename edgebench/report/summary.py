@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from edgebench.report.pareto import pareto_front
+
 ACCURACY_TOLERANCE = 0.01  # a candidate within 1 point of the best accuracy counts as "as accurate"
 
 
@@ -29,12 +31,23 @@ def recommend(rows: list[dict], tolerance: float = ACCURACY_TOLERANCE,
         if not scored:
             return None
         group = scored[0]
-    front = [r for r in rows if r["pareto"] and r["top1"] is not None and group_key(r) == group]
-    if not front:
+    members = [r for r in rows if group_key(r) == group and r["status"] == "ok" and r["median_ms"] is not None
+               and r["top1"] is not None]
+    # Figures taken while the machine was busy are noise: they neither win nor hide a reliable option
+    # from the front. Only when nothing reliable is left is the pick made from them, and says so.
+    pool = [r for r in members if not r.get("contended")] or members
+    if not pool:
         return None
+    front = [pool[i] for i in pareto_front([(r["median_ms"], r["top1"]) for r in pool])]
     best_acc = max(r["top1"] for r in front)
     eligible = [r for r in front if as_accurate(r, best_acc, tolerance)]
-    return min(eligible, key=lambda r: r["median_ms"])
+    fastest = min(eligible, key=lambda r: r["median_ms"])
+    if group[1] != "estimated":
+        return fastest
+    # Estimates whose intervals overlap cannot be told apart on latency (as accuracies within their
+    # intervals cannot): among those, the most accurate is the safer pick.
+    tied = [r for r in pool if _overlaps(r, fastest) and as_accurate(r, best_acc, tolerance)] or [fastest]
+    return max(tied, key=lambda r: (r["top1"], -r["median_ms"]))
 
 
 def as_accurate(r: dict, best_acc: float, tolerance: float = ACCURACY_TOLERANCE) -> bool:
@@ -85,9 +98,13 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append(f"Its top-1 accuracy ({100 * choice['top1']:.1f}%, 95% interval {100 * choice['top1_ci_low']:.1f}-"
                    f"{100 * choice['top1_ci_high']:.1f}%) cannot be told apart from the best "
                    f"({100 * best['top1']:.1f}%, {label(best)}) on this evaluation set.")
-    slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])),
-                    key=lambda r: r["median_ms"])
-    if slower:
+    slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])
+                     and r["median_ms"] >= choice["median_ms"]), key=lambda r: r["median_ms"])
+    faster = [r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])
+              and r["median_ms"] < choice["median_ms"]]
+    if faster:  # picked over faster estimates it cannot be told apart from (said in the estimate reasons)
+        pass
+    elif slower:
         nxt = slower[0]
         out.append(f"Every other option about as accurate is slower; the next fastest, {label(nxt)}, takes "
                    f"{nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms).")
@@ -107,10 +124,46 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append("The 95% accuracy intervals of all options overlap"
                    + (f" on this {n}-image evaluation set" if n else "")
                    + "; evaluate on more data before relying on small accuracy differences.")
-    if choice["source"] == "estimated":
-        err = choice.get("estimate_error_pct")
-        out.append("Its latency is an estimate, not a measurement" + (f" (typical error ±{err:.0f}%)." if err else "."))
+    return _contention_reasons(choice, rows) + _estimate_reasons(choice, rows) + out
+
+
+def _overlaps(a: dict, b: dict) -> bool:
+    """The two latency intervals overlap: the figures cannot tell the options apart."""
+    if None in (a.get("ci_low_ms"), a.get("ci_high_ms"), b.get("ci_low_ms"), b.get("ci_high_ms")):
+        return False
+    return a["ci_low_ms"] <= b["ci_high_ms"] and b["ci_low_ms"] <= a["ci_high_ms"]
+
+
+def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
+    """Said first for a pick made on estimates: what they are, and what they cannot tell apart."""
+    if choice["source"] != "estimated":
+        return []
+    err = choice.get("estimate_error_pct")
+    text = (f"These latencies are estimates for {choice['device']}, not measurements: "
+            + (f"checked against earlier measurements of the device (90% of errors within ±{err:.0f}%)."
+               if err is not None else
+               f"UNVALIDATED (no measurement of {choice['device']} checks them), so each is shown as a wide interval "
+               f"({choice['ci_low_ms']:.3g}-{choice['ci_high_ms']:.3g} ms for this pick), not as a number to trust."))
+    tied = [r for r in _same_group(choice, rows) if r["key"] != choice["key"] and _overlaps(r, choice)]
+    out = [text]
+    if tied:
+        out.append(f"{len(tied)} other option(s) have estimated intervals that overlap this one's, so the estimates "
+                   "cannot tell them apart on latency; among those about as accurate, the most accurate is picked. "
+                   "Measure on the device before relying on the ordering.")
     return out
+
+
+def _contention_reasons(choice: dict, rows: list[dict]) -> list[str]:
+    """Said first: a pick among unreliable figures is no pick."""
+    busy = [r for r in rows if group_key(r) == group_key(choice) and r.get("contended")]
+    if choice.get("contended"):
+        return ["UNRELIABLE: every latency in this group was measured while the machine was busy (other processes, "
+                "load or CPU steal; see the flags), so these figures are unreliable and this pick may be noise. "
+                "Rerun on a quiet machine (compare --wait-quiet SECONDS waits for one)."]
+    if busy:
+        return [f"{len(busy)} measurement(s) taken while the machine was busy were left out of this pick "
+                "(unreliable figures; see the flags)."]
+    return []
 
 
 def recommendations(rows: list[dict], device: Optional[str] = None) -> list[dict]:

@@ -10,6 +10,7 @@ from edgebench.backends import BACKENDS
 from edgebench.core.errors import CorruptInputError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
+from edgebench.measure.contention import busy_text, is_busy
 from edgebench.report.pareto import pareto_front
 
 
@@ -53,7 +54,20 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "peak_rss_mb": m.peak_rss_mb, "load_s": m.load_s, "first_inference_ms": m.first_inference_ms,
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
             "speedup": None, "speedup_low": None, "speedup_high": None, "pareto": False, "flags": [],
+            "contended": is_busy(m.extra),
+            "interval_basis": None if m.source != "measured" or not lat else
+            f"{m.extra['processes']['count']} processes" if m.extra.get("processes") else "one process",
+            "ranked_by": m.extra.get("ranked_by") if m.source == "measured" else None,
+            "runtime_median_ms": (m.extra.get("runtime_clock") or {}).get("median_ms"),
+            "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
         }
+        if (m.extra.get("estimate") or {}).get("raised_to_lower_bound"):
+            row["flags"].append(f"the estimator predicted less than this device's physical lower bound "
+                                f"({m.extra['estimate']['physical_lower_bound_ms']:.3g} ms from its peak compute, "
+                                "bandwidth and dispatch floors); shown at the bound")
+        if row["contended"]:
+            row["flags"].append(f"{'based on figures ' if m.source == 'estimated' else ''}measured while the machine "
+                                f"was busy ({busy_text(m.extra)}): unreliable, left out of the Ship pick")
         base = baseline_latency.get((m.device, m.processor, m.backend, m.source))
         if base and lat.get("median_ms"):
             row["speedup"] = base / lat["median_ms"]

@@ -1,0 +1,103 @@
+"""Do the stated intervals hold? The same candidates measured in two separate compares.
+
+The first compare builds the candidates and measures them; the second measures the very same
+artifacts again (a copy of the run folder without its measurements), after a pause. Reported: how
+often the second run's median falls inside the first run's stated interval. Goal: >= 90%; an
+interval that only covers one process's samples fails it (issue 14).
+
+    python benchmarks/repeatability.py                        # ~12 min on 2 cores (two compares + 60 s pause)
+    python benchmarks/repeatability.py --input-size 224 --model mobilenet_v3_large --pause 120
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def run_compare(args, run_dir: Path) -> None:
+    cmd = [sys.executable, "-m", "edgebench.cli", "compare", args.model, "--device", "host", "--data", args.data,
+           "--input-size", str(args.input_size), "--runs-dir", str(run_dir.parent), "--name", run_dir.name,
+           "--timing-budget", str(args.timing_budget)]
+    if args.runtimes:
+        cmd += ["--runtimes", args.runtimes]
+    if args.recipes:
+        cmd += ["--recipes", args.recipes]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def rows_by_key(run_dir: Path) -> dict:
+    from edgebench.report.table import load_tables
+
+    _, _, _, rows = load_tables(run_dir)
+    return {r["key"]: r for r in rows if r["status"] == "ok" and r["source"] == "measured" and r["median_ms"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenetv3")
+    parser.add_argument("--data", default="mnist")
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--runtimes", default=None, help="comma-separated (default: every runtime here)")
+    parser.add_argument("--recipes", default=None, help="comma-separated (default: the default recipes)")
+    parser.add_argument("--timing-budget", type=float, default=3.0)
+    parser.add_argument("--pause", type=float, default=60.0, help="seconds between the two compares")
+    parser.add_argument("--work", default=None, help="where the two run folders go (default: a temporary folder)")
+    parser.add_argument("--name", default="repeatability")
+    quiet.add_argument(parser)
+    args = parser.parse_args()
+    guard = quiet.start(args)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="eb-repeat-"))
+    first, second = work / "first", work / "second"
+    run_compare(args, first)
+    time.sleep(args.pause)
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns(".lock", "measurements.jsonl", "report.*",
+                                                                 "results.csv", "summary.md", "pareto.*"))
+    run_compare(args, second)
+
+    a, b = rows_by_key(first), rows_by_key(second)
+    pairs = []
+    for key in sorted(set(a) & set(b)):
+        ra, rb = a[key], b[key]
+        inside = ra["ci_low_ms"] <= rb["median_ms"] <= ra["ci_high_ms"]
+        pairs.append({"key": key, "name": ra["name"], "backend": ra["backend"], "precision": ra["precision"],
+                      "first_median_ms": ra["median_ms"], "first_interval_ms": [ra["ci_low_ms"], ra["ci_high_ms"]],
+                      "second_median_ms": rb["median_ms"], "inside": inside,
+                      "busy": bool(ra.get("contended") or rb.get("contended"))})
+    held = sum(p["inside"] for p in pairs)
+    result = {"benchmark": "repeatability", "command": "python benchmarks/repeatability.py " + " ".join(sys.argv[1:]),
+              "pairs": pairs, "inside": held, "total": len(pairs),
+              "fraction_inside": held / len(pairs) if pairs else None, "goal": ">= 90% inside",
+              "pause_s": args.pause, "runs": [str(first), str(second)]}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result["load"] = guard.check_writable()
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["# Repeatability: does the second compare's median fall inside the first's interval?", "",
+             f"`{result['command']}`: {held} of {len(pairs)} inside"
+             + (f" ({100 * held / len(pairs):.0f}%; goal >= 90%)." if pairs else "."), "",
+             "| candidate | runtime | precision | first median ms | first interval ms | second median ms | inside |",
+             "|---|---|---|---|---|---|---|"]
+    for p in pairs:
+        lo, hi = p["first_interval_ms"]
+        lines.append(f"| {p['name']} | {p['backend']} | {p['precision']} | {p['first_median_ms']:.3f} | "
+                     f"{lo:.3f}-{hi:.3f} | {p['second_median_ms']:.3f} | {'yes' if p['inside'] else 'no'} |")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""A configuration measured in several worker processes states an interval that spans them."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgebench.core.records import Measurement
+from edgebench.measure.processes import merge
+from edgebench.measure.worker import MeasureTask, run_isolated
+
+
+def _m(samples, busy=False):
+    s = np.sort(np.asarray(samples))
+    lat = {"median_ms": float(np.median(s)), "ci_low_ms": float(s[len(s) // 2 - 1]),
+           "ci_high_ms": float(s[len(s) // 2 + 1]), "warmup_iterations": 3, "total_s": 0.1}
+    return Measurement(key="k", candidate="c", backend="onnxruntime", processor="cpu", precision="fp32",
+                       device="host", source="measured", status="ok", latency=lat, samples_ms=tuple(samples),
+                       extra={"contention": {"busy": busy, "reasons": ["x"] if busy else []}})
+
+
+def test_merge_interval_spans_the_processes():
+    fast, slow = _m([1.0, 1.01, 1.02] * 10), _m([2.0, 2.01, 2.02] * 10, busy=True)
+    merged = merge([fast, slow], {})
+    lat = merged.latency
+    assert lat["ci_low_ms"] <= 1.01 and lat["ci_high_ms"] >= 2.01  # the single-process intervals were 2% wide
+    assert merged.extra["processes"]["count"] == 2 and merged.extra["processes"]["spread"] > 1.9
+    assert len(merged.samples_ms) == 60 and merged.extra["contention"]["busy"]
+
+
+def test_run_isolated_in_two_processes(tmp_path, tiny_onnx, digits):
+    data = tmp_path / "eval.npz"
+    np.savez(data, x=digits.eval.x[:64], y=digits.eval.y[:64])
+    task = MeasureTask(key="k", candidate="c", backend="onnxruntime", artifact=str(tiny_onnx["onnx"]),
+                       processor="cpu", precision="fp32", device="host", measured_on="here", eval_data=str(data),
+                       num_classes=10, timeout_s=300, processes=2, layer_profile=False,
+                       timing={"time_budget_s": 0.4, "min_iterations": 20, "warmup_iterations": 3})
+    m = run_isolated(task)
+    assert m.ok and m.extra["processes"]["count"] == 2 and len(m.extra["processes"]["medians_ms"]) == 2
+    assert m.accuracy is not None and m.latency["stop_reason"] == "processes"
+    assert m.latency["ci_low_ms"] <= min(m.extra["processes"]["medians_ms"])
+    assert m.latency["ci_high_ms"] >= max(m.extra["processes"]["medians_ms"])
