@@ -6,9 +6,12 @@
   CPU plugin executes as INT8 kernels.
 The result is one candidate holding an INT8 artifact per runtime.
 
-Calibration runs in batches of CALIBRATION_BATCH rather than one image at a time (the range
-statistics are the same min/max over the same samples; a few large calls cost far less than
-hundreds of small ones), on 128 samples by default.
+Calibration data are *feeds*: {input name: array}, for every input of the model. For a model
+edgebench built (its one input named "input", batch axis dynamic) they are the calibration split
+in batches of CALIBRATION_BATCH rather than one image at a time (the range statistics are the same
+min/max over the same samples; a few large calls cost far less than hundreds of small ones), on
+128 samples by default. For any other model (`ctx.calibration`) they come from the user's data,
+one feed at the model's own shape, every input by its name.
 
 TensorRT builds its INT8 engines from a QDQ ONNX graph like the ONNX Runtime artifact made here;
 that path belongs to the TensorRT runner and is not exercised on machines without an NVIDIA GPU.
@@ -21,8 +24,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from edgebench.backends.openvino_runner import reshape_dynamic
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.models.export import save_openvino
+from edgebench.models.export import INPUT_NAME, save_openvino
 
 CALIBRATION_BATCH = 32
 
@@ -50,7 +54,7 @@ class PtqPass(Pass):
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         fp32 = ctx.export(candidate)
-        calib = ctx.dataset.calib.x[: self.config.calibration_samples]
+        calib = calibration_feeds(ctx, self.config.calibration_samples)
         artifacts = {}
         if "onnxruntime" in self.config.runtimes:
             ctx.report("ptq: onnxruntime", 0, 2)
@@ -63,17 +67,23 @@ class PtqPass(Pass):
         return candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calib: np.ndarray, per_channel: bool, activation_type: str) -> Path:
+def calibration_feeds(ctx: Context, samples: int) -> list[dict[str, np.ndarray]]:
+    if ctx.calibration is not None:
+        return ctx.calibration(samples)
+    calib = ctx.dataset.calib.x[:samples]
+    return [{INPUT_NAME: calib[i:i + CALIBRATION_BATCH]} for i in range(0, len(calib), CALIBRATION_BATCH)]
+
+
+def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[dict], per_channel: bool, activation_type: str) -> Path:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._it = iter(calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH))
+            self._it = iter(calib)
 
         def get_next(self):
-            batch = next(self._it, None)
-            return None if batch is None else {"input": batch}
+            return next(self._it, None)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prepared = out_path.with_name("model.prep.onnx")
@@ -85,15 +95,14 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: np.ndarray, per_channe
     return out_path
 
 
-def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path:
+def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: list[dict]) -> Path:
     import nncf
     import openvino as ov
 
     model = ov.convert_model(str(fp32_onnx))  # batch axis still dynamic: calibrate on whole batches
-    batches = [calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
-    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),  # NNCF counts dataset items (batches)
+    quantized = nncf.quantize(model, nncf.Dataset(calib), subset_size=len(calib),  # NNCF counts dataset items (feeds)
                               preset=nncf.QuantizationPreset.PERFORMANCE)
-    shape = quantized.inputs[0].get_partial_shape()
-    shape[0] = 1  # then a static batch of 1, as the FP32 IR has, so the CPU plugin picks its fastest kernels
-    quantized.reshape({quantized.inputs[0]: shape})
+    # Then a static batch of 1, as the FP32 IR has, so the CPU plugin picks its fastest kernels;
+    # other dynamic dims stay, and the runner fixes them at the shapes measured.
+    reshape_dynamic(quantized, {}, batch_size=1)
     return save_openvino(quantized, out_dir)
