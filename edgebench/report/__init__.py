@@ -16,7 +16,8 @@ CSV_COLUMNS = ["name", "candidate", "backend", "processor", "precision", "execut
                "status", "top1", "top1_ci_low", "top1_ci_high", "median_ms", "ci_low_ms", "ci_high_ms", "p90_ms",
                "p99_ms", "mean_ms", "throughput_ips", "speedup", "size_mb", "macs", "params", "peak_rss_mb",
                "load_s", "first_inference_ms", "pareto", "lineage", "measured_on", "error", "speedup_low",
-               "speedup_high", "estimate_error_pct", "flags", "runtime_version", "iterations", "stop_reason"]
+               "speedup_high", "estimate_error_pct", "flags", "runtime_version", "iterations", "stop_reason",
+               "shape", "quality", "quality_metric", "quality_text"]
 
 
 def render_run(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
