@@ -26,6 +26,7 @@ from pydantic import Field
 
 from edgebench.backends.openvino_runner import reshape_dynamic
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.core.errors import IncompatibleError
 from edgebench.models.export import INPUT_NAME, save_openvino
 
 CALIBRATION_BATCH = 32
@@ -55,16 +56,33 @@ class PtqPass(Pass):
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         fp32 = ctx.export(candidate)
         calib = calibration_feeds(ctx, self.config.calibration_samples)
-        artifacts = {}
+        artifacts, failures = {}, []
+        # Each runtime's quantizer on its own: a third-party graph one of them cannot take (an op
+        # it does not convert) costs that runtime's INT8 artifact, noted, not the other's.
         if "onnxruntime" in self.config.runtimes:
             ctx.report("ptq: onnxruntime", 0, 2)
-            artifacts["onnx"] = quantize_onnx(Path(fp32["onnx"]), ctx.work_dir / "model.int8.onnx", calib,
-                                              self.config.per_channel, self.config.activation_type)
+            try:
+                artifacts["onnx"] = quantize_onnx(Path(fp32["onnx"]), ctx.work_dir / "model.int8.onnx", calib,
+                                                  self.config.per_channel, self.config.activation_type)
+            except Exception as e:  # noqa: BLE001 - recorded in the candidate's notes with the message
+                failures.append(f"onnxruntime INT8 failed: {_first_line(e)}")
         if "openvino" in self.config.runtimes:
             ctx.report("ptq: openvino/nncf", 1, 2)
-            artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
+            try:
+                artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
+            except Exception as e:  # noqa: BLE001 - recorded in the candidate's notes with the message
+                failures.append(f"openvino INT8 failed: {_first_line(e)}")
         ctx.report("ptq", 2, 2)
-        return candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
+        if not artifacts:
+            raise IncompatibleError("; ".join(failures) or "no runtime to quantize for")
+        derived = candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
+        derived.notes = tuple(derived.notes) + tuple(failures)
+        return derived
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
 
 
 def calibration_feeds(ctx: Context, samples: int) -> list[dict[str, np.ndarray]]:

@@ -134,7 +134,8 @@ def _array_feeds(path: Path, specs: list[InputSpec], count: int) -> Iterator[dic
         stacks[s.name] = a
     n = min(len(a) for a in stacks.values())
     for i in range(min(n, count)):
-        yield {s.name: np.ascontiguousarray(stacks[s.name][i]).astype(s.dtype, copy=False) for s in specs}
+        # np.array, not ascontiguousarray: that would turn a scalar input (a sample rate) into 1-d.
+        yield {s.name: np.array(stacks[s.name][i], dtype=s.dtype, order="C") for s in specs}
 
 
 def _image_files(root: Path) -> list[Path]:

@@ -83,6 +83,7 @@ def samples_bytes(specs: list[InputSpec]) -> int:
     return sum(s.nbytes for s in specs)
 
 
+_SEQUENCE_NAME = re.compile(r"seq|len|time|token", re.IGNORECASE)
 _SHAPE_RE = re.compile(r"^\d+(x\d+)*$")
 
 
@@ -170,8 +171,8 @@ def _fill(dims: tuple, input_size: Optional[int]) -> tuple[tuple, list[str]]:
     for i, d in enumerate(dims):
         if isinstance(d, int) and d > 0:
             shape.append(d)
-        elif i == 0 and len(dims) > 1:
-            shape.append(1)
+        elif i == 0 and len(dims) > 1 and not _SEQUENCE_NAME.search(str(d or "")):
+            shape.append(1)  # a dynamic leading dim is the batch, measured at 1 (a sequence length is not)
         elif i in spatial and input_size:
             shape.append(input_size)
         else:
