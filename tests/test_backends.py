@@ -13,7 +13,9 @@ def test_runner_matches_torch(backend, tiny_onnx, digits):
     runner = create_runner(backend)
     runner.load(tiny_onnx[FORMAT[backend]], Placement("cpu", "fp32", threads=1))
     x = digits.eval.x[:1]
-    got = runner.infer(x)
+    got = runner.infer({"input": x})
+    assert isinstance(got, list) and len(got) == 1
+    got = got[0]
     runner.synchronize()
     with torch.no_grad():
         want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
@@ -27,7 +29,7 @@ def test_openvino_reports_executed_precision(tiny_onnx, digits):
 
     runner = create_runner("openvino")
     runner.load(tiny_onnx["openvino"], Placement("cpu", "bf16", threads=1))
-    runner.infer(digits.eval.x[:1])
+    runner.infer({"input": digits.eval.x[:1]})
     expected = "bf16" if {"avx512_bf16", "amx_bf16"} & cpu_flags() else "fp32"
     assert runner.executed_precision() in (expected, "bf16", "fp32")
 
@@ -36,7 +38,7 @@ def test_layer_profiles(tiny_onnx, digits):
     for backend in ("onnxruntime", "openvino"):
         runner = create_runner(backend)
         runner.load(tiny_onnx[FORMAT[backend]], Placement("cpu", "fp32", threads=1))
-        rows = runner.layer_profile(digits.eval.x[:1], iterations=3)
+        rows = runner.layer_profile({"input": digits.eval.x[:1]}, iterations=3)
         assert rows and all(r["time_us"] >= 0 for r in rows)
         assert any("Conv" in r["op_type"] or "Convolution" in r["op_type"] for r in rows)
 

@@ -77,6 +77,9 @@ def feeds(spec: str, specs: list[InputSpec], count: int, preprocess: Preprocess 
     if spec.startswith(("npz:", "npy:")):
         yield from _array_feeds(Path(spec.split(":", 1)[1]).expanduser(), specs, count)
         return
+    if not spec.startswith("imagefolder:") and spec not in ("mnist", "digits"):
+        raise NotFoundError(f"unknown data source '{spec}': use imagefolder:PATH, npz:FILE, npy:FILE, mnist, "
+                            f"digits, random or constant")
     images = [s for s in specs if s.is_image]
     others = [s for s in specs if not s.is_image]
     if others:
@@ -85,13 +88,10 @@ def feeds(spec: str, specs: list[InputSpec], count: int, preprocess: Preprocess 
                          f"by input name, or --data random for timing only")
     if spec.startswith("imagefolder:"):
         pictures = _image_files(Path(spec.split(":", 1)[1]).expanduser())
-    elif spec in ("mnist", "digits"):
+    else:
         pictures = _builtin_pictures(spec)
         preprocess = Preprocess(preprocess.resize, preprocess.mean or IMAGENET_MEAN_PX,
                                 preprocess.scale or IMAGENET_SCALE_PX, preprocess.bgr)
-    else:
-        raise NotFoundError(f"unknown data source '{spec}': use imagefolder:PATH, npz:FILE, npy:FILE, mnist, "
-                            f"digits, random or constant")
     for picture in pictures[:count]:
         rgb = picture() if callable(picture) else _read_image(picture)
         yield {s.name: _image_batch(rgb, s, preprocess) for s in images}
