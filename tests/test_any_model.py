@@ -175,3 +175,18 @@ def test_third_party_model_from_an_installed_package(tmp_path):
     proc, run = compare(path, tmp_path, "--data", f"npz:{tmp_path / 'audio.npz'}")
     rows = check_run(proc, run, ["input=1x576,state=2x1x128"], int8=False)
     assert any(r["precision"] == "int8" for r in rows)  # INT8 on at least one runtime
+
+
+def test_user_metric_scores_against_npz_targets(models, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "kp.npz", x=rng.standard_normal((6, 1, 3, 32, 32)).astype(np.float32),
+             targets=np.full((6, 1, 10), 0.5, np.float32))
+    proc = run_cli(["compare", str(models["keypoints"]), "--recipes", "baseline", "--runtimes", "onnxruntime",
+                    "--timing-budget", "0.1", "--data", f"npz:{tmp_path / 'kp.npz'}",
+                    "--metric", "tests.helpers.metrics:keypoint_pck",
+                    "--runs-dir", str(tmp_path / "runs"), "--name", "run"], tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    rows = measurements(tmp_path / "runs" / "run")
+    assert rows and all(r["quality"]["metric"] == "tests.helpers.metrics:keypoint_pck" for r in rows)
+    assert all(r["quality"]["value"] == 1.0 for r in rows)  # sigmoid outputs are within 0.5 of 0.5
+    assert "keypoint_pck" in (tmp_path / "runs" / "run" / "summary.md").read_text().replace("\\", "")

@@ -88,11 +88,19 @@ def _first_line(e: BaseException) -> str:
 def calibration_feeds(ctx: Context, samples: int) -> list[dict[str, np.ndarray]]:
     if ctx.calibration is not None:
         return ctx.calibration(samples)
-    calib = ctx.dataset.calib.x[:samples]
-    return [{INPUT_NAME: calib[i:i + CALIBRATION_BATCH]} for i in range(0, len(calib), CALIBRATION_BATCH)]
+    return as_feeds(ctx.dataset.calib.x[:samples])
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[dict], per_channel: bool, activation_type: str) -> Path:
+def as_feeds(calib) -> list[dict[str, np.ndarray]]:
+    """Feeds as given, or an array of images for edgebench's own one-input export, in batches."""
+    if isinstance(calib, np.ndarray):
+        return [{INPUT_NAME: calib[i:i + CALIBRATION_BATCH]} for i in range(0, len(calib), CALIBRATION_BATCH)]
+    return list(calib)
+
+
+def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, activation_type: str) -> Path:
+    """`calib`: feeds ({input name: array}) or an array of images (see `as_feeds`)."""
+    calib = as_feeds(calib)
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -113,7 +121,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib: list[dict], per_channe
     return out_path
 
 
-def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: list[dict]) -> Path:
+def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib) -> Path:
+    calib = as_feeds(calib)
     import nncf
     import openvino as ov
 

@@ -1,7 +1,8 @@
 """The evaluation inputs a run stores, and the FP32 reference outputs on them.
 
 One .npz per shape set: `in:NAME` holds that input's feeds stacked over samples ([samples,
-*input shape]); `y` the labels where there are labels that fit. The set is capped at
+*input shape]); `y` the labels where there are labels that fit (or the `targets` array of an
+npz: source, for a user metric). The set is capped at
 `max_samples` and `max_bytes` (a 640x640 detector input is 4.9 MB a sample: a cap in samples
 alone would let a large input size fill the memory), and its size is reported. Feeds are drawn
 from the source one at a time, so no more than the stored set is ever held.
@@ -43,10 +44,21 @@ def write_eval_set(path: Path, specs: list[InputSpec], data: str, preprocess: Pr
     if n == 0:
         raise UsageError(f"data source '{data}' gave no samples")
     arrays = {f"in:{name}": a[:n] for name, a in stacks.items()}
+    targets = _npz_targets(data)
+    if targets is not None:
+        arrays["y"] = targets[:n]
     if not path.is_file():
         with atomic_path(path, suffix=".npz") as scratch:
             np.savez(scratch, **arrays)
     return {"samples": n, "bytes": int(sum(a.nbytes for a in arrays.values()))}
+
+
+def _npz_targets(data: str) -> Optional[np.ndarray]:
+    """The `targets` array of an npz: data source (what a user metric scores against), if any."""
+    if not data.startswith("npz:"):
+        return None
+    with np.load(Path(data.split(":", 1)[1]).expanduser()) as arrays:
+        return arrays["targets"] if "targets" in arrays.files else None
 
 
 def write_labelled_eval_set(path: Path, name: str, x: np.ndarray, y: np.ndarray) -> dict:
