@@ -18,7 +18,7 @@ from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, valida
 from edgebench.compress.base import parse_budget
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
 from edgebench.core.cache import content_key
-from edgebench.core.errors import EdgebenchError, UsageError
+from edgebench.core.errors import EdgebenchError
 from edgebench.core.records import CandidateInfo, Measurement, measurement_key
 from edgebench.core.signing import trusted_sha256
 from edgebench.core.store import RunStore
@@ -31,7 +31,9 @@ from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import Dataset, load_dataset
 from edgebench.models.input_data import Preprocess, parse_values
-from edgebench.models.zoo import resolve_model
+from edgebench.models.inputs import parse_input_shapes
+from edgebench.models.torch_export import export_factory, parse_input_dtypes
+from edgebench.models.zoo import ModelSource, resolve_model
 from edgebench.report import render_run
 
 
@@ -56,6 +58,7 @@ class CompareOptions:
     data: str = "mnist"
     input_size: Optional[int] = None  # None: 64 for a model edgebench trains; an ONNX file's own shape
     input_shapes: list[str] = field(default_factory=list)  # --input-shape NAME=1x3x48x320, repeatable
+    input_dtypes: list[str] = field(default_factory=list)  # --input-dtype NAME=int64: a torch factory's inputs
     resize: str = "resize"  # image preprocessing for an ONNX model's data: resize | center-crop | letterbox
     mean_values: Optional[str] = None  # pixel units, e.g. "123.675,116.28,103.53"
     scale_values: Optional[str] = None
@@ -152,14 +155,18 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     recipes = [load_recipe(r) for r in (opts.recipes or list(DEFAULT_RECIPES))]
     for _, steps in recipes:
         instantiate(steps)  # a bad config is an error now, not after the baseline has trained
-    if source.is_torch and opts.input_shapes:
-        raise UsageError("--input-shape is for ONNX models; for a torch model, export it to ONNX with its input "
-                         "names (torch.onnx.export(..., input_names=[...])) and compare the .onnx file")
-
     executor = make_executor(opts.executor, **opts.executor_options)
     target, is_target = measurement_target(asked, executor)
     budget = parse_budget(opts.budget)
     run_dir = Path(opts.runs_dir) / opts.run_id(source.name, asked.name)
+    if source.is_torch and opts.input_shapes:
+        # Not an image classifier to train: exported by its named inputs, then measured as any ONNX model.
+        reporter.stage(f"exporting {source.spec} by its inputs")
+        onnx_path = run_dir / "exports" / "model-inputs.onnx"
+        if not onnx_path.is_file():
+            export_factory(source, parse_input_shapes(opts.input_shapes), parse_input_dtypes(opts.input_dtypes),
+                           onnx_path, opts.weights, opts.trust_checkpoint)
+        source = ModelSource(name=source.name, spec=source.spec, onnx_path=onnx_path)
     if source.onnx_path is not None:
         reporter.stage(f"storing evaluation inputs from '{opts.data}'")
         inputs = onnx_inputs(source.onnx_path, run_dir / "data", opts.data, opts.input_shapes, opts.input_size,

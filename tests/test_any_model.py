@@ -190,3 +190,19 @@ def test_user_metric_scores_against_npz_targets(models, tmp_path):
     assert rows and all(r["quality"]["metric"] == "tests.helpers.metrics:keypoint_pck" for r in rows)
     assert all(r["quality"]["value"] == 1.0 for r in rows)  # sigmoid outputs are within 0.5 of 0.5
     assert "keypoint_pck" in (tmp_path / "runs" / "run" / "summary.md").read_text().replace("\\", "")
+
+
+def test_torch_factory_with_token_inputs_is_exported_by_its_inputs(tmp_path):
+    """A torch `module:factory` transformer encoder (int64 ids + mask): exported with the input
+    specs given, then timed on ONNX Runtime and OpenVINO, quantized, judged against FP32."""
+    rng = np.random.default_rng(1)
+    mask = np.ones((6, 1, 16), np.int64)
+    mask[:, :, 10:] = 0
+    np.savez(tmp_path / "tokens.npz", input_ids=rng.integers(0, 100, (6, 1, 16)), attention_mask=mask)
+    proc = run_cli(["compare", "tests.helpers.any_models:TinyEncoder", *FAST,
+                    "--input-shape", "input_ids=1x16", "--input-shape", "attention_mask=1x16",
+                    "--input-dtype", "input_ids=int64", "--input-dtype", "attention_mask=int64",
+                    "--data", f"npz:{tmp_path / 'tokens.npz'}", "--runs-dir", str(tmp_path / "runs"), "--name", "run"],
+                   tmp_path)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    check_run(proc, tmp_path / "runs" / "run", ["input_ids=1x16,attention_mask=1x16"])

@@ -45,6 +45,9 @@ def compare(
     input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="NAME=1x3x480x640 per input "
                                                     "(repeat for several inputs; several shapes of one input are "
                                                     "measured side by side)."),
+    input_dtype: Optional[list[str]] = typer.Option(None, "--input-dtype", help="NAME=int64 (float32, float16, "
+                                                    "int64, int32, bool...) for a torch factory's inputs; an ONNX "
+                                                    "file declares its own."),
     resize: str = typer.Option("resize", help="How images are fitted to the input: resize, center-crop, letterbox."),
     mean_values: Optional[str] = typer.Option(None, help="Per-channel mean subtracted from pixels (0..255), "
                                                          "e.g. 123.675,116.28,103.53."),
@@ -80,7 +83,8 @@ def compare(
     if resize not in ("resize", "center-crop", "letterbox"):
         raise typer.BadParameter("use resize, center-crop or letterbox", param_hint="--resize")
     opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
-                          input_shapes=list(input_shape or []), resize=resize, mean_values=mean_values,
+                          input_shapes=list(input_shape or []), input_dtypes=list(input_dtype or []),
+                          resize=resize, mean_values=mean_values,
                           scale_values=scale_values, bgr=bgr, metric=metric,
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,

@@ -109,10 +109,19 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
     """Plain-language reasons for the pick, for readers who have never seen a Pareto front."""
     peers = _same_group(choice, rows)
     if len(peers) == 1:
-        return [f"It is the only option with a measured quality in this group ({_q(choice)}); nothing was "
-                "compared with it."]
-    if choice.get("quality_metric") != "top1":
-        return _reasons_unlabelled(choice, peers)
+        out = [f"It is the only option with a measured quality in this group ({_q(choice)}); nothing was "
+               "compared with it."]
+    elif choice.get("quality_metric") != "top1":
+        out = _reasons_unlabelled(choice, peers)
+    else:
+        out = _reasons_labelled(choice, peers, rows)
+    if choice["source"] == "estimated":
+        err = choice.get("estimate_error_pct")
+        out.append("Its latency is an estimate, not a measurement" + (f" (typical error ±{err:.0f}%)." if err else "."))
+    return out
+
+
+def _reasons_labelled(choice: dict, peers: list[dict], rows: list[dict]) -> list[str]:
     best = max(peers, key=lambda r: r["top1"])
     out = []
     if best["top1"] <= choice["top1"]:
@@ -146,9 +155,6 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append("The 95% accuracy intervals of all options overlap"
                    + (f" on this {n}-image evaluation set" if n else "")
                    + "; evaluate on more data before relying on small accuracy differences.")
-    if choice["source"] == "estimated":
-        err = choice.get("estimate_error_pct")
-        out.append("Its latency is an estimate, not a measurement" + (f" (typical error ±{err:.0f}%)." if err else "."))
     return out
 
 
