@@ -30,6 +30,7 @@ from edgebench.core.errors import IncompatibleError
 from edgebench.models.export import INPUT_NAME, save_openvino
 
 CALIBRATION_BATCH = 32
+CALIBRATION_FOLD_EVERY = 8
 
 
 class PtqConfig(PassConfig):
@@ -116,7 +117,10 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, act
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+                    weight_type=QuantType.QInt8,
+                    # Fold ranges every few feeds rather than keep every intermediate activation of
+                    # every feed: a detector's activations at 640x640 would otherwise fill the memory.
+                    extra_options={"CalibMaxIntermediateOutputs": CALIBRATION_FOLD_EVERY})
     prepared.unlink(missing_ok=True)
     return out_path
 
