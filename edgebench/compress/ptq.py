@@ -120,9 +120,16 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, act
                     weight_type=QuantType.QInt8,
                     # Fold ranges every few feeds rather than keep every intermediate activation of
                     # every feed: a detector's activations at 640x640 would otherwise fill the memory.
-                    extra_options={"CalibMaxIntermediateOutputs": CALIBRATION_FOLD_EVERY})
+                    extra_options=_fold_options(len(calib)))
     prepared.unlink(missing_ok=True)
     return out_path
+
+
+def _fold_options(feeds: int) -> dict:
+    """ORT's calibrator raises "No data is collected" when the feed count is a multiple of the fold
+    size (its last fold leaves nothing), so the fold size is one that does not divide it."""
+    fold = next((k for k in range(CALIBRATION_FOLD_EVERY, feeds) if feeds % k), None)
+    return {"CalibMaxIntermediateOutputs": fold} if fold else {}
 
 
 def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib) -> Path:
