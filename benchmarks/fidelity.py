@@ -59,7 +59,7 @@ def edgebench_median(runtime: str, artifact: Path, precision: str, threads: int,
     runner.load(artifact, Placement("cpu", precision, threads))
     # A fixed time budget and a CI target that is never met: the same amount of timing as the reference.
     own: list = []
-    stats, _ = measure(runner, sample, TimingConfig(time_budget_s=seconds, target_ci=0.0, max_iterations=10 ** 6),
+    stats, _ = measure(runner, {"input": sample}, TimingConfig(time_budget_s=seconds, target_ci=0.0, max_iterations=10 ** 6),
                        runtime_samples=own)
     runner.close()
     if clock == "runtime":

@@ -11,15 +11,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol
 
-import numpy as np
-
 from edgebench import __version__
 from edgebench.backends import BACKENDS, availability
 from edgebench.backends.host import device_profile, local_device
 from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, validate_recipes
 from edgebench.compress.base import parse_budget
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
-from edgebench.core.atomic import atomic_path
 from edgebench.core.cache import content_key
 from edgebench.core.errors import EdgebenchError, UsageError
 from edgebench.core.records import CandidateInfo, Measurement, measurement_key
@@ -30,11 +27,14 @@ from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
 from edgebench.measure.contention import check_before_run
 from edgebench.measure.environment import fingerprint
+from edgebench.measure.run_inputs import RunInputs, ShapeSet, labelled_inputs, onnx_inputs
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
-from edgebench.models.data import load_dataset
-from edgebench.models.onnx_io import output_fits_classes
-from edgebench.models.zoo import resolve_model
+from edgebench.models.data import Dataset, load_dataset
+from edgebench.models.input_data import Preprocess, parse_values
+from edgebench.models.inputs import parse_input_shapes
+from edgebench.models.torch_export import export_factory, parse_input_dtypes
+from edgebench.models.zoo import ModelSource, resolve_model
 from edgebench.report import render_run
 
 
@@ -57,7 +57,14 @@ class CompareOptions:
     model: str
     device: str = "host"
     data: str = "mnist"
-    input_size: int = 64
+    input_size: Optional[int] = None  # None: 64 for a model edgebench trains; an ONNX file's own shape
+    input_shapes: list[str] = field(default_factory=list)  # --input-shape NAME=1x3x48x320, repeatable
+    input_dtypes: list[str] = field(default_factory=list)  # --input-dtype NAME=int64: a torch factory's inputs
+    resize: str = "resize"  # image preprocessing for an ONNX model's data: resize | center-crop | letterbox
+    mean_values: Optional[str] = None  # pixel units, e.g. "123.675,116.28,103.53"
+    scale_values: Optional[str] = None
+    bgr: bool = False
+    metric: Optional[str] = None  # a user metric, module:function or a registered name
     weights: Optional[str] = None
     pretrained: bool = False
     trust_checkpoint: bool = False
@@ -109,7 +116,13 @@ def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfi
 
 
 def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions,
-               measured_on: str, eval_path: Path, score: bool, available=availability) -> list[MeasureTask]:
+               measured_on: str, inputs: RunInputs, available=availability) -> list[MeasureTask]:
+    return [t for shape_set in inputs.sets
+            for t in _plan_shape(info, profile, run_dir, opts, measured_on, inputs, shape_set, available)]
+
+
+def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions, measured_on: str,
+                inputs: RunInputs, shape_set: ShapeSet, available) -> list[MeasureTask]:
     tasks = []
     wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
     for processor_name, processor in profile.processors.items():
@@ -128,15 +141,19 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
             options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
             if opts.clock != "wall":
                 options["clock"] = opts.clock
+            if shape_set.label:
+                options["input_shapes"] = shape_set.input_shapes
             for precision in runner.plan_precisions(info.precision, processor.precisions):
-                key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
+                key = measurement_key(info.id, runtime, processor_name, precision, profile.name, shape=shape_set.label)
                 tasks.append(MeasureTask(
                     key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
                     processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
-                    eval_data=str(eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
+                    eval_data=str(shape_set.eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
                     timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
-                    timeout_s=opts.measure_timeout_s * max(1, opts.processes), score=score,
-                    processes=opts.processes))
+                    timeout_s=opts.measure_timeout_s * max(1, opts.processes), score=inputs.labelled,
+                    processes=opts.processes, shape=shape_set.label,
+                    reference=str(shape_set.reference) if shape_set.reference else None, metric=inputs.metric,
+                    quality_note=inputs.quality_note))
     return tasks
 
 
@@ -149,9 +166,6 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     recipes = [load_recipe(r) for r in (opts.recipes or list(DEFAULT_RECIPES))]
     for _, steps in recipes:
         instantiate(steps)  # a bad config is an error now, not after the baseline has trained
-    if source.onnx_path is not None:
-        opts.input_size = onnx_input_size(source.onnx_path, opts.input_size)
-
     if opts.processes < 1:
         raise UsageError(f"--processes must be at least 1, not {opts.processes}")
     if opts.clock not in ("wall", "runtime"):
@@ -159,11 +173,28 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     load_at_start = check_before_run(opts.wait_quiet_s, reporter.note)
     executor = make_executor(opts.executor, **opts.executor_options)
     target, is_target = measurement_target(asked, executor)
-    reporter.stage(f"loading data '{opts.data}' at {opts.input_size}x{opts.input_size}")
-    dataset = load_dataset(opts.data, opts.input_size, seed=opts.seed)
     budget = parse_budget(opts.budget)
-    validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training
     run_dir = Path(opts.runs_dir) / opts.run_id(source.name, asked.name)
+    if source.is_torch and opts.input_shapes:
+        # Not an image classifier to train: exported by its named inputs, then measured as any ONNX model.
+        reporter.stage(f"exporting {source.spec} by its inputs")
+        onnx_path = run_dir / "exports" / "model-inputs.onnx"
+        if not onnx_path.is_file():
+            export_factory(source, parse_input_shapes(opts.input_shapes), parse_input_dtypes(opts.input_dtypes),
+                           onnx_path, opts.weights, opts.trust_checkpoint)
+        source = ModelSource(name=source.name, spec=source.spec, onnx_path=onnx_path)
+    if source.onnx_path is not None:
+        reporter.stage(f"storing evaluation inputs from '{opts.data}'")
+        inputs = onnx_inputs(source.onnx_path, run_dir / "data", opts.data, opts.input_shapes, opts.input_size,
+                             Preprocess(opts.resize, parse_values(opts.mean_values), parse_values(opts.scale_values),
+                                        opts.bgr), opts.metric, opts.seed)
+        dataset = Dataset.unlabelled(inputs.data, inputs.sets[0].specs[0].shape)
+    else:
+        size = opts.input_size or 64
+        reporter.stage(f"loading data '{opts.data}' at {size}x{size}")
+        dataset = load_dataset(opts.data, size, seed=opts.seed)
+        inputs = labelled_inputs(run_dir / "data", dataset)
+    validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training
 
     with RunStore(run_dir) as store:
         store.write_run_info({
@@ -172,17 +203,15 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             "measured_on": target.description, "figures_are_target": is_target, "data": dataset.name,
             "input_shape": list(dataset.input_shape), "classes": dataset.num_classes,
             "splits": {"train": len(dataset.train), "calib": len(dataset.calib), "eval": len(dataset.eval)},
+            "inputs": inputs.describe(),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
             "environment": fingerprint(), "load_at_start": load_at_start, "started": time.time()})
-        eval_path = run_dir / "data" / "eval.npz"
-        if not eval_path.is_file():
-            with atomic_path(eval_path, suffix=".npz") as scratch:
-                np.savez(scratch, x=dataset.eval.x, y=dataset.eval.y)
 
         reporter.stage("baseline")
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
                                                                    opts.epochs, opts.seed), reporter.progress)
-        builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget)
+        builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget,
+                                   calibration=None if inputs.labelled else inputs.calibration)
         executor.prebuild(builder, recipes, reporter)
         infos, skipped = [], {}
         for name, steps in recipes:
@@ -200,16 +229,12 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
                 skipped[name] = reason
                 reporter.note(f"recipe {name} skipped: {reason}")
 
-        if source.is_torch:
-            score = True
-        elif source.onnx_path is None:
-            raise UsageError(f"model '{source.spec}' is neither a torch model nor an ONNX file")
-        else:
-            score = output_fits_classes(source.onnx_path, dataset.num_classes)
+        if infos:
+            inputs.add_references(Path(builder.export_fp32(baseline)["onnx"]), target.threads)
         done = store.completed_keys()
         available = executor.availability_on(target)
         tasks = [t for info in infos
-                 for t in plan_tasks(info, target, run_dir, opts, target.description, eval_path, score, available)
+                 for t in plan_tasks(info, target, run_dir, opts, target.description, inputs, available)
                  if t.key not in done]
         reporter.stage(f"measuring {len(tasks)} candidate x runtime pairs ({len(done)} already stored)")
         count = [0]
@@ -230,16 +255,3 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         render_run(run_dir)
         return CompareResult(run_dir, infos, measurements, skipped)
 
-
-def onnx_input_size(path: Path, default: int) -> int:
-    import onnx
-
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
-    values = [d.dim_value for d in dims]
-    if len(values) != 4 or values[1] != 3:
-        raise UsageError(f"'{path}' takes input of shape {values}; edgebench needs N x 3 x H x W images")
-    if values[2] and values[3]:
-        if values[2] != values[3]:
-            raise UsageError(f"'{path}' takes {values[2]}x{values[3]} images; only square inputs are supported")
-        return values[2]
-    return default

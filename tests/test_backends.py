@@ -13,7 +13,9 @@ def test_runner_matches_torch(backend, tiny_onnx, digits):
     runner = create_runner(backend)
     runner.load(tiny_onnx[FORMAT[backend]], Placement("cpu", "fp32", threads=1))
     x = digits.eval.x[:1]
-    got = runner.infer(x)
+    got = runner.infer({"input": x})
+    assert isinstance(got, list) and len(got) == 1
+    got = got[0]
     runner.synchronize()
     with torch.no_grad():
         want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
@@ -33,7 +35,7 @@ def test_openvino_reports_the_precision_it_computed_in(asked, tiny_onnx, digits)
     bf16 is reported only where the CPU has bf16, and the kernels that ran agree with the report."""
     runner = create_runner("openvino")
     runner.load(tiny_onnx["openvino"], Placement("cpu", asked, threads=1))
-    x = digits.eval.x[:1]
+    x = {"input": digits.eval.x[:1]}
     runner.infer(x)
     expected = "bf16" if asked == "bf16" and _has_bf16() else "fp32"
     assert runner.extra_metrics(x)["inference_precision"] == {"fp32": "f32", "bf16": "bf16"}[expected]
@@ -45,12 +47,12 @@ def test_openvino_reports_the_precision_it_computed_in(asked, tiny_onnx, digits)
 
 def test_pytorch_computes_in_the_precision_it_reports(tiny_onnx, digits):
     """PyTorch reports the precision it was asked for; check the model really ran in it."""
-    x = digits.eval.x[:16]
+    x = {"input": digits.eval.x[:16]}
     outputs = {}
     for precision in ("fp32", "bf16"):
         runner = create_runner("pytorch")
         runner.load(tiny_onnx["torch"], Placement("cpu", precision, threads=1))
-        outputs[precision] = runner.infer(x)
+        outputs[precision] = runner.infer(x)[0]
         assert runner.executed_precision() == precision
         assert next(runner.model.parameters()).dtype == getattr(torch, {"fp32": "float32", "bf16": "bfloat16"}[precision])
         runner.close()
@@ -63,7 +65,7 @@ def test_layer_profiles(tiny_onnx, digits):
     for backend in ("onnxruntime", "openvino"):
         runner = create_runner(backend)
         runner.load(tiny_onnx[FORMAT[backend]], Placement("cpu", "fp32", threads=1))
-        rows = runner.layer_profile(digits.eval.x[:1], iterations=3)
+        rows = runner.layer_profile({"input": digits.eval.x[:1]}, iterations=3)
         assert rows and all(r["time_us"] >= 0 for r in rows)
         assert any("Conv" in r["op_type"] or "Convolution" in r["op_type"] for r in rows)
 

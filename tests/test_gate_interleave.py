@@ -39,7 +39,7 @@ def test_measure_interleaved_alternates_blocks_and_stops_for_the_stated_reason(t
         r = create_runner("onnxruntime")
         r.load(Path(tiny_onnx["onnx"]), Placement(threads=1))
         runners.append(r)
-    x = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    x = {"input": np.zeros((1, 3, 32, 32), dtype=np.float32)}
     loose = measure_interleaved(runners, [x, x], InterleavedConfig(block_iterations=10, min_rounds=4, target_ci=0.5,
                                                                    warmup_s=0.05))
     assert loose.stop_reason == "ci-reached" and loose.rounds == 4

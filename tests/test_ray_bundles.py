@@ -18,7 +18,7 @@ def test_ir_bundle_carries_its_weights_and_loads_after_unpacking(tiny_onnx, tmp_
     moved = _unpack(bundle, tmp_path / "node")
     runner = create_runner("openvino")
     runner.load(moved, Placement("cpu", "fp32"))
-    assert runner.infer(digits.eval.x[:1]).shape == (1, 10)
+    assert runner.infer({"input": digits.eval.x[:1]})[0].shape == (1, 10)
 
 
 def test_onnx_bundle_carries_external_data(tmp_path):

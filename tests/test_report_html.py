@@ -15,8 +15,13 @@ def _row(name, **kw):
                ci_high_ms=1.01, iterations=100, stop_reason="ci-reached", throughput_ips=1000.0, size_mb=1.0,
                params=1000, macs=10**6, peak_rss_mb=100.0, load_s=0.1, first_inference_ms=2.0,
                estimate_error_pct=None, node_id=None, runtime_version="1", speedup=None, speedup_low=None,
-               speedup_high=None, pareto=True, flags=[], layers=[])
+               speedup_high=None, pareto=True, flags=[], layers=[], shape=None, agreement=[])
     row.update(kw)
+    # The quality axis follows top-1, as report/table.py's quality_fields makes it for labelled rows.
+    top1 = row["top1"]
+    row.update(quality=top1, quality_metric="top1" if top1 is not None else "none",
+               quality_label="top-1" if top1 is not None else "not measured", quality_chance=None,
+               quality_text=f"top-1 {100 * top1:.1f}%" if top1 is not None else "not measured")
     return row
 
 
@@ -106,3 +111,15 @@ def test_int8_flag_compares_with_the_real_parent():
     rows = build_rows([base, pruned, quant], [m("baseline", 2.0), m("prune50-a", 1.0), m("prune50-ptq-b", 1.5, "int8")])
     flags = {r["candidate"]: r["flags"] for r in rows}
     assert flags["prune50-ptq-b"] and "1.50x" in flags["prune50-ptq-b"][0]
+
+
+def test_no_pick_at_chance_and_a_single_option_is_not_better_than_others():
+    poor = _row("untrained", top1=0.054)
+    poor["quality_chance"] = 0.1
+    assert recommend([poor]) is None
+    text = summary_markdown({"model_name": "m", "device": "host"}, [poor])
+    assert "No pick" in text and "chance" in text and "| untrained |" in text  # latency still listed
+    only = _row("only", top1=0.9)
+    (pick,) = recommendations([only])
+    assert "only option" in " ".join(pick["reasons"]) and "every other option" not in " ".join(pick["reasons"]).lower()
+    assert "only option" in pick["sentence"]

@@ -83,7 +83,7 @@ def test_npu_asked_where_none_exists_is_a_failed_row_not_a_crash(tiny_onnx, tmp_
     if "npu" in availability("openvino").processors:
         pytest.skip("this machine has an NPU")
     data = tmp_path / "eval.npz"
-    np.savez(data, x=digits.eval.x[:8], y=digits.eval.y[:8])
+    np.savez(data, **{"in:input": digits.eval.x[:8, None], "y": digits.eval.y[:8]})
     task = MeasureTask(key="k", candidate="c", backend="openvino", artifact=str(tiny_onnx["openvino"]),
                        processor="npu", precision="fp16", device="host", measured_on="here", eval_data=str(data),
                        num_classes=10, timeout_s=120)
@@ -125,8 +125,8 @@ def test_torch_compile_runner_matches_eager(tiny_onnx, digits):
     x = digits.eval.x[:1]
     with torch.no_grad():
         want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(runner.infer(x), want, rtol=1e-3, atol=1e-4)
-    assert runner.extra_metrics(x)["mode"].startswith("torch.compile")
+    np.testing.assert_allclose(runner.infer({"input": x})[0], want, rtol=1e-3, atol=1e-4)
+    assert runner.extra_metrics({"input": x})["mode"].startswith("torch.compile")
 
 
 def test_torch_compile_is_planned_only_when_asked_for_by_name(tmp_path):

@@ -28,13 +28,13 @@ def test_engine_matches_torch_and_splits_compute_from_copies(precision, tiny_onn
     runner.prepare(tiny_onnx["onnx"], placement)
     runner.load(tiny_onnx["onnx"], placement)
     x = digits.eval.x[:1]
-    got = runner.infer(x)
+    got = runner.infer({"input": x})[0]
     with torch.no_grad():
         want = tiny_onnx["module"](torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=2e-2 if precision == "fp16" else 1e-3, atol=2e-2)
-    split = runner.extra_metrics(x, iterations=10)
+    split = runner.extra_metrics({"input": x}, iterations=10)
     assert split["gpu_compute_ms"] > 0 and split["h2d_ms"] > 0 and split["d2h_ms"] > 0
-    layers = runner.layer_profile(x, iterations=5)
+    layers = runner.layer_profile({"input": x}, iterations=5)
     assert layers and all(r["time_us"] >= 0 for r in layers)
     runner.close()
 
@@ -45,12 +45,13 @@ def test_engine_matches_torch_and_splits_compute_from_copies(precision, tiny_onn
 def test_int8_from_qdq_onnx(tiny_onnx, digits, tmp_path):
     from edgebench.compress.ptq import quantize_onnx
 
-    q = quantize_onnx(tiny_onnx["onnx"], tmp_path / "q.onnx", digits.calib.x[:32], True, "int8")
+    q = quantize_onnx(tiny_onnx["onnx"], tmp_path / "q.onnx", [{"input": digits.calib.x[:32]}], True, "int8")
     runner = create_runner("tensorrt")
     runner.load(q, Placement("gpu", "int8"))
-    logits = runner.infer(digits.eval.x[:1])
-    assert logits.shape == (1, 10) and runner.extra_metrics(digits.eval.x[:1], iterations=5)["explicit_int8"]
-    assert any(r["precision"] == "int8" for r in runner.layer_profile(digits.eval.x[:1], iterations=3))
+    feed = {"input": digits.eval.x[:1]}
+    logits = runner.infer(feed)[0]
+    assert logits.shape == (1, 10) and runner.extra_metrics(feed, iterations=5)["explicit_int8"]
+    assert any(r["precision"] == "int8" for r in runner.layer_profile(feed, iterations=3))
     runner.close()
 
 
@@ -66,5 +67,5 @@ def test_int8_from_float_onnx_needs_calibration_data(tiny_onnx, digits, tmp_path
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=digits.calib.x[:32])
     runner.load(tiny_onnx["onnx"], Placement("gpu", "int8", options={"calibration": str(calib)}))
-    assert runner.infer(digits.eval.x[:1]).shape == (1, 10)
+    assert runner.infer({"input": digits.eval.x[:1]})[0].shape == (1, 10)
     runner.close()

@@ -1,6 +1,7 @@
 """The Runner contract every runtime implements.
 
-A runner loads one artifact onto one processor at one precision, runs inference, and can say
+A runner loads one artifact onto one processor at one precision, runs inference on named inputs
+(`infer({name: array}) -> [outputs in model order]`), and can say
 what precision it really executed in. It never reads the clock: `timing.measure` times every
 runner the same way, so differences between runtimes are the runtimes', not the harness's.
 """
@@ -24,6 +25,8 @@ class Placement:
     precision: str = "fp32"  # fp32 | fp16 | bf16 | int8
     threads: Optional[int] = None
     batch_size: int = 1
+    # Runtime-specific settings; "input_shapes" ({name: [dims]}) fixes a dynamic model's inputs
+    # at the shapes being measured (OpenVINO reshape, TensorRT optimisation profile).
     options: dict = field(default_factory=dict)
 
 
@@ -79,7 +82,11 @@ class Runner(ABC):
     def load(self, artifact: Path, placement: Placement) -> None: ...
 
     @abstractmethod
-    def infer(self, inputs: np.ndarray) -> np.ndarray: ...
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run once on `inputs` ({model input name: array}, every input of the model, at the
+        shapes and dtypes of its `InputSpec`s) and return the outputs as numpy arrays in the
+        model's output order. The same dict object may be passed many times (the timing loop
+        does), so a runner may bind it once and re-bind only for a new object."""
 
     def synchronize(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Block until queued work has finished; a no-op for synchronous runtimes."""

@@ -53,24 +53,23 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = placement.threads
         self._options_for_profile = (str(artifact), providers, placement.threads)
         self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=_with_cpu_fallback(providers))
-        self.input_name = self.session.get_inputs()[0].name
         self.providers = self.session.get_providers()
         self._executed = graph_precision(Path(artifact))
 
-    def infer(self, inputs: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: inputs})[0]
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, inputs)
 
     def executed_precision(self) -> Optional[str]:
         return self._executed
 
-    def extra_metrics(self, inputs: np.ndarray) -> dict:
+    def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
         return {"providers": list(self.providers), "graph_optimization": "ORT_ENABLE_ALL",
                 "intra_op_threads": self.placement.threads}
 
     def close(self) -> None:
         self.session = None
 
-    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+    def layer_profile(self, inputs: dict[str, np.ndarray], iterations: int = 20) -> list[dict]:
         """Per-op-type time from ORT's own profiler (a separate session, so timing is undisturbed)."""
         import onnxruntime as ort
 
@@ -82,7 +81,7 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = threads
         session = ort.InferenceSession(path, sess_options=options, providers=_with_cpu_fallback(providers))
         for _ in range(iterations):
-            session.run(None, {self.input_name: inputs})
+            session.run(None, inputs)
         trace = session.end_profiling()
         with open(trace) as f:
             events = json.load(f)

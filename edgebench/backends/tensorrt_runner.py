@@ -49,6 +49,15 @@ def _check(result):
     return values[0] if len(values) == 1 else tuple(values)
 
 
+def _input_shape(name: str, dims, placement: Placement) -> tuple:
+    """An input's shape for the optimisation profile and context: as measured when the task
+    names it, else the engine's dims with a dynamic batch at the placement's batch size."""
+    given = (placement.options.get("input_shapes") or {}).get(name)
+    if given:
+        return tuple(int(d) for d in given)
+    return tuple(placement.batch_size if d < 0 else d for d in dims)
+
+
 class _Buffer:
     """Pinned host memory (as trtexec uses) and its device twin."""
 
@@ -149,7 +158,7 @@ class TensorRtRunner(Runner):
         profile = builder.create_optimization_profile()
         for i in range(network.num_inputs):
             tensor = network.get_input(i)
-            shape = [placement.batch_size if d < 0 else d for d in tensor.shape]
+            shape = _input_shape(tensor.name, tensor.shape, placement)
             profile.set_shape(tensor.name, shape, shape, shape)
         config.add_optimization_profile(profile)
         explicit_int8 = any(network.get_layer(i).type == trt.LayerType.QUANTIZE for i in range(network.num_layers))
@@ -197,12 +206,14 @@ class TensorRtRunner(Runner):
         self.stream = _check(cudart.cudaStreamCreate())
         self.inputs: list[_Buffer] = []
         self.outputs: list[_Buffer] = []
+        self.input_names: list[str] = []
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            shape = tuple(placement.batch_size if d < 0 else d for d in self.engine.get_tensor_shape(name))
+            shape = _input_shape(name, self.engine.get_tensor_shape(name), placement)
             if is_input:
                 self.context.set_input_shape(name, shape)
+                self.input_names.append(name)
             else:
                 shape = tuple(self.context.get_tensor_shape(name))
             buf = _Buffer(shape, trt.nptype(self.engine.get_tensor_dtype(name)))
@@ -228,18 +239,23 @@ class TensorRtRunner(Runner):
             _check(cudart.cudaEventRecord(events[3], self.stream))
         _check(cudart.cudaStreamSynchronize(self.stream))
 
-    def infer(self, inputs: np.ndarray) -> np.ndarray:
-        buf = self.inputs[0]
-        if inputs.shape != buf.shape:
-            raise IncompatibleError(f"tensorrt engine takes input {buf.shape}, got {inputs.shape}")
-        np.copyto(buf.host, inputs, casting="same_kind")
-        self._enqueue()
-        return self.outputs[0].host.astype(np.float32, copy=True)
+    def _stage(self, inputs: dict[str, np.ndarray]) -> None:
+        """Copy a feed into the pinned input buffers, by I/O tensor name."""
+        for name, buf in zip(self.input_names, self.inputs):
+            array = inputs[name]
+            if array.shape != buf.shape:
+                raise IncompatibleError(f"tensorrt engine takes input '{name}' {buf.shape}, got {array.shape}")
+            np.copyto(buf.host, array, casting="same_kind")
 
-    def extra_metrics(self, inputs: np.ndarray, iterations: int = 50) -> dict:
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self._stage(inputs)
+        self._enqueue()
+        return [buf.host.copy() for buf in self.outputs]
+
+    def extra_metrics(self, inputs: dict[str, np.ndarray], iterations: int = 50) -> dict:
         """Median GPU compute and copy times from CUDA events, as trtexec separates them."""
         cudart = _cudart()
-        np.copyto(self.inputs[0].host, inputs, casting="same_kind")
+        self._stage(inputs)
         events = [_check(cudart.cudaEventCreate()) for _ in range(4)]
         h2d, compute, d2h = [], [], []
         try:
@@ -256,7 +272,7 @@ class TensorRtRunner(Runner):
                 "explicit_int8": bool(getattr(self, "_explicit_int8", False)),
                 "dla_core": self.placement.options.get("dla_core")}
 
-    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+    def layer_profile(self, inputs: dict[str, np.ndarray], iterations: int = 20) -> list[dict]:
         import tensorrt as trt
 
         class Profiler(trt.IProfiler):
@@ -270,7 +286,7 @@ class TensorRtRunner(Runner):
         precisions = self._layer_precisions()
         profiler = Profiler()
         self.context.profiler = profiler
-        np.copyto(self.inputs[0].host, inputs, casting="same_kind")
+        self._stage(inputs)
         # The profiler stays attached: this breakdown runs after timing, just before close().
         for _ in range(iterations):
             self._enqueue()

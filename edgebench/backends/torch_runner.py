@@ -49,11 +49,14 @@ class TorchRunner(Runner):
             self.model = torch.compile(self.model)
         self._torch = torch
 
-    def infer(self, inputs: np.ndarray) -> np.ndarray:
+    def infer(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         torch = self._torch
         with torch.inference_mode():
-            x = torch.from_numpy(inputs).to(self.device, self.dtype)
-            return self.model(x).float().cpu().numpy()
+            # Positional, in the model's input order (the feed's order); float inputs at the
+            # precision measured, token ids and masks as they are.
+            args = [torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in inputs.values()]
+            args = [t.to(self.dtype) if t.is_floating_point() else t for t in args]
+            return [t.float().cpu().numpy() for t in _flatten_outputs(self.model(*args))]
 
     def executed_precision(self) -> Optional[str]:
         """The dtype of the loaded module's weights, which eager PyTorch computes in."""
@@ -66,12 +69,21 @@ class TorchRunner(Runner):
         if self.device.type == "cuda":
             self._torch.cuda.synchronize()
 
-    def extra_metrics(self, inputs: np.ndarray) -> dict:
+    def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
         return {"mode": "torch.compile (inductor)" if self.placement.options.get("compile") else "eager",
                 "threads": self._torch.get_num_threads()}
 
     def close(self) -> None:
         self.model = None
+
+
+def _flatten_outputs(out) -> list:
+    """A module's return value (a tensor, a tuple/list of them, or a dict) as a list of tensors."""
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for item in out for t in _flatten_outputs(item)]
+    return [out]
 
 
 class TorchCompileRunner(TorchRunner):

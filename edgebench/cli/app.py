@@ -37,8 +37,24 @@ def compare(
     model: str = typer.Argument(..., help="Model name (e.g. mobilenetv3, resnet18, 'mobilenet*'), an .onnx file, "
                                           "or package.module:factory."),
     device: str = typer.Option("host", "--device", "-d", help="Target device profile or alias (edgebench devices)."),
-    data: str = typer.Option("mnist", help="Dataset: mnist, digits (built in, real scans) or imagefolder:PATH."),
-    input_size: int = typer.Option(64, help="Square input size in pixels; stated in every report."),
+    data: str = typer.Option("mnist", help="Data: mnist, digits (built in, real scans), imagefolder:PATH, "
+                                           "npz:FILE / npy:FILE (arrays keyed by input name), or random / constant "
+                                           "(timing only: quality is then not measured)."),
+    input_size: Optional[int] = typer.Option(None, help="Square image size in pixels (default 64 for a model "
+                                                        "edgebench trains; an ONNX file's dynamic H and W)."),
+    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="NAME=1x3x480x640 per input "
+                                                    "(repeat for several inputs; several shapes of one input are "
+                                                    "measured side by side)."),
+    input_dtype: Optional[list[str]] = typer.Option(None, "--input-dtype", help="NAME=int64 (float32, float16, "
+                                                    "int64, int32, bool...) for a torch factory's inputs; an ONNX "
+                                                    "file declares its own."),
+    resize: str = typer.Option("resize", help="How images are fitted to the input: resize, center-crop, letterbox."),
+    mean_values: Optional[str] = typer.Option(None, help="Per-channel mean subtracted from pixels (0..255), "
+                                                         "e.g. 123.675,116.28,103.53."),
+    scale_values: Optional[str] = typer.Option(None, help="Per-channel divisor after the mean (0..255 units)."),
+    bgr: bool = typer.Option(False, help="Feed images as BGR instead of RGB."),
+    metric: Optional[str] = typer.Option(None, help="Quality metric module:function(outputs, targets) -> float "
+                                                    "(default: agreement with FP32 for an ONNX model)."),
     weights: Optional[str] = typer.Option(None, help="State dict to start from (loaded with weights_only=True)."),
     pretrained: bool = typer.Option(False, help="Start from torchvision's weights if they are in the local cache."),
     trust_checkpoint: bool = typer.Option(False, help="Allow a checkpoint that contains pickled code (unsafe)."),
@@ -73,7 +89,12 @@ def compare(
     from edgebench.compare import compare as run_compare
     from edgebench.measure.timing import TimingConfig
 
+    if resize not in ("resize", "center-crop", "letterbox"):
+        raise typer.BadParameter("use resize, center-crop or letterbox", param_hint="--resize")
     opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
+                          input_shapes=list(input_shape or []), input_dtypes=list(input_dtype or []),
+                          resize=resize, mean_values=mean_values,
+                          scale_values=scale_values, bgr=bgr, metric=metric,
                           pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,

@@ -15,12 +15,17 @@ def print_summary(console: Console, run_dir: Path) -> None:
     if not run.get("figures_are_target", True):
         console.print(f"[yellow]Asked for {run['device']}; figures were measured on {run['measured_on']}. "
                       f"Estimates for {run['device']} are labelled 'estimated'.[/yellow]")
-    table = Table(title=f"Pareto front: {run.get('model_name')} for {run.get('device')}, input {run.get('input_shape')}")
-    for col in ("candidate", "runtime", "precision", "top-1 %", "median ms", "p99 ms", "speedup", "source"):
+    front = [r for r in rows if r["pareto"]]
+    shown = front or [r for r in rows if r["status"] == "ok" and r["median_ms"] is not None]
+    quality = (run.get("inputs") or {}).get("quality") or "top-1"
+    title = "Pareto front" if front else "Measured (quality not measured: no front)"
+    table = Table(title=f"{title}: {run.get('model_name')} for {run.get('device')}; quality = {quality}")
+    for col in ("candidate", "runtime", "precision", "shape", "quality", "median ms", "p99 ms", "speedup", "source"):
         table.add_column(col, overflow="fold")
-    for r in sorted((r for r in rows if r["pareto"]), key=lambda r: (r["group"], r["median_ms"])):
+    for r in sorted(shown, key=lambda r: (r["group"], r["median_ms"])):
         table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
-                      f"{100 * r['top1']:.1f}", f"{r['median_ms']:.3f}", f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
+                      r["shape"] or "-", r["quality_text"], f"{r['median_ms']:.3f}",
+                      f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
                       f"{r['speedup']:.2f}x" if r["speedup"] else "-",
                       f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else
                       "estimated, unvalidated" if r["source"] == "estimated" else r["source"])

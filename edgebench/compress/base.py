@@ -73,6 +73,9 @@ class Context:
     budget: float = 1.0  # training-budget multiplier for passes that fine-tune (--budget quick=1)
     progress: Optional[Callable[[str, int, int], None]] = None
     export: Optional[Callable[[Candidate], dict]] = None  # candidate -> {format: path} of FP32 artifacts
+    # count -> up to `count` feeds ({input name: array at the model's own shape}) from the user's
+    # data: how passes calibrate a model whose inputs are not the built-in dataset's images.
+    calibration: Optional[Callable[[int], list]] = None
 
     def report(self, label: str, done: int, total: int) -> None:
         if self.progress:

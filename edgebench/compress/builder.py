@@ -103,8 +103,10 @@ class CandidateBuilder:
     """
 
     def __init__(self, store: RunStore, dataset: Dataset, source: ModelSource, baseline: Candidate,
-                 train_epochs: float, seed: int, progress: Optional[Progress] = None, budget: float = 1.0):
+                 train_epochs: float, seed: int, progress: Optional[Progress] = None, budget: float = 1.0,
+                 calibration: Optional[Callable[[int], list]] = None):
         self.store, self.dataset, self.source, self.baseline = store, dataset, source, baseline
+        self.calibration = calibration
         self.train_epochs, self.seed, self.progress, self.budget = train_epochs, seed, progress, budget
         self._built: dict[str, Candidate] = {}
         self._exports: dict[int, dict] = {}
@@ -112,7 +114,7 @@ class CandidateBuilder:
     def context(self, work_dir: Path) -> Context:
         return Context(dataset=self.dataset, baseline=self.baseline, model_source=self.source, work_dir=work_dir,
                        train_epochs=self.train_epochs, seed=self.seed, progress=self.progress,
-                       export=self.export_fp32, budget=self.budget)
+                       export=self.export_fp32, budget=self.budget, calibration=self.calibration)
 
     def build(self, recipe_name: str, steps: list[dict]) -> tuple[Optional[CandidateInfo], Optional[str]]:
         """Returns (info, None) when built or found, or (None, reason) when a pass does not apply."""
@@ -167,17 +169,28 @@ class CandidateBuilder:
             params, macs = count_params_and_macs(module, self.dataset.input_shape)
         for fmt, path in candidate.artifacts.items():
             artifacts[fmt] = _adopt(Path(path), folder / fmt)
+        notes = list(candidate.notes)
         if "openvino" not in artifacts and "onnx" in artifacts:
-            artifacts["openvino"] = onnx_to_openvino(artifacts["onnx"], folder / "openvino")
+            try:
+                artifacts["openvino"] = onnx_to_openvino(artifacts["onnx"], folder / "openvino")
+            except Exception as e:  # noqa: BLE001 - a third-party graph OpenVINO cannot convert: noted, and
+                # the OpenVINO runner then reads the ONNX file itself, so its failure is a failed row with its message
+                notes.append(f"openvino IR not made: {first_line(e)}")
         info = CandidateInfo(
             id=cid, name=candidate.name, lineage=tuple(candidate.lineage), parent=candidate.parent,
             params=params, macs=macs,
             artifacts={fmt: str(p.relative_to(self.store.root)) for fmt, p in artifacts.items()},
             file_bytes={fmt: Artifact(p).size_bytes() for fmt, p in artifacts.items()},
             input_shape=tuple(self.dataset.input_shape), num_classes=self.dataset.num_classes,
-            precision=candidate.precision, notes=tuple(candidate.notes))
+            precision=candidate.precision, notes=tuple(notes))
         self.store.save_candidate(info)
         return info
+
+
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
 
 
 def _adopt(path: Path, target_dir: Path) -> Path:

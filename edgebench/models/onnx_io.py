@@ -26,3 +26,32 @@ def output_fits_classes(path: Path, num_classes: int) -> bool:
     """Whether the model's first output is N x `num_classes` class scores (so labels can score it)."""
     dims = load_graph(path).output[0].type.tensor_type.shape.dim
     return len(dims) == 2 and dims[1].dim_value == num_classes
+
+
+# ONNX element type -> numpy dtype name, for the types the runtimes take as model inputs.
+ONNX_DTYPES = {1: "float32", 10: "float16", 11: "float64", 7: "int64", 6: "int32", 9: "bool", 2: "uint8", 3: "int8"}
+
+
+def declared_inputs(path: Path) -> list[tuple[str, tuple, str]]:
+    """(name, dims, dtype) per graph input that is not an initializer, in model order. A dim is an
+    int when fixed, else its symbolic name (str) or None."""
+    graph = load_graph(path)
+    initializers = {t.name for t in graph.initializer}
+    out = []
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        tensor = value.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
+        dtype = ONNX_DTYPES.get(tensor.elem_type)
+        if dtype is None:
+            raise CorruptInputError(f"'{path}': input '{value.name}' has ONNX element type {tensor.elem_type}, "
+                                    "which edgebench cannot feed")
+        out.append((value.name, dims, dtype))
+    return out
+
+
+def declared_outputs(path: Path) -> list[tuple[str, tuple]]:
+    """(name, dims) per graph output, in model order (dims as in `declared_inputs`)."""
+    return [(v.name, tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                           for d in v.type.tensor_type.shape.dim)) for v in load_graph(path).output]

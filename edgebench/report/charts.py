@@ -38,7 +38,7 @@ def hover_text(r: dict, run_label: str | None = None) -> str:
              f"median {_num(r['median_ms'])} ms (95% CI {_num(r['ci_low_ms'])}-{_num(r['ci_high_ms'])}), "
              f"p99 {_num(r['p99_ms'])} ms",
              f"top-1 {_num(r['top1'], '.2f', 100)}% (95% CI {_num(r['top1_ci_low'], '.1f', 100)}-"
-             f"{_num(r['top1_ci_high'], '.1f', 100)})"]
+             f"{_num(r['top1_ci_high'], '.1f', 100)})" if r["top1"] is not None else esc(r.get("quality_text") or "")]
     if r.get("speedup"):
         lines.append(f"speedup vs FP32 baseline: {r['speedup']:.2f}x")
     lines.append(("estimated" + (f" (±{r['estimate_error_pct']:.0f}%)" if r.get("estimate_error_pct") else
@@ -48,6 +48,20 @@ def hover_text(r: dict, run_label: str | None = None) -> str:
         lines.append("<b>on the Pareto front</b>")
     lines += [f"⚠ {esc(f)}" for f in r.get("flags", [])]
     return "<br>".join(lines)
+
+
+def y_value(r: dict) -> float:
+    """The chart's y: top-1 in percent where labels scored the row, else the quality value itself."""
+    return 100 * r["top1"] if r["top1"] is not None else r["quality"]
+
+
+def y_title(members: list[dict]) -> str:
+    labels = {r.get("quality_metric") for r in members}
+    if labels <= {"top1"}:
+        return "top-1 accuracy, % (bars: 95% Wilson CI)"
+    if labels == {"agreement"}:
+        return "cosine similarity with the FP32 outputs (first output)"
+    return ", ".join(sorted({r.get("quality_label") or "quality" for r in members}))
 
 
 def _errors(points: list[dict]) -> tuple[dict, dict]:
@@ -79,7 +93,7 @@ def scatter_traces(members: list[dict], colors: dict, run_label: str | None = No
         traces.append({
             "type": "scatter", "mode": "markers", "name": esc(name), "meta": "points",
             "legendgroup": esc(run_label or backend),
-            "x": [p["median_ms"] for p in points], "y": [100 * p["top1"] for p in points],
+            "x": [p["median_ms"] for p in points], "y": [y_value(p) for p in points],
             "error_x": dict(ex, color=color), "error_y": ey,
             "customdata": [p["key"] for p in points],
             "text": [hover_text(p, run_label) for p in points], "hovertemplate": "%{text}<extra></extra>",
@@ -92,7 +106,7 @@ def scatter_traces(members: list[dict], colors: dict, run_label: str | None = No
 def front_trace(members: list[dict], name: str = "Pareto front", color: str = "#333") -> dict:
     front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
     return {"type": "scatter", "mode": "lines+text", "name": esc(name), "meta": "front",
-            "x": [r["median_ms"] for r in front], "y": [100 * r["top1"] for r in front],
+            "x": [r["median_ms"] for r in front], "y": [y_value(r) for r in front],
             "customdata": [r["key"] for r in front],
             "text": [esc(f"{r['name']} · {r['backend']} {r['precision']}") for r in front],
             "textposition": "top right", "textfont": {"size": 11, "color": color},
@@ -101,7 +115,7 @@ def front_trace(members: list[dict], name: str = "Pareto front", color: str = "#
 
 def ship_annotation(choice: dict) -> dict:
     return {"x": math.log10(choice["median_ms"]) if choice.get("_log") else choice["median_ms"],
-            "y": 100 * choice["top1"], "text": "<b>ship this</b>", "showarrow": True, "arrowhead": 2,
+            "y": y_value(choice), "text": "<b>ship this</b>", "showarrow": True, "arrowhead": 2,
             "ax": 0, "ay": 46, "font": {"color": "#14632d", "size": 12}, "bgcolor": "#e7f6ec",
             "bordercolor": "#6cbf84"}
 
@@ -112,8 +126,8 @@ def run_charts(rows: list[dict], picks: dict) -> list[dict]:
     charts: list[dict] = []
     for key in list(picks) + [k for k in chart_groups(rows) if k not in picks]:
         members = [r for r in rows if group_key(r) == key and r["status"] == "ok"
-                   and r["top1"] is not None and r["median_ms"] is not None]
-        unscored = sum(1 for r in rows if group_key(r) == key and r["status"] == "ok" and r["top1"] is None)
+                   and r["quality"] is not None and r["median_ms"] is not None]
+        unscored = sum(1 for r in rows if group_key(r) == key and r["status"] == "ok" and r["quality"] is None)
         if not members:
             continue
         backends = sorted({r["backend"] for r in members})
@@ -124,7 +138,8 @@ def run_charts(rows: list[dict], picks: dict) -> list[dict]:
         if key in picks:
             annotations.append(ship_annotation(dict(picks[key], _log=axis == "log")))
         source = "estimated" if key[1] == "estimated" else "measured"
-        layout = chart_layout(f"{key[0]} ({source})", axis, annotations, [r["median_ms"] for r in members])
+        layout = chart_layout(f"{key[0]} ({source})", axis, annotations, [r["median_ms"] for r in members],
+                              y_title(members))
         charts.append({"id": f"chart{len(charts)}", "group": key[0], "source": key[1], "unscored": unscored,
                        "points": len(members), "data": traces, "layout": layout})
     return charts
@@ -141,11 +156,12 @@ def log_ticks(values: list[float]) -> dict:
     return {"tickvals": ticks, "ticktext": [f"{t:g}" for t in ticks]} if len(ticks) >= 2 else {}
 
 
-def chart_layout(title: str, axis: str, annotations: list[dict], latencies: Sequence[float] = ()) -> dict:
+def chart_layout(title: str, axis: str, annotations: list[dict], latencies: Sequence[float] = (),
+                 y_axis: str = "top-1 accuracy, % (bars: 95% Wilson CI)") -> dict:
     ticks = log_ticks(list(latencies)) if axis == "log" and latencies else {}
     return {"title": {"text": esc(title), "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
             "xaxis": {"title": {"text": "median latency per image, ms (batch 1; bars: 95% CI)" +
                                 ("; log scale" if axis == "log" else "")}, "type": axis, "zeroline": False, **ticks},
-            "yaxis": {"title": {"text": "top-1 accuracy, % (bars: 95% Wilson CI)"}},
+            "yaxis": {"title": {"text": esc(y_axis)}},
             "annotations": annotations, "hovermode": "closest", "hoverlabel": {"align": "left"},
             "margin": {"t": 40, "r": 10, "b": 55, "l": 60}, "legend": {"font": {"size": 11}}, "height": 460}

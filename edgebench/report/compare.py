@@ -163,7 +163,7 @@ def comparison_markdown(views: list[RunView], matched: list[dict], picks: list) 
     for v, choice in picks:
         pick = (f"ship {md(choice['name'])} on {md(choice['backend'])} "
                 f"({md(choice['executed_precision'] or choice['precision'])}), {choice['median_ms']:.3g} ms, "
-                f"top-1 {100 * choice['top1']:.1f}%") if choice else "no pick"
+                f"{md(choice['quality_text'])}") if choice else "no pick"
         lines.append(f"- **{md(v.label)}** ({md(v.path.name)}): {pick}")
     if not matched:
         return "\n".join(lines + ["", "No measurement appears in more than one run."]) + "\n"

@@ -53,7 +53,7 @@ def layer_view(layers: list[dict], limit: int = 15) -> dict:
 def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) -> str:
     picks = recommendations(rows, run.get("device"))
     charts = run_charts(rows, {(p["group"], p["source"]): p["choice"] for p in picks})
-    scored = sum(1 for r in rows if r["status"] == "ok" and r["top1"] is not None and r["median_ms"] is not None)
+    scored = sum(1 for r in rows if r["status"] == "ok" and r["quality"] is not None and r["median_ms"] is not None)
     template = environment().get_template("report.html.j2")
     return template.render(
         run=run, rows=sorted(rows, key=lambda r: (not r["pareto"], r["status"] != "ok", r["median_ms"] or 1e18)),

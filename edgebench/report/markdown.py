@@ -7,7 +7,7 @@ candidate called `<script>` or `a|b` shows as exactly that and cannot break the 
 from __future__ import annotations
 
 from edgebench.core.markdown import md
-from edgebench.report.summary import recommendations
+from edgebench.report.summary import chart_groups, no_pick_reason, recommendations
 
 
 def _fmt(v, spec=".3g", scale=1.0, suffix=""):
@@ -23,6 +23,11 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     if run and not run.get("figures_are_target", True):
         lines += [f"> Figures were measured on **{md(run.get('measured_on'))}**, not on {md(run.get('device'))}; "
                   "estimates for the device are labelled as such.", ""]
+    inputs = run.get("inputs") or {}
+    if inputs:
+        shapes = "; ".join(md(s["label"] or "") for s in inputs.get("shape_sets", []) if s.get("label"))
+        lines += [f"Data: {md(inputs.get('data'))}" + (f", input shapes {shapes}" if shapes else "")
+                  + f". Quality: {md(inputs.get('quality'))}.", ""]
     clocks = sorted({r["ranked_by"] for r in rows if r.get("ranked_by")})
     if clocks:
         lines += ["Latencies are ranked by the " + " and ".join(
@@ -36,16 +41,21 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     for p in picks:
         c = p["choice"]
         where = f" ({md(p['group'])}, {p['source']})" if len(picks) > 1 else ""
-        lines += [f"**Ship{where}:** {_label(c)}: {_fmt(c['median_ms'])} ms median, "
-                  f"top-1 {_fmt(c['top1'], '.1f', 100)}%", ""]
+        lines += [f"**Ship{where}:** {_label(c)}: {_fmt(c['median_ms'])} ms median, {md(c['quality_text'])}", ""]
         lines += [f"- {md(why)}" for why in p["reasons"]] + [""]
-    lines += _front_table(rows)
+    picked = {(p["group"], p["source"]) for p in picks}
+    for group in chart_groups(rows):
+        if group not in picked:
+            lines += [f"**No pick ({md(group[0])}, {group[1]}):** {md(no_pick_reason(rows, group))}.", ""]
+    if any(r["pareto"] for r in rows):
+        lines += _front_table(rows) + [""]
+    lines += _latency_table(rows)
     wins = sorted((r for r in rows if r["speedup"] and r["speedup_low"] and r["speedup_low"] > 1.0),
                   key=lambda r: -r["speedup"])[:3]
     if wins:
         lines += ["", "**Biggest wins against the FP32 baseline on the same runtime**", ""]
         lines += [f"- {_label(r)}: {r['speedup']:.2f}x faster (95% interval {r['speedup_low']:.2f}-"
-                  f"{r['speedup_high']:.2f}x), top-1 {_fmt(r['top1'], '.1f', 100)}%" for r in wins]
+                  f"{r['speedup_high']:.2f}x), {md(r['quality_text'])}" for r in wins]
     flags = [(r, f) for r in rows for f in r["flags"]]
     if flags:
         lines += ["", "**Flags**", ""] + [f"- {md(r['name'])} / {md(r['backend'])}: {md(f)}" for r, f in flags]
@@ -57,10 +67,25 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
 
 
 def _front_table(rows: list[dict]) -> list[str]:
-    lines = ["| candidate | runtime | precision | top-1 % | median ms | p99 ms | speedup | where |",
+    lines = ["| candidate | runtime | precision | quality | median ms | p99 ms | speedup | where |",
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted((r for r in rows if r["pareto"]), key=lambda r: (r["group"], r["median_ms"])):
         lines.append(f"| {md(r['name'])} | {md(r['backend'])} | {md(r['executed_precision'] or r['precision'])} | "
-                     f"{_fmt(r['top1'], '.1f', 100)} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
+                     f"{md(r['quality_text'])} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
                      f"{_fmt(r['speedup'], '.2f', suffix='x')} | {md(r['group'])}, {r['source']} |")
-    return ["**Pareto front** (no other option is both faster and more accurate)", ""] + lines
+    return ["**Pareto front** (no other option is both faster and of better quality)", ""] + lines
+
+
+def _latency_table(rows: list[dict]) -> list[str]:
+    """Every measured candidate x runtime x shape, whatever its quality: latency is always shown."""
+    measured = sorted((r for r in rows if r["status"] == "ok" and r["median_ms"] is not None),
+                      key=lambda r: (r["group"], r["source"], r["median_ms"]))
+    if not measured:
+        return []
+    lines = ["**All measurements**", "", "| candidate | runtime | precision | input shape | median ms | p99 ms | "
+             "quality | where |", "|---|---|---|---|---|---|---|---|"]
+    for r in measured:
+        lines.append(f"| {md(r['name'])} | {md(r['backend'])} | {md(r['executed_precision'] or r['precision'])} | "
+                     f"{md(r['shape'] or '-')} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
+                     f"{md(r['quality_text'])} | {md(r['group'])}, {r['source']} |")
+    return lines

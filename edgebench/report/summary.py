@@ -1,7 +1,11 @@
 """The answer a report leads with: which candidate to ship for each chart, and why.
 
-Latencies are compared only inside one group (device / processor, measured or estimated): a
-figure taken on this machine and an estimate for a Jetson are not on the same scale.
+Latencies are compared only inside one group (device / processor / input shape, measured or
+estimated): a figure taken on this machine and an estimate for a Jetson are not on the same scale.
+
+The quality axis is whatever the row's quality is (report/table.py `quality_fields`): top-1 on
+labels, agreement with FP32, or a user metric, and every sentence names it. No pick is made from
+unmeasured quality, and none at or below chance (a top-1 no better than guessing).
 """
 from __future__ import annotations
 
@@ -10,6 +14,21 @@ from typing import Optional
 from edgebench.report.pareto import pareto_front
 
 ACCURACY_TOLERANCE = 0.01  # a candidate within 1 point of the best accuracy counts as "as accurate"
+# Agreement is a cosine similarity: 0.001 below the best is already a visible change in outputs.
+TOLERANCE = {"top1": ACCURACY_TOLERANCE, "agreement": 0.001}
+
+
+def _tolerance(r: dict) -> float:
+    return TOLERANCE.get(r.get("quality_metric"), ACCURACY_TOLERANCE)
+
+
+def _q(r: dict) -> str:
+    """The row's quality as a phrase: 'top-1 93.1%', 'cosine vs FP32 0.9991'."""
+    return r.get("quality_text") or "quality not measured"
+
+
+def _at_or_below_chance(r: dict) -> bool:
+    return r.get("quality_chance") is not None and r["quality"] is not None and r["quality"] <= r["quality_chance"]
 
 
 def group_key(row: dict) -> tuple[str, str]:
@@ -22,46 +41,62 @@ def chart_groups(rows: list[dict]) -> list[tuple[str, str]]:
     return sorted(keys, key=lambda k: (k[1] != "measured", k[0]))
 
 
-def recommend(rows: list[dict], tolerance: float = ACCURACY_TOLERANCE,
+def recommend(rows: list[dict], tolerance: Optional[float] = None,
               group: Optional[tuple[str, str]] = None) -> Optional[dict]:
-    """The fastest front member within `tolerance` of the best accuracy, in `group` (default: the
-    first chart group, measured figures before estimates)."""
+    """The fastest front member within `tolerance` of the best quality, in `group` (default: the
+    first chart group, measured figures before estimates); None when no quality is measured, or
+    the best is no better than chance."""
     if group is None:
-        scored = [k for k in chart_groups(rows) if any(r["top1"] is not None for r in rows if group_key(r) == k)]
+        scored = [k for k in chart_groups(rows) if any(r["quality"] is not None for r in rows if group_key(r) == k)]
         if not scored:
             return None
         group = scored[0]
     members = [r for r in rows if group_key(r) == group and r["status"] == "ok" and r["median_ms"] is not None
-               and r["top1"] is not None]
+               and r["quality"] is not None]
     # Figures taken while the machine was busy are noise: they neither win nor hide a reliable option
     # from the front. Only when nothing reliable is left is the pick made from them, and says so.
     pool = [r for r in members if not r.get("contended")] or members
     if not pool:
         return None
-    front = [pool[i] for i in pareto_front([(r["median_ms"], r["top1"]) for r in pool])]
-    best_acc = max(r["top1"] for r in front)
-    eligible = [r for r in front if as_accurate(r, best_acc, tolerance)]
+    front = [pool[i] for i in pareto_front([(r["median_ms"], r["quality"]) for r in pool])]
+    best = max(r["quality"] for r in front)
+    eligible = [r for r in front if as_accurate(r, best, tolerance) and not _at_or_below_chance(r)]
+    if not eligible:
+        return None
     fastest = min(eligible, key=lambda r: r["median_ms"])
     if group[1] != "estimated":
         return fastest
     # Estimates whose intervals overlap cannot be told apart on latency (as accuracies within their
     # intervals cannot): among those, the most accurate is the safer pick.
-    tied = [r for r in pool if _overlaps(r, fastest) and as_accurate(r, best_acc, tolerance)] or [fastest]
-    return max(tied, key=lambda r: (r["top1"], -r["median_ms"]))
+    tied = [r for r in pool if _overlaps(r, fastest) and as_accurate(r, best, tolerance)
+            and not _at_or_below_chance(r)] or [fastest]
+    return max(tied, key=lambda r: (r["quality"], -r["median_ms"]))
 
 
-def as_accurate(r: dict, best_acc: float, tolerance: float = ACCURACY_TOLERANCE) -> bool:
-    """Within `tolerance` of the best accuracy, or so close that the evaluation cannot tell them
+def no_pick_reason(rows: list[dict], group: tuple[str, str]) -> str:
+    """Why a group with latencies has no pick: quality unmeasured (and why), or at chance."""
+    members = [r for r in rows if group_key(r) == group and r["status"] == "ok"]
+    if members and all(r["quality"] is None for r in members):
+        return f"quality is {members[0]['quality_text']}, so no candidate is recommended; latencies are below"
+    chance = next((r["quality_chance"] for r in members if r.get("quality_chance") is not None), None)
+    if chance is not None:
+        return (f"every candidate's quality is at or below chance ({100 * chance:.1f}%): the model does not "
+                "do this task, so none is recommended")
+    return "no measurement has both a latency and a quality"
+
+
+def as_accurate(r: dict, best_acc: float, tolerance: Optional[float] = None) -> bool:
+    """Within `tolerance` of the best quality, or so close that the evaluation cannot tell them
     apart (the best lies inside this candidate's 95% interval): a small evaluation set must not
     make a slower candidate win on noise."""
-    if r["top1"] >= best_acc - tolerance:
+    if r["quality"] >= best_acc - (_tolerance(r) if tolerance is None else tolerance):
         return True
     return r.get("top1_ci_high") is not None and r["top1_ci_high"] >= best_acc
 
 
 def _same_group(choice: dict, rows: list[dict]) -> list[dict]:
     return [r for r in rows if group_key(r) == group_key(choice) and r["status"] == "ok"
-            and r["median_ms"] is not None and r["top1"] is not None]
+            and r["median_ms"] is not None and r["quality"] is not None]
 
 
 def _baseline(choice: dict, rows: list[dict]) -> Optional[dict]:
@@ -75,18 +110,31 @@ def label(r: dict) -> str:
 
 def explain(choice: dict, rows: list[dict]) -> str:
     """One sentence: what to ship, its figures, and how it compares with the FP32 baseline."""
-    text = f"{label(choice)}: {choice['median_ms']:.3g} ms median, top-1 {100 * choice['top1']:.1f}%"
+    text = f"{label(choice)}: {choice['median_ms']:.3g} ms median, {_q(choice)}"
     base = _baseline(choice, rows)
     if base and base["key"] != choice["key"]:
         text += (f"; {base['median_ms'] / choice['median_ms']:.2f}x the FP32 baseline's speed on the same runtime "
-                 f"at {100 * (choice['top1'] - base['top1']):+.1f} points")
-    return text + (f". It is the fastest point on the Pareto front within {100 * ACCURACY_TOLERANCE:.0f} point "
-                   "of the best accuracy (or within its own 95% interval of it).")
+                 f"({_q(base)})")
+    if len(_same_group(choice, rows)) == 1:
+        return text + ". It is the only option measured here, so there is nothing to choose between."
+    return text + (f". It is the fastest point on the Pareto front within {_tolerance(choice):g} of the best "
+                   f"{choice['quality_label']} (or within its own 95% interval of it).")
 
 
 def reasons(choice: dict, rows: list[dict]) -> list[str]:
     """Plain-language reasons for the pick, for readers who have never seen a Pareto front."""
     peers = _same_group(choice, rows)
+    if len(peers) == 1:
+        out = [f"It is the only option with a measured quality in this group ({_q(choice)}); nothing was "
+               "compared with it."]
+    elif choice.get("quality_metric") != "top1":
+        out = _reasons_unlabelled(choice, peers)
+    else:
+        out = _reasons_labelled(choice, peers, rows)
+    return _contention_reasons(choice, rows) + _estimate_reasons(choice, rows) + out
+
+
+def _reasons_labelled(choice: dict, peers: list[dict], rows: list[dict]) -> list[str]:
     best = max(peers, key=lambda r: r["top1"])
     out = []
     if best["top1"] <= choice["top1"]:
@@ -124,7 +172,7 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append("The 95% accuracy intervals of all options overlap"
                    + (f" on this {n}-image evaluation set" if n else "")
                    + "; evaluate on more data before relying on small accuracy differences.")
-    return _contention_reasons(choice, rows) + _estimate_reasons(choice, rows) + out
+    return out
 
 
 def _overlaps(a: dict, b: dict) -> bool:
@@ -150,6 +198,26 @@ def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
         out.append(f"{len(tied)} other option(s) have estimated intervals that overlap this one's, so the estimates "
                    "cannot tell them apart on latency; among those about as accurate, the most accurate is picked. "
                    "Measure on the device before relying on the ordering.")
+    return out
+
+
+def _reasons_unlabelled(choice: dict, peers: list[dict]) -> list[str]:
+    """Reasons when quality is agreement with FP32 or a user metric (no labels, no intervals)."""
+    best = max(peers, key=lambda r: r["quality"])
+    what = choice["quality_label"]
+    out = [f"Its {what} is {choice['quality']:.4g}" + (" (the best measured)." if best["key"] == choice["key"] else
+                                                         f"; the best is {best['quality']:.4g} ({label(best)}).")]
+    slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["quality"])),
+                    key=lambda r: r["median_ms"])
+    if slower:
+        nxt = slower[0]
+        out.append(f"Every other option with as good a {what} is slower; the next fastest, {label(nxt)}, takes "
+                   f"{nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms).")
+    else:
+        out.append(f"Every other option's {what} is lower by more than {_tolerance(choice):g}.")
+    if choice.get("quality_metric") == "agreement":
+        out.append("Quality here is agreement with the FP32 model's outputs on the same inputs, not accuracy on "
+                   "labels: it shows what compression changed, not how good the model is.")
     return out
 
 

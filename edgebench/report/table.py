@@ -24,15 +24,37 @@ def lineage_text(lineage) -> str:
 
 
 def _group(m: Measurement) -> str:
-    return f"{m.device} / {m.processor}"
+    """Rows compared with each other: one device / processor, and one input shape set."""
+    return f"{m.device} / {m.processor}" + (f" / {m.shape}" if m.shape else "")
+
+
+def quality_fields(m: Measurement) -> dict:
+    """The quality axis of a row: its value, what it is, and how to print it. Top-1 where labels
+    scored the model; otherwise the measurement's own quality record (agreement with FP32, a user
+    metric, or not measured with the reason)."""
+    q = m.quality or {}
+    if m.top1 is not None:
+        return {"quality": m.top1, "quality_metric": "top1", "quality_label": "top-1",
+                "quality_text": f"top-1 {100 * m.top1:.1f}%", "quality_chance": q.get("chance")}
+    if q.get("metric") == "agreement":
+        first = (q.get("per_output") or [{}])[0]
+        sqnr = first.get("sqnr_db")
+        extra = f", SQNR {sqnr:.1f} dB" if isinstance(sqnr, (int, float)) and abs(sqnr) != float("inf") else ""
+        return {"quality": q["value"], "quality_metric": "agreement", "quality_label": "cosine vs FP32",
+                "quality_text": f"cosine vs FP32 {q['value']:.4f}{extra}", "quality_chance": None}
+    if q.get("metric") not in (None, "none") and q.get("value") is not None:
+        return {"quality": q["value"], "quality_metric": q["metric"], "quality_label": q["metric"],
+                "quality_text": f"{q['metric']} {q['value']:.4g}", "quality_chance": None}
+    return {"quality": None, "quality_metric": "none", "quality_label": "not measured",
+            "quality_text": q.get("description") or ("not measured" if m.ok else "-"), "quality_chance": None}
 
 
 def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement]) -> list[dict[str, Any]]:
     by_id = {c.id: c for c in candidates}
     ok = [m for m in measurements if m.ok and m.latency]
-    baseline_latency = {(m.device, m.processor, m.backend, m.source): m.latency["median_ms"]
+    baseline_latency = {(m.device, m.processor, m.backend, m.source, m.shape): m.latency["median_ms"]
                         for m in ok if m.latency and m.candidate == "baseline" and m.precision == "fp32"}
-    parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source): m.latency["median_ms"]
+    parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source, m.shape): m.latency["median_ms"]
                       for m in ok if m.latency and m.precision == "fp32"}
     rows = []
     for m in measurements:
@@ -60,6 +82,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "ranked_by": m.extra.get("ranked_by") if m.source == "measured" else None,
             "runtime_median_ms": (m.extra.get("runtime_clock") or {}).get("median_ms"),
             "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
+            "shape": m.shape, "agreement": _agreement_rows(m), **quality_fields(m),
         }
         if (m.extra.get("estimate") or {}).get("raised_to_lower_bound"):
             row["flags"].append(f"the estimator predicted less than this device's physical lower bound "
@@ -68,17 +91,18 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
         if row["contended"]:
             row["flags"].append(f"{'based on figures ' if m.source == 'estimated' else ''}measured while the machine "
                                 f"was busy ({busy_text(m.extra)}): unreliable, left out of the Ship pick")
-        base = baseline_latency.get((m.device, m.processor, m.backend, m.source))
+        base = baseline_latency.get((m.device, m.processor, m.backend, m.source, m.shape))
         if base and lat.get("median_ms"):
             row["speedup"] = base / lat["median_ms"]
             # Conservative interval from the two medians' CIs (exact enough for a table; the gate bootstraps).
             base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
-                          (x.device, x.processor, x.backend, x.source) == (m.device, m.processor, m.backend, m.source))
+                          (x.device, x.processor, x.backend, x.source, x.shape) ==
+                          (m.device, m.processor, m.backend, m.source, m.shape))
             base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
             row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
             row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
         if c and c.precision == "int8" and lat.get("median_ms"):
-            parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source)) \
+            parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source, m.shape)) \
                 or base
             if parent and lat["median_ms"] > parent:
                 row["flags"].append(f"INT8 slower than its FP32 parent on {m.backend} "
@@ -86,6 +110,12 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
         rows.append(row)
     _mark_front(rows)
     return rows
+
+
+def _agreement_rows(m: Measurement) -> list[dict]:
+    """Per-output agreement with FP32 (cosine, SQNR, max abs error, top-1 agreement)."""
+    q = m.quality or {}
+    return list(q.get("per_output") or []) if q.get("metric") == "agreement" else []
 
 
 def _parent_id(c: CandidateInfo, candidates: list[CandidateInfo]) -> str:
@@ -111,10 +141,10 @@ def _float_ops_hint(m: Measurement) -> str:
 def _mark_front(rows: list[dict]) -> None:
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        if r["status"] == "ok" and r["median_ms"] is not None and r["top1"] is not None:
+        if r["status"] == "ok" and r["median_ms"] is not None and r["quality"] is not None:
             groups.setdefault(f"{r['group']}|{r['source']}", []).append(r)
     for members in groups.values():
-        for i in pareto_front([(r["median_ms"], r["top1"]) for r in members]):
+        for i in pareto_front([(r["median_ms"], r["quality"]) for r in members]):
             members[i]["pareto"] = True
 
 

@@ -81,10 +81,16 @@ class RayExecutor:
         driver_node = ray.get_runtime_context().get_node_id()
         shipped: dict[str, object] = {}  # local path -> ObjectRef of its bundle, each put once
 
-        def bundle(path: str):
-            if path not in shipped:
-                shipped[path] = ray.put(pack(path))
-            return shipped[path]
+        def bundle(path: str, *with_it: Optional[str]):
+            """One bundle of `path` and the files that travel with it (the eval set's reference outputs)."""
+            key = "|".join([path, *[p for p in with_it if p]])
+            if key not in shipped:
+                contents = pack(path)
+                for extra in with_it:
+                    if extra:
+                        contents.update(pack(extra))
+                shipped[key] = ray.put(contents)
+            return shipped[key]
 
         def submit(task: MeasureTask):
             resource = self._resource.get(task.device)
@@ -97,7 +103,7 @@ class RayExecutor:
                 args = (None, None, None)
             else:
                 options = {"resources": {resource: 1}}
-                args = (None, None) if self.shared_fs else (bundle(task.artifact), bundle(task.eval_data))
+                args = (None, None) if self.shared_fs else (bundle(task.artifact), bundle(task.eval_data, task.reference))
                 args += (self._profiles.get(task.device),)
             return remote_measure.options(num_cpus=0, max_retries=self.max_retries, retry_exceptions=False,
                                           **options).remote(task.to_dict(), *args)

@@ -50,7 +50,10 @@ def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bun
         if artifact is not None:
             task = dataclasses.replace(task, artifact=str(_unpack(artifact, Path(tmp) / "artifact")))
         if eval_data is not None:
+            # The eval set comes first in its bundle; the FP32 reference outputs, if any, beside it.
             task = dataclasses.replace(task, eval_data=str(_unpack(eval_data, Path(tmp) / "data")))
+            if task.reference:
+                task = dataclasses.replace(task, reference=str(Path(tmp) / "data" / Path(task.reference).name))
         result = run_isolated(task)
     extra = dict(result.extra, ray_node=facts)
     if profile is not None:
