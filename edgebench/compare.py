@@ -138,7 +138,7 @@ def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts
             if fmt is None:
                 continue
             artifact = run_dir / info.artifacts[fmt]
-            options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
+            options: dict[str, object] = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
             if opts.clock != "wall":
                 options["clock"] = opts.clock
             if shape_set.label:

@@ -118,11 +118,11 @@ class Runner(ABC):
             raise IncompatibleError(f"{cls.name} cannot run on the {placement.processor} "
                                     f"(it runs on {', '.join(cls.devices)})")
 
-    def extra_metrics(self, inputs: np.ndarray) -> dict:
+    def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
         """Runtime-specific figures stored beside the timing (e.g. GPU compute vs copies); {} by default."""
         return {}
 
-    def layer_profile(self, inputs: np.ndarray, iterations: int = 20) -> list[dict]:
+    def layer_profile(self, inputs: dict[str, np.ndarray], iterations: int = 20) -> list[dict]:
         """Per-layer or per-op time and precision, where the runtime exposes it; [] otherwise."""
         return []
 

@@ -49,7 +49,7 @@ def write_eval_set(path: Path, specs: list[InputSpec], data: str, preprocess: Pr
         arrays["y"] = targets[:n]
     if not path.is_file():
         with atomic_path(path, suffix=".npz") as scratch:
-            np.savez(scratch, **arrays)
+            np.savez(scratch, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return {"samples": n, "bytes": int(sum(a.nbytes for a in arrays.values()))}
 
 
@@ -65,7 +65,7 @@ def write_labelled_eval_set(path: Path, name: str, x: np.ndarray, y: np.ndarray)
     """A dataset split for a classifier built for it: one-sample feeds under `name`, and labels."""
     if not path.is_file():
         with atomic_path(path, suffix=".npz") as scratch:
-            np.savez(scratch, **{f"in:{name}": x[:, None], "y": y})
+            np.savez(scratch, **{f"in:{name}": x[:, None], "y": y})  # type: ignore[arg-type]  # numpy stub: **kwds as bool
     return {"samples": len(y), "bytes": int(x.nbytes)}
 
 
@@ -100,7 +100,7 @@ def write_reference(onnx_path: Path, eval_path: Path, out_path: Path, threads: O
     names = [o.name for o in runner.session.get_outputs()]
     runner.close()
     with atomic_path(out_path, suffix=".npz") as scratch:
-        np.savez(scratch, names=np.array(names), **{f"out:{i}": o for i, o in enumerate(outputs)})
+        np.savez(scratch, names=np.array(names), **{f"out:{i}": o for i, o in enumerate(outputs)})  # type: ignore[arg-type]
     return out_path
 
 

@@ -83,7 +83,7 @@ def agreement(outputs: list[np.ndarray], reference: list[np.ndarray], names: lis
     if "cosine" not in first:
         return QualityResult(metric="none", description="not measured: outputs do not match the FP32 reference",
                              reason=first.get("error", "no outputs"), samples=samples, per_output=tuple(rows))
-    return QualityResult(metric="agreement", value=first["cosine"], samples=samples, per_output=tuple(rows),
+    return QualityResult(metric="agreement", value=float(first["cosine"]), samples=samples, per_output=tuple(rows),
                          description=f"cosine similarity with FP32 on output '{first['output']}'")
 
 

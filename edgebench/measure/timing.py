@@ -68,7 +68,7 @@ def summarize(samples_ms: np.ndarray, config: TimingConfig, warmup: int, total_s
         iterations=len(s), warmup_iterations=warmup, total_s=total_s, stop_reason=stop)
 
 
-def measure(runner, inputs: np.ndarray, config: TimingConfig = TimingConfig(),
+def measure(runner, inputs: dict[str, np.ndarray], config: TimingConfig = TimingConfig(),
             runtime_samples: list | None = None) -> tuple[LatencyStats, np.ndarray]:
     """Time `runner` on `inputs`. When `runtime_samples` is a list, it receives the runtime's own
     figure for each timed call (`runner.runtime_latency_ms()`), read after the wall clock stops,

@@ -97,7 +97,7 @@ def execute(task: MeasureTask) -> Measurement:
     quality = judge(task, runner, feed_list, labels)
     accuracy = None
     if quality.metric == "top1":
-        accuracy = AccuracyResult(top1=quality.value, correct=quality.extra["correct"], total=quality.samples,
+        accuracy = AccuracyResult(top1=float(quality.value or 0.0), correct=quality.extra["correct"], total=quality.samples,
                                   ci_low=quality.extra["ci_low"], ci_high=quality.extra["ci_high"])
     layers: list[dict] = []
     if task.layer_profile:
@@ -133,6 +133,8 @@ def judge(task: MeasureTask, runner, feed_list: list[dict], labels) -> QualityRe
         return top1(outputs, labels, task.num_classes)
     if task.metric:
         return user_metric(task.metric, outputs, labels)
+    if not task.reference:
+        return not_measured("no FP32 reference outputs were stored for this measurement")
     reference, names = load_reference(Path(task.reference))
     return agreement(outputs, reference, names)
 

@@ -168,20 +168,22 @@ def _image_batch(rgb: np.ndarray, s: InputSpec, p: Preprocess) -> np.ndarray:
     """One H x W x 3 uint8 picture -> the input's shape (repeated over its batch)."""
     from PIL import Image
 
+    if s.image_hw is None:
+        raise UsageError(f"input '{s.name}' is not an image (shape {list(s.shape)}); give npz: data for it")
     h, w = s.image_hw
     im = Image.fromarray(rgb)
     if p.resize == "center-crop":
         ratio = max(h / im.height, w / im.width)
-        im = im.resize((max(w, round(im.width * ratio)), max(h, round(im.height * ratio))), Image.BILINEAR)
+        im = im.resize((max(w, round(im.width * ratio)), max(h, round(im.height * ratio))), Image.Resampling.BILINEAR)
         left, top = (im.width - w) // 2, (im.height - h) // 2
         im = im.crop((left, top, left + w, top + h))
     elif p.resize == "letterbox":
         ratio = min(h / im.height, w / im.width)
-        inner = im.resize((max(1, round(im.width * ratio)), max(1, round(im.height * ratio))), Image.BILINEAR)
+        inner = im.resize((max(1, round(im.width * ratio)), max(1, round(im.height * ratio))), Image.Resampling.BILINEAR)
         im = Image.new("RGB", (w, h), (114, 114, 114))
         im.paste(inner, ((w - inner.width) // 2, (h - inner.height) // 2))
     else:
-        im = im.resize((w, h), Image.BILINEAR)
+        im = im.resize((w, h), Image.Resampling.BILINEAR)
     x = np.asarray(im, dtype=np.float32)
     if p.bgr:
         x = x[:, :, ::-1]

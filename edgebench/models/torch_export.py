@@ -41,6 +41,9 @@ def export_factory(source: ModelSource, shapes: dict[Optional[str], list[tuple]]
 
     if None in shapes:
         raise UsageError("a torch model's inputs need names: --input-shape NAME=1x3x224x224")
+    named: dict[str, list[tuple]] = {str(n): v for n, v in shapes.items()}
+    if source.factory is None:
+        raise UsageError(f"'{source.spec}' is not a torch model factory")
     torch.manual_seed(0)
     try:
         module = source.factory()
@@ -50,13 +53,13 @@ def export_factory(source: ModelSource, shapes: dict[Optional[str], list[tuple]]
         apply_weights(module, load_state_dict(Path(weights), trust=trust), weights)
     module = module.eval()
     rng = np.random.default_rng(0)
-    names = list(shapes)
-    unknown = [n for n in dtypes if n not in shapes]
+    names = list(named)
+    unknown = [n for n in dtypes if n not in named]
     if unknown:
         raise UsageError(f"--input-dtype names {', '.join(map(repr, unknown))}, which no --input-shape names")
     sample = {}
     for name in names:
-        shape, dtype = shapes[name][0], dtypes.get(name, "float32")
+        shape, dtype = named[name][0], dtypes.get(name, "float32")
         if np.issubdtype(np.dtype(dtype), np.integer) or dtype == "bool":
             sample[name] = np.ones(shape, dtype) if dtype == "bool" else rng.integers(0, 2, shape).astype(dtype)
         else:

@@ -19,7 +19,7 @@ TOLERANCE = {"top1": ACCURACY_TOLERANCE, "agreement": 0.001}
 
 
 def _tolerance(r: dict) -> float:
-    return TOLERANCE.get(r.get("quality_metric"), ACCURACY_TOLERANCE)
+    return TOLERANCE.get(str(r.get("quality_metric")), ACCURACY_TOLERANCE)
 
 
 def _q(r: dict) -> str:
