@@ -19,7 +19,7 @@ class ProbabilisticKT(DistillLoss):
         sim = (x @ x.t() + 1.0) / 2.0
         return sim / (sim.sum(1, keepdim=True) + eps)
 
-    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
+    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb, **batch):
         p_s, p_t = self._conditional(s_emb), self._conditional(t_emb)
         return (p_t * torch.log((p_t + 1e-7) / (p_s + 1e-7))).sum(1).mean()
 
@@ -29,7 +29,7 @@ class SimilarityPreserving(DistillLoss):
     """Tung & Mori 2019: match the row-normalised batch similarity (Gram) matrices."""
     family = "relation"
 
-    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
+    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb, **batch):
         g_s = F.normalize(s_emb @ s_emb.t())
         g_t = F.normalize(t_emb @ t_emb.t())
         return (g_s - g_t).pow(2).sum() / (s_emb.shape[0] ** 2)
@@ -51,7 +51,7 @@ class RelationalKD(DistillLoss):
         diff = F.normalize(e.unsqueeze(0) - e.unsqueeze(1), p=2, dim=2)
         return torch.bmm(diff, diff.transpose(1, 2)).flatten()
 
-    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
+    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb, **batch):
         with torch.no_grad():
             t_d, t_a = self._distances(t_emb), self._angles(t_emb)
         return F.smooth_l1_loss(self._distances(s_emb), t_d) + 2.0 * F.smooth_l1_loss(self._angles(s_emb), t_a)
@@ -69,5 +69,5 @@ class CorrelationCongruence(DistillLoss):
         sim = e @ e.t()
         return torch.exp(torch.tensor(-2.0 * gamma)) * (1 + 2 * gamma * sim + 2 * gamma ** 2 * sim.pow(2))
 
-    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
+    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb, **batch):
         return (self._correlation(s_emb) - self._correlation(t_emb)).pow(2).mean()
