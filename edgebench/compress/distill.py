@@ -13,6 +13,7 @@ from typing import Optional, Union
 from pydantic import Field, field_validator
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.channels import half_width_copy
 from edgebench.compress.distill_objective import build_objective
 from edgebench.compress.finetune import RECOVERY_LR, finetune, recovery_epochs
 from edgebench.compress.losses import loss_class
@@ -63,7 +64,8 @@ class DistillPass(Pass):
     # ---- resolving the two models -----------------------------------------------------------
 
     def _new_student_name(self, candidate: Candidate, ctx: Context) -> Optional[str]:
-        """The architecture of a student trained from scratch, or None to distill into the candidate."""
+        """The architecture of a student trained from scratch ("" for a half-width copy of the
+        model where its family has no smaller sibling), or None to distill into the candidate."""
         if self.config.student == "self":
             return None
         if self.config.student != "auto":
@@ -77,9 +79,6 @@ class DistillPass(Pass):
         reason = super().check(candidate, ctx)
         if reason:
             return reason
-        if self._new_student_name(candidate, ctx) == "":
-            return (f"distill: no smaller sibling is known for '{ctx.model_source.name}'; "
-                    f"set config student to a model name, or 'self'")
         if self.config.teacher == "baseline" and ctx.baseline.module is None:
             return "distill: the baseline has no torch model to teach with"
         return None
@@ -110,11 +109,15 @@ class DistillPass(Pass):
         num_classes = ctx.dataset.num_classes
         teacher = self._teacher(candidate, ctx, num_classes).eval()
         arch = self._new_student_name(candidate, ctx)
-        if arch:
+        if arch is not None:
             import torch
 
             torch.manual_seed(ctx.seed)  # the same initial student with or without a teacher
-            student = build_module(resolve_model(arch), num_classes)
+            if arch:
+                student = build_module(resolve_model(arch), num_classes)
+            else:  # no smaller sibling known: the same architecture at half width
+                student = half_width_copy(build_module(ctx.model_source, num_classes), ctx.dataset)
+                arch = f"half-width {ctx.model_source.name}"
             epochs = recovery_epochs(self.config.epochs, ctx, ctx.train_epochs)
             lr = self.config.lr or SCRATCH_LR
         else:

@@ -13,11 +13,11 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
+from edgebench.compress.channels import prune_channels
 from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
-from edgebench.compress.surgery import check_layer_names, classifier_layers
+from edgebench.compress.surgery import check_layer_names
 from edgebench.core.cache import module_fingerprint
-from edgebench.core.errors import IncompatibleError
 from edgebench.models.zoo import count_params_and_macs
 
 RECOVERY_EPOCHS = 1.5  # 0.5 left 50%-pruned mobilenetv3 at 63% top-1 (baseline 94%); 1.5 gives 89% (benchmarks/compression.py)
@@ -59,39 +59,3 @@ class PrunePass(Pass):
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}")
         return candidate.derive(self, module=module, notes=candidate.notes + (note,))
-
-
-def prune_channels(model, dataset, config: PruneConfig):
-    """Remove channels in place with DepGraph and return the model; one-line error when the
-    architecture has couplings Torch-Pruning cannot follow."""
-    import torch
-    import torch.nn.functional as F
-    import torch_pruning as tp
-
-    example = torch.from_numpy(dataset.train.x[:2])
-    protected = classifier_layers(model) + [model.get_submodule(n) for n in config.protect]
-    importance = {"magnitude": tp.importance.MagnitudeImportance(p=2),
-                  "bn": tp.importance.BNScaleImportance(),
-                  "taylor": tp.importance.TaylorImportance()}[config.importance]
-    try:
-        pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=config.ratio,
-                                      ignored_layers=protected, global_pruning=config.global_ranking,
-                                      round_to=config.round_to)
-        if config.importance == "taylor":
-            # Taylor importance reads gradients: accumulate them over a few labelled batches.
-            model.train()
-            model.zero_grad()
-            for start in range(0, 256, 64):
-                x = torch.from_numpy(dataset.train.x[start:start + 64])
-                F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
-        pruner.step()
-        model.zero_grad(set_to_none=True)
-        model.eval()
-        with torch.no_grad():
-            out = model(example)
-    except Exception as e:  # noqa: BLE001 - DepGraph raises assorted errors on couplings it cannot trace
-        raise IncompatibleError(f"prune: Torch-Pruning cannot prune this architecture "
-                                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
-    if out.shape[-1] != dataset.num_classes:
-        raise IncompatibleError(f"prune: the pruned model outputs {out.shape[-1]} classes instead of {dataset.num_classes}")
-    return model

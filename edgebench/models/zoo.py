@@ -221,11 +221,23 @@ def replace_classifier(model, num_classes: int) -> bool:
 
 def build_module(source: ModelSource, num_classes: int):
     try:
-        return source.factory(num_classes=num_classes)
+        model = source.factory(num_classes=num_classes)
     except TypeError:
         model = source.factory()
         replace_classifier(model, num_classes)
-        return model
+    return drop_auxiliary_heads(model)
+
+
+def drop_auxiliary_heads(model):
+    """GoogLeNet and Inception v3 return (logits, aux logits) in training mode, which no loss here
+    reads; their auxiliary classifiers are removed so training uses the main logits, as every
+    deployed (eval-mode) copy of them does anyway."""
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for head in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(model, head):
+                setattr(model, head, None)
+    return model
 
 
 def count_params_and_macs(model, input_shape: tuple) -> tuple[int, int]:
