@@ -71,11 +71,28 @@ def explain(choice: dict, rows: list[dict]) -> str:
                    "of the best accuracy (or within its own 95% interval of it).")
 
 
+def at_chance(r: dict) -> bool:
+    """Top-1 no better than guessing: chance (1 / classes) lies inside its 95% interval, or, without
+    an interval, it is under 1.5x chance."""
+    classes = r.get("num_classes")
+    if not classes or r.get("top1") is None:
+        return False
+    chance = 1.0 / classes
+    if r.get("top1_ci_low") is not None:
+        return r["top1_ci_low"] <= chance
+    return r["top1"] < 1.5 * chance
+
+
+def chance_warning(r: dict) -> str:
+    return (f"Warning: its top-1 ({100 * r['top1']:.1f}%) is at chance for {r['num_classes']} classes: the model "
+            "has not learned the task; do not ship it (train longer, e.g. a larger --budget or --epochs).")
+
+
 def reasons(choice: dict, rows: list[dict]) -> list[str]:
     """Plain-language reasons for the pick, for readers who have never seen a Pareto front."""
     peers = _same_group(choice, rows)
     best = max(peers, key=lambda r: r["top1"])
-    out = []
+    out = [chance_warning(choice)] if at_chance(choice) else []
     if best["top1"] <= choice["top1"]:
         out.append(f"It has the best top-1 accuracy measured ({100 * choice['top1']:.1f}%).")
     elif best["top1"] - choice["top1"] <= ACCURACY_TOLERANCE:
