@@ -28,6 +28,10 @@ class PruneConfig(PassConfig):
     importance: Literal["magnitude", "bn", "taylor"] = "magnitude"
     global_ranking: bool = False  # rank channels across layers rather than per layer
     protect: list[str] = Field(default_factory=list)  # layer names never pruned (the classifier always is)
+    protect_stem: bool = True  # the first convolution keeps its channels
+    protect_se: bool = True  # squeeze-excitation gates keep theirs
+    ratios: Literal["uniform", "latency"] = "uniform"  # latency: per-layer ratios from the cost model (NetAdapt-style)
+    steps: int = Field(1, ge=1, le=10)  # >1: reach the ratio in steps with recovery between (Han et al.)
     round_to: Optional[int] = Field(8, ge=1)  # keep channel counts multiples of this (SIMD-friendly)
     epochs: Optional[float] = Field(None, ge=0)  # recovery fine-tuning; default RECOVERY_EPOCHS x budget
     distill: bool = True  # recover with KD from the unpruned model rather than labels alone
@@ -47,15 +51,25 @@ class PrunePass(Pass):
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         check_layer_names(candidate.module, self.config.protect, "prune protect")
         parent = candidate.module.eval()
-        pruned = prune_channels(copy.deepcopy(parent), ctx.dataset, self.config)
-
-        before = count_params_and_macs(parent, ctx.dataset.input_shape)
-        after = count_params_and_macs(pruned, ctx.dataset.input_shape)
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
         factory = kd_recovery(parent, ctx, self.config.temperature) if self.config.distill else None
-        module = finetune(pruned, ctx, f"prune {self.config.ratio:g}: fine-tune", epochs,
+        per_step = epochs / self.config.steps  # the same total recovery, spread over the steps
+
+        def recover_between(model, step):
+            recovered = finetune(model, ctx, f"prune {self.config.ratio:g}: recover step {step + 1}", per_step,
+                                 ("prune-step", step, self.config.model_dump(), module_fingerprint(parent)),
+                                 loss_factory=factory)
+            model.load_state_dict(recovered.state_dict())
+            model.train()
+
+        pruned = prune_channels(copy.deepcopy(parent), ctx.dataset, self.config, between=recover_between)
+        before = count_params_and_macs(parent, ctx.dataset.input_shape)
+        after = count_params_and_macs(pruned, ctx.dataset.input_shape)
+        module = finetune(pruned, ctx, f"prune {self.config.ratio:g}: fine-tune", per_step,
                           ("prune", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
-        note = (f"pruned {self.config.ratio:.0%} of channels ({self.config.importance}): params "
+        how = f"{self.config.importance}, {self.config.ratios}{' global' if self.config.global_ranking else ''}" + \
+            (f", {self.config.steps} steps" if self.config.steps > 1 else "")
+        note = (f"pruned {self.config.ratio:.0%} of channels ({how}): params "
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}")
         return candidate.derive(self, module=module, notes=candidate.notes + (note,))
