@@ -67,6 +67,16 @@ def _tiny_cnn_small(num_classes: int = 10):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))
 
 
+def _vit_tiny(num_classes: int = 10):
+    """A 6-layer VisionTransformer for 32x32 inputs (patch 4, width 64, 4 heads): the teacher of
+    the transformer-distillation examples and tests (`--input-size 32`)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(image_size=32, patch_size=4, num_layers=6, num_heads=4, hidden_dim=64, mlp_dim=128,
+                             num_classes=num_classes)
+
+
+MODELS.add("vit-tiny", _vit_tiny)
 MODELS.add("tiny-cnn", _tiny_cnn)
 MODELS.add("tiny-cnn-small", _tiny_cnn_small)
 STUDENT_OF["tiny-cnn"] = "tiny-cnn-small"
