@@ -92,6 +92,12 @@ def test_mutual_learning_trains_a_peer_of_the_same_architecture():
     optimizer.step()
     assert not torch.equal(before, peer[0].weight)
     cleanup()
+    assert not torch.equal(student[0].weight, peer[0].weight)  # the student stays the candidate by default
+    loss_fn, _, cleanup = DistillPass({"losses": [{"name": "dml", "options": {"keep": "peer"}}]}).objective(
+        student, teacher, x[:2].numpy())
+    peer = loss_fn.modules[0].peer
+    cleanup()
+    assert torch.equal(student[0].weight, peer[0].weight)  # keep: peer makes the peer the candidate
 
 
 def test_a_plugin_loss_registers_and_is_used(tmp_path):

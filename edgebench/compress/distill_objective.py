@@ -82,6 +82,9 @@ def build_objective(config, student, teacher, sample):
     def cleanup():
         s_tap.close()
         t_tap.close()
+        for module in modules:
+            if hasattr(module, "finish"):
+                module.finish(student)
         if synthesizers:
             _recalibrate_on_synthetic(student, synthesizers[0], len(sample))
 

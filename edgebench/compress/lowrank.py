@@ -34,7 +34,7 @@ class LowRankConfig(PassConfig):
     kinds: list[Literal["linear", "conv"]] = Field(default_factory=lambda: ["linear", "conv"])
     conv_method: Literal["spatial-svd", "tucker2"] = "spatial-svd"
     min_cost_saving: float = Field(0.25, ge=-1, lt=1)  # factorise a layer only if its estimated cost falls this much
-    min_model_saving: float = Field(0.05, ge=0, lt=1)  # decline unless the model's estimated cost falls this much
+    min_model_saving: float = Field(0.05, ge=-1, lt=1)  # decline unless the model's estimated cost falls this much
     exclude: list[str] = Field(default_factory=list)
     epochs: Optional[float] = Field(None, ge=0)
     distill: bool = True

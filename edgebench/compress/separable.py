@@ -31,7 +31,7 @@ class SeparableConfig(PassConfig):
     exclude: list[str] = Field(default_factory=list)
     min_macs_saving: float = Field(0.25, ge=0, lt=1)  # rewrite a layer only if it saves at least this fraction
     min_cost_saving: float = Field(0.25, ge=-1, lt=1)  # ... and its estimated cost (layer_cost.py) by this much
-    min_model_saving: float = Field(0.05, ge=0, lt=1)  # decline unless the model's estimated cost falls this much
+    min_model_saving: float = Field(0.05, ge=-1, lt=1)  # decline unless the model's estimated cost falls this much
     epochs: Optional[float] = Field(None, ge=0)
     distill: bool = True
 

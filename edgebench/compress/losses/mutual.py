@@ -15,14 +15,23 @@ class DeepMutualLearning(DistillLoss):
     the student on the labels plus KL to the student's predictions, while the student learns from
     the peer's. Needs no teacher. The value is the peer's objective plus the student's KL term
     (the student's cross-entropy is the distill pass's `ce_weight` term). After training the peer
-    is kept as `self.peer`, a second candidate of the same architecture."""
+    is kept as `self.peer`; with option `keep: peer` the pass's candidate is the peer instead of the
+    student (a second recipe with that option makes both candidates; each trains the pair)."""
     family = "mutual"
     needs_batch = True
 
-    def __init__(self, s_shapes, t_shapes, temperature=1.0, peer_seed: int = 1, **options):
+    def __init__(self, s_shapes, t_shapes, temperature=1.0, peer_seed: int = 1, keep: str = "student", **options):
         super().__init__(s_shapes, t_shapes, temperature, **options)
-        self.peer_seed = peer_seed
+        if keep not in ("student", "peer"):
+            from edgebench.core.errors import UsageError
+            raise UsageError(f"distill loss 'dml': keep must be 'student' or 'peer', not {keep!r}")
+        self.peer_seed, self.keep = peer_seed, keep
         self.peer = None
+
+    def finish(self, student) -> None:
+        """After training: hand over the peer's weights when the peer is the candidate asked for."""
+        if self.keep == "peer":
+            student.load_state_dict(self.peer.state_dict())
 
     def setup(self, student, teacher, sample) -> None:
         peer = copy.deepcopy(student)
