@@ -67,8 +67,9 @@ def explain(choice: dict, rows: list[dict]) -> str:
     if base and base["key"] != choice["key"]:
         text += (f"; {base['median_ms'] / choice['median_ms']:.2f}x the FP32 baseline's speed on the same runtime "
                  f"at {100 * (choice['top1'] - base['top1']):+.1f} points")
-    return text + (f". It is the fastest point on the Pareto front within {100 * ACCURACY_TOLERANCE:.0f} point "
-                   "of the best accuracy (or within its own 95% interval of it).")
+    text += (f". It is the fastest point on the Pareto front within {100 * ACCURACY_TOLERANCE:.0f} point "
+             "of the best accuracy (or within its own 95% interval of it).")
+    return text + (" " + chance_warning(choice) if at_chance(choice) else "")
 
 
 def at_chance(r: dict) -> bool:
@@ -92,7 +93,7 @@ def reasons(choice: dict, rows: list[dict]) -> list[str]:
     """Plain-language reasons for the pick, for readers who have never seen a Pareto front."""
     peers = _same_group(choice, rows)
     best = max(peers, key=lambda r: r["top1"])
-    out = [chance_warning(choice)] if at_chance(choice) else []
+    out = []
     if best["top1"] <= choice["top1"]:
         out.append(f"It has the best top-1 accuracy measured ({100 * choice['top1']:.1f}%).")
     elif best["top1"] - choice["top1"] <= ACCURACY_TOLERANCE:
