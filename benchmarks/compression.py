@@ -10,8 +10,12 @@ Records, for MODEL (default mobilenetv3) on DATA (default mnist, 64x64):
 
 Figures depend on the machine and on its load; rerun on a quiet machine before quoting them:
 
-    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/compression.py            # ~10-15 min on 2 cores
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/compression.py            # 3 seeds: ~35-45 min on 2 cores
     python benchmarks/compression.py --seeds 0 --skip-compare                     # distillation only
+
+With several seeds, `compare` runs once per seed (baseline and every pass trained with that seed)
+and each technique's accuracy change and latency ratio are given as the mean and a 95% t interval
+over the seeds.
 
 Writes benchmarks/results/compression.json and compression.md (or --name).
 """
@@ -34,13 +38,13 @@ sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another inst
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def run_compare(args) -> dict:
+def run_compare(args, seed: int = 0) -> dict:
     from edgebench.compare import CompareOptions, compare
     from edgebench.measure.timing import TimingConfig
     from edgebench.report.table import load_tables
 
     opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
-                          epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir),
+                          epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir), seed=seed,
                           timing=TimingConfig(time_budget_s=args.timing_budget))
     started = time.perf_counter()
     result = compare(opts)
@@ -61,8 +65,36 @@ def run_compare(args) -> dict:
             "latency_ratio_vs_baseline": (r["median_ms"] / base["median_ms"]) if base else None,
             "top1_delta_points_vs_baseline": (100 * (r["top1"] - base["top1"])) if base and r["top1"] is not None else None,
             "flags": r["flags"]})
-    return {"run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
+    return {"seed": seed, "run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
             "notes": {c.name: list(c.notes) for c in candidates}}
+
+
+def interval(values: list) -> dict:
+    """Mean and 95% t interval (half-width) over seeds."""
+    from scipy import stats
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"mean": None, "half_width": None, "n": 0}
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return {"mean": mean, "half_width": None, "n": 1}
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return {"mean": mean, "half_width": float(stats.t.ppf(0.975, len(values) - 1)) * sd / len(values) ** 0.5,
+            "n": len(values)}
+
+
+def across_seeds(runs: list[dict]) -> list[dict]:
+    """Per (technique, runtime, precision): accuracy change and latency ratio over the seeds."""
+    keys = sorted({(r["candidate"], r["backend"], r["precision"]) for run in runs for r in run["rows"]})
+    out = []
+    for key in keys:
+        rows = [r for run in runs for r in run["rows"] if (r["candidate"], r["backend"], r["precision"]) == key]
+        out.append({"candidate": key[0], "backend": key[1], "precision": key[2],
+                    "top1": interval([r["top1"] for r in rows]),
+                    "top1_delta_points": interval([r["top1_delta_points_vs_baseline"] for r in rows]),
+                    "latency_ratio": interval([r["latency_ratio_vs_baseline"] for r in rows])})
+    return out
 
 
 def goals(compare_result: dict) -> list[dict]:
@@ -146,6 +178,18 @@ def markdown(data: dict) -> str:
             lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in comp["skipped"].items())]
         lines += ["", "| goal | value | met |", "|---|---|---|"]
         lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else 'NO'} |" for g in data["goals"]]
+    seeds = data.get("across_seeds")
+    if seeds and len(data.get("compare_runs", [])) > 1:
+        def fmt(i, scale=1.0, suffix=""):
+            if i["mean"] is None:
+                return ""
+            hw = "" if i["half_width"] is None else f" ± {scale * i['half_width']:.2f}"
+            return f"{scale * i['mean']:.2f}{hw}{suffix}"
+        lines += ["", f"Over {len(data['compare_runs'])} seeds (mean ± 95% t interval):", "",
+                  "| candidate | runtime | precision | top-1 % | vs baseline (points) | latency vs baseline |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['candidate']} | {r['backend']} | {r['precision']} | {fmt(r['top1'], 100)} | "
+                  f"{fmt(r['top1_delta_points'])} | {fmt(r['latency_ratio'], 1.0, 'x')} |" for r in seeds]
     dist = data.get("distill")
     if dist:
         lines += ["", f"Distillation: {dist['student']} taught by {dist['teacher']} (top-1 {100 * dist['teacher_top1']:.1f}%), "
@@ -183,8 +227,11 @@ def main() -> None:
     except Exception:
         pass
     if not args.skip_compare:
-        data["compare"] = run_compare(args)
-        data["goals"] = goals(data["compare"])
+        runs = [run_compare(args, seed) for seed in args.seeds]
+        data["compare"] = runs[0]
+        data["compare_runs"] = runs
+        data["across_seeds"] = across_seeds(runs)
+        data["goals"] = [dict(g, seed=run["seed"]) for run in runs for g in goals(run)]
     if not args.skip_distill:
         data["distill"] = distill_vs_scratch(args)
     data["load_end"] = [round(x, 1) for x in os.getloadavg()]

@@ -222,6 +222,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
                 if len(steps) == 0:
                     raise
                 info, reason = None, f"failed: {e}"
+            except Exception as e:  # noqa: BLE001 - a pass's bug on one architecture is that recipe's failed row, not a lost run
+                if len(steps) == 0:
+                    raise
+                message = str(e).splitlines()[0][:200] if str(e) else ""
+                info, reason = None, f"failed: {type(e).__name__}: {message}"
             if info:
                 infos.append(info)
             else:

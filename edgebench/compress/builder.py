@@ -88,7 +88,7 @@ def _check_outputs(module, dataset: Dataset) -> None:
     with torch.no_grad():
         try:
             out = module.eval()(torch.from_numpy(dataset.eval.x[:2]))
-        except RuntimeError as e:
+        except (RuntimeError, AssertionError, ValueError) as e:  # ViTs assert their image size
             raise IncompatibleError(f"the model cannot take input of shape {dataset.input_shape}: "
                                     f"{str(e).splitlines()[0][:200]}") from None
     if out.ndim != 2 or out.shape[1] != dataset.num_classes:

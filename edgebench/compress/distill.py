@@ -13,7 +13,8 @@ from typing import Optional, Union
 from pydantic import Field, field_validator
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.features import FeatureTap, auto_pairs
+from edgebench.compress.channels import half_width_copy
+from edgebench.compress.distill_objective import build_objective
 from edgebench.compress.finetune import RECOVERY_LR, finetune, recovery_epochs
 from edgebench.compress.losses import loss_class
 from edgebench.compress.surgery import check_layer_names
@@ -34,7 +35,7 @@ class LossSpec(PassConfig):
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        loss_class(v)  # unknown or planned-only names fail here, before any training
+        loss_class(v)  # unknown names fail here, before any training
         return v
 
     @field_validator("layers")
@@ -64,7 +65,8 @@ class DistillPass(Pass):
     # ---- resolving the two models -----------------------------------------------------------
 
     def _new_student_name(self, candidate: Candidate, ctx: Context) -> Optional[str]:
-        """The architecture of a student trained from scratch, or None to distill into the candidate."""
+        """The architecture of a student trained from scratch ("" for a half-width copy of the
+        model where its family has no smaller sibling), or None to distill into the candidate."""
         if self.config.student == "self":
             return None
         if self.config.student != "auto":
@@ -78,9 +80,6 @@ class DistillPass(Pass):
         reason = super().check(candidate, ctx)
         if reason:
             return reason
-        if self._new_student_name(candidate, ctx) == "":
-            return (f"distill: no smaller sibling is known for '{ctx.model_source.name}'; "
-                    f"set config student to a model name, or 'self'")
         if self.config.teacher == "baseline" and ctx.baseline.module is None:
             return "distill: the baseline has no torch model to teach with"
         return None
@@ -111,11 +110,15 @@ class DistillPass(Pass):
         num_classes = ctx.dataset.num_classes
         teacher = self._teacher(candidate, ctx, num_classes).eval()
         arch = self._new_student_name(candidate, ctx)
-        if arch:
+        if arch is not None:
             import torch
 
             torch.manual_seed(ctx.seed)  # the same initial student with or without a teacher
-            student = build_module(resolve_model(arch), num_classes)
+            if arch:
+                student = build_module(resolve_model(arch), num_classes)
+            else:  # no smaller sibling known: the same architecture at half width
+                student = half_width_copy(build_module(ctx.model_source, num_classes), ctx.dataset)
+                arch = f"half-width {ctx.model_source.name}"
             epochs = recovery_epochs(self.config.epochs, ctx, ctx.train_epochs)
             lr = self.config.lr or SCRATCH_LR
         else:
@@ -129,59 +132,13 @@ class DistillPass(Pass):
                           loss_factory=lambda s: self.objective(s, teacher, ctx.dataset.train.x[:2]), lr=lr)
         student_is = f"a new {arch}" if arch else f"'{candidate.name}'"
         notes = (f"{student_is} distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
+        if any(loss_class(s.name).family == "datafree" for s in self.config.losses):
+            notes += ("data-free: the student learned only from generator-made inputs, no training image",)
         return candidate.derive(self, module=module, notes=candidate.notes + notes)
 
     def objective(self, student, teacher, sample):
         """The loss function, the adapter parameters that train with the student, and a cleanup."""
-        import torch
-        import torch.nn.functional as F
-
-        pairs_per_loss = []
-        for spec in self.config.losses:
-            cls = loss_class(spec.name)
-            if cls.family == "feature":
-                pairs = auto_pairs(student, teacher, torch.from_numpy(sample)) if spec.layers == "auto" \
-                    else [tuple(p) for p in spec.layers]
-            else:
-                pairs = []
-            pairs_per_loss.append(pairs)
-        s_tap = FeatureTap(student, sorted({s for ps in pairs_per_loss for s, _ in ps}), embedding=True)
-        t_tap = FeatureTap(teacher, sorted({t for ps in pairs_per_loss for _, t in ps}), embedding=True)
-        with torch.no_grad():
-            was = student.training
-            student.eval()
-            student(torch.from_numpy(sample))
-            teacher(torch.from_numpy(sample))
-            student.train(was)
-        modules = []
-        for spec, pairs in zip(self.config.losses, pairs_per_loss):
-            s_shapes = [tuple(s_tap.outputs[s].shape) for s, _ in pairs]
-            t_shapes = [tuple(t_tap.outputs[t].shape) for _, t in pairs]
-            modules.append(loss_class(spec.name)(s_shapes, t_shapes, temperature=self.config.temperature,
-                                                 **spec.options))
-        extra = [p for m in modules for p in m.parameters()]
-        weights = [spec.weight for spec in self.config.losses]
-        ce_weight = self.config.ce_weight
-
-        def loss_fn(model, x, y):
-            with torch.no_grad():
-                t_logits = teacher(x)
-                t_emb = t_tap.embedding if t_tap.embedding is not None else t_logits  # heads without a Linear
-                t_feats = dict(t_tap.outputs)
-            s_logits = model(x)
-            s_emb = s_tap.embedding if s_tap.embedding is not None else s_logits
-            total = ce_weight * F.cross_entropy(s_logits, y) if ce_weight else 0.0
-            for module, weight, pairs in zip(modules, weights, pairs_per_loss):
-                s_f = [s_tap.outputs[s] for s, _ in pairs]
-                t_f = [t_feats[t] for _, t in pairs]
-                total = total + weight * module(s_logits, t_logits, s_f, t_f, s_emb, t_emb)
-            return total
-
-        def cleanup():
-            s_tap.close()
-            t_tap.close()
-
-        return loss_fn, extra, cleanup
+        return build_objective(self.config, student, teacher, sample)
 
 
 def load_teacher(spec: str, weights: Optional[str], num_classes: int, dataset):

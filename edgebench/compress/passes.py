@@ -9,6 +9,8 @@ from edgebench.compress.prune import PrunePass
 from edgebench.compress.ptq import PtqPass
 from edgebench.compress.qat import QatPass
 from edgebench.compress.separable import SeparablePass
+from edgebench.compress.sparsify import SparsifyPass
+from edgebench.compress.transformer_distill import TransformerDistillPass
 from edgebench.core.registry import Registry
 
 PASSES: Registry[type[Pass]] = Registry("compression pass", "edgebench.passes")
@@ -19,3 +21,5 @@ PASSES.add("prune", PrunePass, aliases=("pruning",))
 PASSES.add("separable", SeparablePass, aliases=("dws",))
 PASSES.add("lowrank", LowRankPass, aliases=("svd",))
 
+PASSES.add("sparsify", SparsifyPass, aliases=("unstructured", "magnitude-prune"))
+PASSES.add("tdistill", TransformerDistillPass, aliases=("transformer-distill",))

@@ -67,7 +67,9 @@ def fold_batchnorm(model):
 
 
 def insert_fake_quant(model) -> list[str]:
-    names = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    # Exact types: MultiheadAttention reads its out_proj's (a Linear subclass) weight directly,
+    # so wrapping it breaks attention; it stays in float.
+    names = [n for n, m in model.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
     for name in names:
         replace_module(model, name, FakeQuantLayer(model.get_submodule(name)))
     return names

@@ -7,7 +7,7 @@ A recipe is a named list of `{pass, config}` steps, written in YAML:
       - {pass: prune, config: {ratio: 0.5}}
       - {pass: ptq}
 
-Passes: distill, prune, separable, lowrank, ptq, qat (one module each). FP16/BF16 are precision
+Passes: distill, prune, sparsify, separable, lowrank, ptq, qat (one module each). FP16/BF16 are precision
 choices of the runtimes, not passes: every FP32 candidate is also timed at the reduced precisions
 its runtime and processor support.
 """
@@ -29,6 +29,7 @@ DEFAULT_RECIPES: dict[str, list[dict]] = {
     "ptq-int8": [{"pass": "ptq", "config": {}}],
     "qat-int8": [{"pass": "qat", "config": {}}],
     "distill": [{"pass": "distill", "config": {}}],
+    "distill-ptq": [{"pass": "distill", "config": {}}, {"pass": "ptq", "config": {}}],
     "prune50": [{"pass": "prune", "config": {"ratio": 0.5}}],
     "prune50-ptq": [{"pass": "prune", "config": {"ratio": 0.5}}, {"pass": "ptq", "config": {}}],
     "separable": [{"pass": "separable", "config": {}}],

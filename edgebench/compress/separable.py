@@ -18,6 +18,7 @@ from pydantic import Field
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
+from edgebench.compress.layer_cost import layer_shapes, model_cost, rewrite_saving
 from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
 from edgebench.core.cache import module_fingerprint
 
@@ -29,6 +30,8 @@ class SeparableConfig(PassConfig):
     layers: Optional[list[str]] = None  # only these convolutions (default: every eligible one)
     exclude: list[str] = Field(default_factory=list)
     min_macs_saving: float = Field(0.25, ge=0, lt=1)  # rewrite a layer only if it saves at least this fraction
+    min_cost_saving: float = Field(0.25, ge=-1, lt=1)  # ... and its estimated cost (layer_cost.py) by this much
+    min_model_saving: float = Field(0.05, ge=-1, lt=1)  # decline unless the model's estimated cost falls this much
     epochs: Optional[float] = Field(None, ge=0)
     distill: bool = True
 
@@ -76,7 +79,14 @@ class SeparablePass(Pass):
     Config = SeparableConfig
     config: SeparableConfig
 
-    def targets(self, model) -> list[str]:
+    def targets(self, model, sample=None) -> list[str]:
+        """Eligible layers whose rewrite saves MACs and, given a sample input, estimated cost."""
+        return self.plan(model, sample)[0]
+
+    def plan(self, model, sample=None) -> tuple[list[str], str]:
+        """(layers to rewrite, why there are none). With a sample input, a layer is kept only where
+        the cost model (layer_cost.py) says the pair is cheaper by `min_cost_saving`, and the whole
+        rewrite only if it saves `min_model_saving` of the model's estimated cost."""
         protected = {id(m) for m in classifier_layers(model)}
         wanted = set(self.config.layers) if self.config.layers is not None else None
         names = []
@@ -88,7 +98,28 @@ class SeparablePass(Pass):
             if 1 - macs_ratio(module, self.config.depth_multiplier) < self.config.min_macs_saving:
                 continue
             names.append(name)
-        return names
+        if not names:
+            return [], (f"has no standard KxK convolution (groups=1, K>1) whose rewrite saves "
+                        f"{self.config.min_macs_saving:.0%} of its MACs (its convolutions are depthwise or 1x1)")
+        if sample is None:
+            return names, ""
+        shapes = layer_shapes(model, sample)
+        total = model_cost(model, shapes)
+        savings = {n: rewrite_saving(model.get_submodule(n),
+                                     separable_pair(model.get_submodule(n), self.config.depth_multiplier), shapes[n],
+                                     total) for n in names if n in shapes}
+        paying = [n for n, s in savings.items() if s.layer >= self.config.min_cost_saving]
+        model_saving = sum(savings[n].model for n in paying)
+        if not paying:
+            best = max(savings, key=lambda n: savings[n].layer)
+            return [], (f"no rewrite is estimated to pay: the best, {best}, saves {savings[best].layer:.0%} of its "
+                        f"cost (needs {self.config.min_cost_saving:.0%}; depthwise layers run less efficiently "
+                        f"and each extra operator costs a dispatch)")
+        if model_saving < self.config.min_model_saving:
+            return [], (f"rewriting {short_list(paying, 3)} saves an estimated {model_saving:.1%} of the model's "
+                        f"cost (needs {self.config.min_model_saving:.0%}): the convolutions that would pay are a "
+                        f"small share of the model")
+        return paying, ""
 
     def validate(self, model, dataset) -> None:
         check_layer_names(model, list(self.config.layers or []) + self.config.exclude, "separable")
@@ -97,15 +128,13 @@ class SeparablePass(Pass):
         reason = super().check(candidate, ctx)
         if reason:
             return reason
-        if not self.targets(candidate.module):
-            return (f"separable: '{candidate.name}' has no standard KxK convolution (groups=1, K>1) whose rewrite "
-                    f"saves {self.config.min_macs_saving:.0%} of its MACs")
-        return None
+        names, why = self.plan(candidate.module, _sample(ctx))
+        return None if names else f"separable: '{candidate.name}' {why}"
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
         parent = candidate.module.eval()
         model = copy.deepcopy(parent)
-        names = self.targets(model)
+        names = self.targets(model, _sample(ctx))
         for name in names:
             replace_module(model, name, separable_pair(model.get_submodule(name), self.config.depth_multiplier))
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
@@ -115,3 +144,9 @@ class SeparablePass(Pass):
         shown = short_list(names)
         note = f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
         return candidate.derive(self, module=module, notes=candidate.notes + (note,))
+
+
+def _sample(ctx: Context):
+    import torch
+
+    return torch.from_numpy(ctx.dataset.train.x[:1])

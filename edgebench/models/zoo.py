@@ -67,6 +67,16 @@ def _tiny_cnn_small(num_classes: int = 10):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))
 
 
+def _vit_tiny(num_classes: int = 10):
+    """A 6-layer VisionTransformer for 32x32 inputs (patch 4, width 64, 4 heads): the teacher of
+    the transformer-distillation examples and tests (`--input-size 32`)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(image_size=32, patch_size=4, num_layers=6, num_heads=4, hidden_dim=64, mlp_dim=128,
+                             num_classes=num_classes)
+
+
+MODELS.add("vit-tiny", _vit_tiny)
 MODELS.add("tiny-cnn", _tiny_cnn)
 MODELS.add("tiny-cnn-small", _tiny_cnn_small)
 STUDENT_OF["tiny-cnn"] = "tiny-cnn-small"
@@ -224,11 +234,23 @@ def build_module(source: ModelSource, num_classes: int):
     if factory is None:  # an ONNX file, e.g. named as a distill student or teacher
         raise UsageError(f"'{source.spec}' is an ONNX file, not a torch model: it cannot be built or trained")
     try:
-        return factory(num_classes=num_classes)
+        model = factory(num_classes=num_classes)
     except TypeError:
         model = factory()
         replace_classifier(model, num_classes)
-        return model
+    return drop_auxiliary_heads(model)
+
+
+def drop_auxiliary_heads(model):
+    """GoogLeNet and Inception v3 return (logits, aux logits) in training mode, which no loss here
+    reads; their auxiliary classifiers are removed so training uses the main logits, as every
+    deployed (eval-mode) copy of them does anyway."""
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for head in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(model, head):
+                setattr(model, head, None)
+    return model
 
 
 def count_params_and_macs(model, input_shape: tuple) -> tuple[int, int]:

@@ -115,10 +115,28 @@ def explain(choice: dict, rows: list[dict]) -> str:
     if base and base["key"] != choice["key"]:
         text += (f"; {base['median_ms'] / choice['median_ms']:.2f}x the FP32 baseline's speed on the same runtime "
                  f"({_q(base)})")
+    warning = (" " + chance_warning(choice)) if at_chance(choice) else ""
     if len(_same_group(choice, rows)) == 1:
-        return text + ". It is the only option measured here, so there is nothing to choose between."
+        return text + ". It is the only option measured here, so there is nothing to choose between." + warning
     return text + (f". It is the fastest point on the Pareto front within {_tolerance(choice):g} of the best "
-                   f"{choice['quality_label']} (or within its own 95% interval of it).")
+                   f"{choice['quality_label']} (or within its own 95% interval of it).") + warning
+
+
+def at_chance(r: dict) -> bool:
+    """Top-1 no better than guessing: chance (1 / classes) lies inside its 95% interval, or, without
+    an interval, it is under 1.5x chance."""
+    classes = r.get("num_classes")
+    if not classes or r.get("top1") is None:
+        return False
+    chance = 1.0 / classes
+    if r.get("top1_ci_low") is not None:
+        return r["top1_ci_low"] <= chance
+    return r["top1"] < 1.5 * chance
+
+
+def chance_warning(r: dict) -> str:
+    return (f"Warning: its top-1 ({100 * r['top1']:.1f}%) is at chance for {r['num_classes']} classes: the model "
+            "has not learned the task; do not ship it (train longer, e.g. a larger --budget or --epochs).")
 
 
 def reasons(choice: dict, rows: list[dict]) -> list[str]:

@@ -67,7 +67,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "group": _group(m), "source": m.source, "status": m.status, "error": m.error,
             "measured_on": m.measured_on, "top1": m.top1,
             "top1_ci_low": (m.accuracy or {}).get("ci_low"), "top1_ci_high": (m.accuracy or {}).get("ci_high"),
-            "accuracy_total": (m.accuracy or {}).get("total"),
+            "accuracy_total": (m.accuracy or {}).get("total"), "num_classes": c.num_classes if c else None,
             "median_ms": lat.get("median_ms"), "p90_ms": lat.get("p90_ms"), "p99_ms": lat.get("p99_ms"),
             "mean_ms": lat.get("mean_ms"), "ci_low_ms": lat.get("ci_low_ms"), "ci_high_ms": lat.get("ci_high_ms"),
             "iterations": lat.get("iterations"), "stop_reason": lat.get("stop_reason"),

@@ -14,9 +14,10 @@ LOSSES: Registry[type] = Registry("distillation loss", "edgebench.distill_losses
 
 
 class DistillLoss(nn.Module):
-    name: ClassVar[str] = ""  # the name it is registered under (losses/__init__.py)
     family: ClassVar[str] = "response"
-    planned: ClassVar[bool] = False
+    # True: forward also receives the batch as keywords (labels, inputs, student, teacher), for
+    # losses that train their own networks on it (peers, auxiliary heads, generators).
+    needs_batch: ClassVar[bool] = False
 
     def __init__(self, s_shapes: list, t_shapes: list, temperature: float = 4.0, **options):
         super().__init__()
@@ -24,8 +25,26 @@ class DistillLoss(nn.Module):
             raise UsageError(f"distill loss '{self.name}': unknown option(s) {', '.join(sorted(options))}")
         self.temperature = temperature
 
-    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb):
+    def setup(self, student, teacher, sample) -> None:
+        """Build what depends on the models themselves (a peer, heads, a generator) once, before
+        training; its parameters then train with the student's."""
+
+    def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb, **batch):
         raise NotImplementedError
+
+
+def kd_term(s_logits, t_logits, temperature: float):
+    """Hinton's T^2-scaled KL between softened distributions, the term many families reuse."""
+    T = temperature
+    return F.kl_div(F.log_softmax(s_logits / T, 1), F.softmax(t_logits / T, 1), reduction="batchmean") * T * T
+
+
+def register(name: str, *aliases: str):
+    def deco(cls):
+        cls.name = name
+        LOSSES.add(name, cls, aliases=aliases)
+        return cls
+    return deco
 
 
 def match_spatial(s, t):

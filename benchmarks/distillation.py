@@ -1,0 +1,140 @@
+"""Distillation benchmark: every loss against the same student trained without a teacher.
+
+A capacity-limited student (default tiny-cnn-small, ~3k parameters) learns from FEW training images
+(default 1000) for enough epochs to converge, taught by MODEL (default mobilenetv3) trained on the
+full training split (the usual limited-transfer-set setting: the teacher has seen more than the
+student can). Each loss (kd, fitnet, at, ... datafree, adversarial) trains the same initial student
+with the same seed, schedule and images; "none" is cross-entropy alone. Over >= 3 seeds: mean
+top-1 and a 95% t interval, and the gain over "none" with its interval (paired by seed).
+
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/distillation.py        # ~40-60 min on 2 cores
+    python benchmarks/distillation.py --losses kd --seeds 0 --epochs 1 --train-images 256   # smoke
+
+Writes benchmarks/results/distillation.json and distillation.md (or --name).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compression import interval  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+ALL_LOSSES = ["kd", "fitnet", "at", "nst", "pkt", "sp", "rkd", "cc", "ft", "fsp", "vid", "ab", "byot", "dml",
+              "adversarial", "datafree"]
+
+
+def run(args) -> dict:
+    import torch
+
+    from edgebench.compress import Context
+    from edgebench.compress.builder import BaselineOptions, build_baseline
+    from edgebench.compress.distill import SCRATCH_LR, DistillPass
+    from edgebench.core.cache import cached_module, content_key
+    from edgebench.models.data import Dataset, Split, load_dataset
+    from edgebench.models.train import TrainConfig, evaluate_torch, fit
+    from edgebench.models.zoo import build_module, resolve_model
+
+    source = resolve_model(args.model)
+    full = load_dataset(args.data, args.input_size, seed=0)
+    teacher = build_baseline(source, full, BaselineOptions(epochs=args.teacher_epochs, seed=0))
+    few = Dataset(name=f"{full.name}-{args.train_images}", classes=full.classes, input_size=full.input_size,
+                  train=Split(x=full.train.x[:args.train_images], y=full.train.y[:args.train_images]),
+                  calib=full.calib, eval=full.eval)
+    rows = []
+    for seed in args.seeds:
+        def scratch(seed=seed):
+            torch.manual_seed(seed)  # the same initial student as DistillPass builds
+            return fit(build_module(resolve_model(args.student), few.num_classes), few.train,
+                       TrainConfig(epochs=args.epochs, lr=SCRATCH_LR, seed=seed))
+        t0 = time.perf_counter()
+        plain = cached_module(content_key("bench-distill-none", args.student, few.fingerprint(), args.epochs, seed),
+                              scratch)
+        rows.append({"loss": "none", "seed": seed, "top1": evaluate_torch(plain, few.eval),
+                     "train_s": time.perf_counter() - t0})
+        for loss in args.losses:
+            ctx = Context(dataset=few, baseline=teacher, model_source=source, work_dir=Path(tempfile.mkdtemp()),
+                          train_epochs=args.epochs, seed=seed, budget=1.0)
+            config = {"student": args.student, "losses": [{"name": loss}], "epochs": args.epochs}
+            t0 = time.perf_counter()
+            try:
+                student = DistillPass(config).apply(teacher, ctx).module
+                rows.append({"loss": loss, "seed": seed, "top1": evaluate_torch(student, few.eval),
+                             "train_s": time.perf_counter() - t0})
+            except Exception as e:  # noqa: BLE001 - one loss failing must not lose the others' figures
+                rows.append({"loss": loss, "seed": seed, "top1": None, "error": f"{type(e).__name__}: {e}"})
+            print(rows[-1], flush=True)
+    none = {r["seed"]: r["top1"] for r in rows if r["loss"] == "none"}
+    summary = []
+    for loss in ["none"] + list(args.losses):
+        mine = [r for r in rows if r["loss"] == loss and r["top1"] is not None]
+        gains = [100 * (r["top1"] - none[r["seed"]]) for r in mine]
+        gain = interval(gains)
+        summary.append({"loss": loss, "top1": interval([100 * r["top1"] for r in mine]), "gain_points": gain,
+                        "helps": bool(loss != "none" and gain["half_width"] is not None
+                                      and gain["mean"] - gain["half_width"] > 0),
+                        "errors": [r["error"] for r in rows if r["loss"] == loss and "error" in r]})
+    return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
+            "student": args.student, "train_images": args.train_images, "epochs": args.epochs, "per_run": rows,
+            "summary": summary}
+
+
+def markdown(data: dict) -> str:
+    r = data["result"]
+    lines = [f"# Distillation benchmark: {r['student']} taught by {r['teacher']} on {data['data']}",
+             "", f"Machine: {data['machine']}; load average at start {data['load_start']}, at end {data['load_end']}.",
+             f"Teacher top-1 {100 * r['teacher_top1']:.1f}% (full training split); student trained on "
+             f"{r['train_images']} images for {r['epochs']:g} epochs per loss; seeds {data['seeds']}.", "",
+             f"Command: `{data['command']}`", "",
+             "| loss | top-1 % (mean ± 95%) | gain over no teacher, points (mean ± 95%) | helps here |",
+             "|---|---|---|---|"]
+    for s in r["summary"]:
+        t, g = s["top1"], s["gain_points"]
+        top = "" if t["mean"] is None else f"{t['mean']:.1f}" + ("" if t["half_width"] is None else f" ± {t['half_width']:.1f}")
+        gain = "" if s["loss"] == "none" or g["mean"] is None else \
+            f"{g['mean']:+.2f}" + ("" if g["half_width"] is None else f" ± {g['half_width']:.2f}")
+        verdict = "" if s["loss"] == "none" else ("yes" if s["helps"] else "not shown")
+        if s["errors"]:
+            verdict += f" (failed: {s['errors'][0][:80]})"
+        lines.append(f"| {s['loss']} | {top} | {gain} | {verdict} |")
+    lines += ["", "'helps here' means the 95% interval of the paired gain lies above zero; 'not shown' is not "
+              "'harmful': it says this setting cannot tell."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenetv3")
+    parser.add_argument("--student", default="tiny-cnn-small")
+    parser.add_argument("--data", default="mnist")
+    parser.add_argument("--input-size", type=int, default=32)
+    parser.add_argument("--teacher-epochs", type=float, default=2.0)
+    parser.add_argument("--train-images", type=int, default=1000)
+    parser.add_argument("--epochs", type=float, default=30.0, help="student epochs (on the few images): to convergence")
+    parser.add_argument("--losses", nargs="+", default=ALL_LOSSES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--name", default="distillation")
+    args = parser.parse_args()
+    data = {"data": args.data, "seeds": args.seeds, "command": "python benchmarks/distillation.py " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "load_start": [round(x, 1) for x in os.getloadavg()]}
+    data["result"] = run(args)
+    data["load_end"] = [round(x, 1) for x in os.getloadavg()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
+    (RESULTS / f"{args.name}.md").write_text(markdown(data))
+    print(markdown(data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Pass generality: does every pass yield a working candidate, or decline in one line, on the
+torchvision classification family? (Torch-Pruning's own claim: 81 of 85 torchvision models
+prunable.)
+
+For each model (untrained, at a tiny input size, no fine-tuning: this is about the passes'
+mechanics, not accuracy) and each pass, the outcome is one of
+  ok        a candidate whose output still has the dataset's classes,
+  declined  a one-line EdgebenchError reason (check() or apply()),
+  crash     anything else: a bug to fix (its type and first line are recorded).
+
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/pass_generality.py                 # all, ~1-2 h on 2 cores
+    python benchmarks/pass_generality.py --models resnet18 googlenet --name smoke-generality  # smoke
+
+Writes benchmarks/results/pass_generality.json and pass_generality.md (or --name).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
+
+RESULTS = ROOT / "benchmarks" / "results"
+TINY = {"prune": {"ratio": 0.5, "epochs": 0, "distill": False},
+        "sparsify": {"sparsity": 0.5, "epochs": 0, "distill": False},
+        "separable": {"epochs": 0, "distill": False},
+        "lowrank": {"rank_ratio": 0.25, "epochs": 0, "distill": False},
+        "distill": {"epochs": 0.002},
+        "ptq": {"calibration_samples": 8},
+        "qat": {"epochs": 0.002, "calibration_samples": 8}}
+
+
+def classification_models() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def one(model_name: str, pass_name: str, dataset, work: Path) -> dict:
+    import torch
+
+    from edgebench.compress import PASSES, Candidate, Context
+    from edgebench.compress.builder import _check_outputs
+    from edgebench.core.errors import EdgebenchError
+    from edgebench.models.export import export_onnx
+    from edgebench.models.zoo import build_module, resolve_model
+
+    torch.manual_seed(0)
+    source = resolve_model(model_name)
+    started = time.perf_counter()
+    try:
+        module = build_module(source, dataset.num_classes).eval()
+        _check_outputs(module, dataset)
+        base = Candidate("baseline", module=module, lineage=({"pass": "baseline", "config": {}},))
+
+        def export(c):
+            return {"onnx": export_onnx(c.module, work / f"e{id(c.module)}" / "model.onnx", dataset.eval.x[:8])}
+
+        ctx = Context(dataset=dataset, baseline=base, model_source=source, work_dir=work, export=export)
+        p = PASSES.get(pass_name)(TINY[pass_name])
+        reason = p.check(base, ctx)
+        if reason:
+            return {"outcome": "declined", "detail": reason, "s": time.perf_counter() - started}
+        out = p.apply(base, ctx)
+        if out.module is not None:
+            with torch.no_grad():
+                y = out.module.eval()(torch.from_numpy(dataset.eval.x[:2]))
+            assert y.shape == (2, dataset.num_classes), f"output shape {tuple(y.shape)}"
+        return {"outcome": "ok", "detail": (out.notes or [""])[-1][:160], "s": time.perf_counter() - started}
+    except EdgebenchError as e:
+        return {"outcome": "declined", "detail": str(e), "s": time.perf_counter() - started}
+    except Exception as e:  # noqa: BLE001 - the benchmark counts crashes; each is a bug to fix
+        return {"outcome": "crash", "detail": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
+                "s": time.perf_counter() - started}
+
+
+def markdown(data: dict) -> str:
+    rows = data["rows"]
+    passes = list(dict.fromkeys(r["pass"] for r in rows))
+    lines = [f"# Pass generality on {len({r['model'] for r in rows})} torchvision classifiers "
+             f"({data['data']} at {data['input_size']} px, untrained, no fine-tuning)", "",
+             f"Machine: {data['machine']}; load average at start {data['load_start']}, at end {data['load_end']}.",
+             f"Command: `{data['command']}`", "", "| pass | ok | declined | crash |", "|---|---|---|---|"]
+    for p in passes:
+        c = Counter(r["outcome"] for r in rows if r["pass"] == p)
+        lines.append(f"| {p} | {c['ok']} | {c['declined']} | {c['crash']} |")
+    lines += ["", "| model | pass | outcome | detail |", "|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['pass']} | {r['outcome']} | {r['detail'][:140].replace('|', '/')} |" for r in rows
+              if r["outcome"] != "ok"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", help="default: every torchvision classification model")
+    parser.add_argument("--passes", nargs="+", default=list(TINY))
+    parser.add_argument("--data", default="digits")
+    parser.add_argument("--input-size", type=int, default=64)
+    parser.add_argument("--name", default="pass_generality")
+    args = parser.parse_args()
+
+    from edgebench.models.data import load_dataset
+
+    dataset = load_dataset(args.data, args.input_size, seed=0)
+    data = {"data": args.data, "input_size": args.input_size,
+            "command": "python benchmarks/pass_generality.py " + " ".join(sys.argv[1:]),
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+            "load_start": [round(x, 1) for x in os.getloadavg()], "rows": []}
+    for model_name in args.models or classification_models():
+        for pass_name in args.passes:
+            with tempfile.TemporaryDirectory() as work:
+                result = one(model_name, pass_name, dataset, Path(work))
+            data["rows"].append({"model": model_name, "pass": pass_name, **result})
+            print(model_name, pass_name, result["outcome"], result["detail"][:120], flush=True)
+    data["load_end"] = [round(x, 1) for x in os.getloadavg()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
+    (RESULTS / f"{args.name}.md").write_text(markdown(data))
+    print(markdown(data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Removing whole channels with Torch-Pruning's dependency graph (DepGraph): what the prune pass
+and the width-reduced distillation students share."""
+from __future__ import annotations
+
+from edgebench.compress.layer_cost import layer_shapes, module_cost
+from edgebench.compress.surgery import classifier_layers
+from edgebench.core.errors import EdgebenchError, IncompatibleError
+
+
+def protected_layers(model, config) -> list:
+    """Layers whose output channels are never removed: the classifier, user-named layers, and by
+    default the stem (few channels, full resolution: cutting them costs accuracy for little time)
+    and squeeze-excitation gates (tiny, and their channels decide the block's scaling)."""
+    from torch import nn
+
+    protected = classifier_layers(model) + [model.get_submodule(n) for n in config.protect]
+    if getattr(config, "protect_stem", False):
+        protected += [m for m in model.modules() if isinstance(m, nn.Conv2d)][:1]
+    if getattr(config, "protect_se", False):
+        for module in model.modules():
+            if "SqueezeExcit" in type(module).__name__ or type(module).__name__ in ("SELayer", "SEModule"):
+                protected += [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return protected
+
+
+def latency_aware_ratios(model, example, ratio: float, protected: list) -> dict:
+    """NetAdapt-style per-layer ratios from the cost model (layer_cost.py) rather than one ratio for
+    all: a layer's ratio grows with the square root of its estimated cost relative to the mean,
+    clipped to [ratio/3, 0.85], then rescaled so the cost-weighted mean stays `ratio`. Layers that
+    dominate latency give up more channels; cheap ones, which would save little, keep theirs."""
+    from torch import nn
+
+    shapes = layer_shapes(model, example)
+    modules = dict(model.named_modules())
+    skip = {id(m) for m in protected}
+    costs = {modules[n]: module_cost(modules[n], s) for n, s in shapes.items()
+             if isinstance(modules[n], nn.Conv2d) and modules[n].groups == 1 and id(modules[n]) not in skip}
+    if not costs:
+        return {}
+    mean = sum(costs.values()) / len(costs)
+    raw = {m: (c / mean) ** 0.5 * ratio for m, c in costs.items()}
+    scale = ratio * sum(costs.values()) / sum(raw[m] * c for m, c in costs.items())
+    return {m: min(0.85, max(ratio / 3, r * scale)) for m, r in raw.items()}
+
+
+def prune_channels(model, dataset, config, between=None):
+    """Remove channels in place with DepGraph and return the model (`config` carries ratio,
+    importance, global_ranking, protect, round_to, and optionally protect_stem, protect_se, ratios,
+    steps); one-line error when the architecture has couplings Torch-Pruning cannot follow.
+
+    With `steps` > 1 the ratio is reached in equal steps and `between(model, step)` (recovery
+    fine-tuning) runs after each but the last: prune a little, recover, repeat (Han et al.)."""
+    import torch
+    import torch.nn.functional as F
+    import torch_pruning as tp
+
+    if any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules()):
+        raise IncompatibleError("prune: channel pruning does not remove attention heads; transformers are not pruned "
+                                "by this pass (use distill with a smaller student)")
+    example = torch.from_numpy(dataset.train.x[:2])
+    protected = protected_layers(model, config)
+    steps = getattr(config, "steps", 1)
+    importance = {"magnitude": tp.importance.MagnitudeImportance(p=2),
+                  "bn": tp.importance.BNScaleImportance(),
+                  "taylor": tp.importance.TaylorImportance()}[config.importance]
+    per_layer = latency_aware_ratios(model, example, config.ratio, protected) \
+        if getattr(config, "ratios", "uniform") == "latency" else None
+    try:
+        pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=config.ratio,
+                                      pruning_ratio_dict=per_layer or None, ignored_layers=protected,
+                                      global_pruning=config.global_ranking, round_to=config.round_to,
+                                      iterative_steps=steps)
+        for step in range(steps):
+            if config.importance == "taylor":
+                # Taylor importance reads gradients: accumulate them over a few labelled batches.
+                model.train()
+                model.zero_grad()
+                for start in range(0, 256, 64):
+                    x = torch.from_numpy(dataset.train.x[start:start + 64])
+                    F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
+            pruner.step()
+            model.zero_grad(set_to_none=True)
+            if between is not None and step < steps - 1:
+                between(model, step)
+        model.eval()
+        with torch.no_grad():
+            out = model(example)
+    except EdgebenchError:
+        raise  # from `between`: recovery's own one-line errors
+    except Exception as e:  # noqa: BLE001 - DepGraph raises assorted errors on couplings it cannot trace
+        raise IncompatibleError(f"prune: Torch-Pruning cannot prune this architecture "
+                                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    if out.shape[-1] != dataset.num_classes:
+        raise IncompatibleError(f"prune: the pruned model outputs {out.shape[-1]} classes instead of {dataset.num_classes}")
+    return model
+
+
+class _HalfWidth:
+    """The prune settings of a width-reduced student: uniform, magnitude, nothing protected."""
+    ratio = 0.5
+    importance = "magnitude"
+    global_ranking = False
+    protect: list = []
+    round_to = 8
+
+
+def half_width_copy(model, dataset):
+    """`model` with half of every prunable layer's channels removed (before any training: the
+    distillation student of a family that has no smaller sibling)."""
+    return prune_channels(model, dataset, _HalfWidth())
