@@ -29,6 +29,7 @@ from edgebench.devices.profiles import DeviceProfile
 from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
 from edgebench.measure.environment import fingerprint
+from edgebench.measure.identity import relabelled_run_info
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import load_dataset
@@ -199,6 +200,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             reporter.progress("measure", count[0], len(tasks))
 
         executor.run(tasks, on_result)
+        corrected = relabelled_run_info(store.run_info(), store.measurements())
+        if corrected is not None:  # a node advertised the device but is not one
+            store.write_run_info(corrected)
+            for warning in corrected["identity_warnings"]:
+                reporter.note(warning)
         if not is_target:
             reporter.stage(f"estimating {asked.name} from this machine's measurements")
             add_estimates(store, infos, asked, target.name, run_dir, Path(opts.runs_dir), reporter.note)
