@@ -4,6 +4,8 @@
   (shape inference and graph optimisation), per-channel weights.
 - OpenVINO: NNCF's `quantize` on the OpenVINO model, which inserts FakeQuantize nodes that the
   CPU plugin executes as INT8 kernels.
+- LiteRT: ai-edge-quantizer's full-integer recipe (int8 weights, activations, input and output)
+  on the FP32 .tflite, where litert-torch made one.
 The result is one candidate holding an INT8 artifact per runtime.
 
 Calibration runs in batches of CALIBRATION_BATCH rather than one image at a time (the range
@@ -23,6 +25,7 @@ from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.models.export import save_openvino
+from edgebench.models.litert_export import quantize_tflite_int8
 
 CALIBRATION_BATCH = 32
 
@@ -32,7 +35,7 @@ class PtqConfig(PassConfig):
     calibration_samples: int = Field(128, ge=1, le=10000)
     per_channel: bool = True
     activation_type: Literal["uint8", "int8"] = "uint8"
-    runtimes: tuple[str, ...] = ("onnxruntime", "openvino")
+    runtimes: tuple[str, ...] = ("onnxruntime", "openvino", "litert")
 
 
 class PtqPass(Pass):
@@ -59,6 +62,8 @@ class PtqPass(Pass):
         if "openvino" in self.config.runtimes:
             ctx.report("ptq: openvino/nncf", 1, 2)
             artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
+        if "litert" in self.config.runtimes and "tflite" in fp32:  # exported only where litert-torch is installed
+            artifacts["tflite"] = quantize_tflite_int8(Path(fp32["tflite"]), ctx.work_dir / "model.int8.tflite", calib)
         ctx.report("ptq", 2, 2)
         return candidate.derive(self, module=None, precision="int8", artifacts=artifacts)
 
