@@ -22,14 +22,14 @@ from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_
 from edgebench.core.atomic import atomic_path
 from edgebench.core.cache import content_key
 from edgebench.core.errors import EdgebenchError, UsageError
-from edgebench.core.records import CandidateInfo, Measurement, measurement_key
-from edgebench.core.signing import trusted_sha256
+from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.identity import relabelled_run_info
+from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import load_dataset
@@ -103,31 +103,9 @@ def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfi
 
 def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions,
                measured_on: str, eval_path: Path, score: bool, available=availability) -> list[MeasureTask]:
-    tasks = []
-    wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
-    for processor_name, processor in profile.processors.items():
-        for runtime in processor.runtimes:
-            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
-                    (not wanted and BACKENDS.get(runtime).opt_in):
-                continue
-            avail = available(runtime)
-            if not avail.available or processor_name not in avail.processors:
-                continue
-            runner = BACKENDS.get(runtime)
-            fmt = runner.deployed_format(info.artifacts)
-            if fmt is None:
-                continue
-            artifact = run_dir / info.artifacts[fmt]
-            options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
-            for precision in runner.plan_precisions(info.precision, processor.precisions):
-                key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
-                tasks.append(MeasureTask(
-                    key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
-                    processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
-                    eval_data=str(eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
-                    timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
-                    timeout_s=opts.measure_timeout_s, score=score))
-    return tasks
+    settings = PlanSettings(runtimes=opts.runtimes, timing=asdict(opts.timing), layer_profile=opts.layer_profile,
+                            timeout_s=opts.measure_timeout_s)
+    return plan_measurements(info, profile, run_dir, settings, measured_on, eval_path, score, available)
 
 
 def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> CompareResult:
