@@ -14,7 +14,15 @@ class Part:
     brings: str
 
     def missing(self) -> list[str]:
-        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+        return [m for m in self.modules if not installed(m)]
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be found, without importing it (a finder may refuse it outright)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 PARTS = (

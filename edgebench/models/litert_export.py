@@ -20,7 +20,10 @@ CONVERT_EXTRA = "edgebench[litert-convert]"
 
 def converter_available() -> bool:
     """Whether litert-torch and ai-edge-quantizer are importable (checked without importing them)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_quantizer"))
+    try:
+        return all(importlib.util.find_spec(m) is not None for m in ("litert_torch", "ai_edge_quantizer"))
+    except ImportError:  # a finder that refuses the module outright
+        return False
 
 
 def export_tflite(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol: float = 1e-4) -> Path:
