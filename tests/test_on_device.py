@@ -142,3 +142,19 @@ def test_measuring_as_a_device_this_machine_is_not_labels_it_honestly(built_run,
 def test_measure_refuses_a_folder_that_is_not_a_run(light_env, tmp_path):
     proc = _cli(["measure", str(tmp_path)], light_env)
     assert proc.returncode != 0 and "not a run folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rows_of_another_host_do_not_replace_the_builders(built_run, light_env, tmp_path):
+    """Two machines that detect as no profile are both `host`: merging must not overwrite."""
+    device_run = _copy_bundle(built_run, tmp_path / "device")
+    proc = _cli(["measure", str(device_run), "--device", "host", "--runtimes", "onnxruntime"], light_env)
+    assert proc.returncode == 0, proc.stderr
+    out = device_run / "on-device" / "host"
+    # Stands in for another machine: same keys, another `measured_on`.
+    lines = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
+    (out / "measurements.jsonl").write_text("".join(json.dumps(dict(r, measured_on="another box")) + "\n" for r in lines))
+    before = (built_run / "measurements.jsonl").read_bytes()
+    merged = _cli(["report", str(built_run), "--merge", str(out)], dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert merged.returncode == 0, merged.stderr
+    assert "merged 0 measurement(s)" in merged.stdout and "not merged" in merged.stderr
+    assert (built_run / "measurements.jsonl").read_bytes() == before

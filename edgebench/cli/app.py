@@ -191,8 +191,12 @@ def report(runs: list[Path] = typer.Argument(..., help="Run folders (or report.j
             raise UsageError("--merge adds device measurements to one run folder; name exactly one")
         with RunStore(runs[0]) as store:
             for folder in merge:
-                added = merge_measurements(store, folder)
-                console.print(f"merged {added} measurement(s) from {folder}", highlight=False)
+                merged = merge_measurements(store, folder)
+                console.print(f"merged {merged.added} measurement(s) from {folder}", highlight=False)
+                if merged.conflicts:
+                    err_console.print(f"[yellow]warning:[/yellow] {merged.conflicts} row(s) not merged: the run holds "
+                                      f"the same measurement from another machine (both are 'host'; give the device "
+                                      f"a profile with a detect rule, docs/on-device.md)", highlight=False)
     for run in runs:
         paths = render_run(run, out if len(runs) == 1 else None)
         console.print(f"{run}: " + ", ".join(str(p) for p in paths.values()), highlight=False)
