@@ -21,7 +21,7 @@ from edgebench.devices.profiles import get_profile
 DEVICE_PREFIX = "device:"
 # The package directory travels to the nodes with every job (Ray's py_modules), so a node runs
 # the driver's edgebench; the runtimes themselves must be installed on the node (docs/cluster.md).
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # edgebench/, not this execute/ray/ folder
 
 
 def require_ray():
