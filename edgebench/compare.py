@@ -19,15 +19,16 @@ from edgebench.compress.base import parse_budget
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
 from edgebench.core.cache import content_key
 from edgebench.core.errors import EdgebenchError, UsageError
-from edgebench.core.records import CandidateInfo, Measurement, measurement_key
-from edgebench.core.signing import trusted_sha256
+from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
 from edgebench.measure.contention import check_before_run
 from edgebench.measure.environment import fingerprint
-from edgebench.measure.run_inputs import RunInputs, ShapeSet, labelled_inputs, onnx_inputs
+from edgebench.measure.identity import relabelled_run_info
+from edgebench.measure.plan import PlanSettings, plan_measurements
+from edgebench.measure.run_inputs import RunInputs, labelled_inputs, onnx_inputs
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import Dataset, load_dataset
@@ -117,44 +118,9 @@ def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfi
 
 def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions,
                measured_on: str, inputs: RunInputs, available=availability) -> list[MeasureTask]:
-    return [t for shape_set in inputs.sets
-            for t in _plan_shape(info, profile, run_dir, opts, measured_on, inputs, shape_set, available)]
-
-
-def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions, measured_on: str,
-                inputs: RunInputs, shape_set: ShapeSet, available) -> list[MeasureTask]:
-    tasks = []
-    wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
-    for processor_name, processor in profile.processors.items():
-        for runtime in processor.runtimes:
-            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
-                    (not wanted and BACKENDS.get(runtime).opt_in):
-                continue
-            avail = available(runtime)
-            if not avail.available or processor_name not in avail.processors:
-                continue
-            runner = BACKENDS.get(runtime)
-            fmt = runner.deployed_format(info.artifacts)
-            if fmt is None:
-                continue
-            artifact = run_dir / info.artifacts[fmt]
-            options: dict[str, object] = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
-            if opts.clock != "wall":
-                options["clock"] = opts.clock
-            if shape_set.label:
-                options["input_shapes"] = shape_set.input_shapes
-            for precision in runner.plan_precisions(info.precision, processor.precisions):
-                key = measurement_key(info.id, runtime, processor_name, precision, profile.name, shape=shape_set.label)
-                tasks.append(MeasureTask(
-                    key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
-                    processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
-                    eval_data=str(shape_set.eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
-                    timing=asdict(opts.timing), layer_profile=opts.layer_profile and runtime != "pytorch",
-                    timeout_s=opts.measure_timeout_s * max(1, opts.processes), score=inputs.labelled,
-                    processes=opts.processes, shape=shape_set.label,
-                    reference=str(shape_set.reference) if shape_set.reference else None, metric=inputs.metric,
-                    quality_note=inputs.quality_note))
-    return tasks
+    settings = PlanSettings(runtimes=opts.runtimes, timing=asdict(opts.timing), layer_profile=opts.layer_profile,
+                            timeout_s=opts.measure_timeout_s, clock=opts.clock, processes=opts.processes)
+    return plan_measurements(info, profile, run_dir, settings, measured_on, inputs, available)
 
 
 def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> CompareResult:
@@ -251,6 +217,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             reporter.progress("measure", count[0], len(tasks))
 
         executor.run(tasks, on_result)
+        corrected = relabelled_run_info(store.run_info(), store.measurements())
+        if corrected is not None:  # a node advertised the device but is not one
+            store.write_run_info(corrected)
+            for warning in corrected["identity_warnings"]:
+                reporter.note(warning)
         if not is_target:
             reporter.stage(f"estimating {asked.name} from this machine's measurements")
             add_estimates(store, infos, asked, target.name, run_dir, Path(opts.runs_dir), reporter.note)

@@ -32,7 +32,7 @@ def test_ray_cluster_scenarios_in_a_loopback_only_namespace():
                           env=dict(os.environ, EDGEBENCH_IN_NETNS="1"))
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-60:])
     assert proc.returncode == 0, tail
-    assert re.search(r"\b5 passed", proc.stdout), tail
+    assert re.search(r"\b6 passed", proc.stdout), tail
 
 
 def run_cli(*args, cwd=None):

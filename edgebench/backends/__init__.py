@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgebench.backends.base import Availability, Placement, Runner
+from edgebench.backends.litert_runner import LiteRtRunner
 from edgebench.backends.onnxruntime_runner import OnnxRuntimeRunner
 from edgebench.backends.openvino_runner import OpenVinoRunner
 from edgebench.backends.tensorrt_runner import TensorRtRunner
@@ -14,6 +15,7 @@ BACKENDS.add("pytorch", TorchRunner, aliases=("torch",))
 BACKENDS.add("onnxruntime", OnnxRuntimeRunner, aliases=("ort",))
 BACKENDS.add("openvino", OpenVinoRunner, aliases=("ov",))
 BACKENDS.add("tensorrt", TensorRtRunner, aliases=("trt",))
+BACKENDS.add("litert", LiteRtRunner, aliases=("tflite", "tensorflow-lite"))
 BACKENDS.add("torch-compile", TorchCompileRunner, aliases=("torch.compile", "inductor"))
 
 _availability_cache: dict[str, Availability] = {}

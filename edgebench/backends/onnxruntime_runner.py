@@ -24,7 +24,7 @@ class OnnxRuntimeRunner(Runner):
     formats = ("onnx",)
     devices = ("cpu", "gpu", "npu")
     precisions = ("fp32", "fp16", "int8")
-    extra = "onnxruntime"
+    extra = "edgebench[onnxruntime]"
 
     @classmethod
     def availability(cls) -> Availability:

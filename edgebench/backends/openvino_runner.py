@@ -24,7 +24,7 @@ class OpenVinoRunner(Runner):
     devices = ("cpu", "gpu", "npu")
     precisions = ("fp32", "bf16", "fp16", "int8")
     reduced_float_precisions = ("bf16", "fp16")  # INFERENCE_PRECISION_HINT: what the plugin picks by itself on AMX CPUs
-    extra = "openvino"
+    extra = "edgebench[openvino]"
 
     @classmethod
     def availability(cls) -> Availability:

@@ -18,14 +18,14 @@ class TorchRunner(Runner):
     formats = ("torch",)
     devices = ("cpu", "gpu")
     precisions = ("fp32", "bf16", "fp16")
-    extra = ""
+    extra = "edgebench[torch]"  # on a Jetson: NVIDIA's CUDA torch for JetPack instead (docs/on-device.md)
 
     @classmethod
     def availability(cls) -> Availability:
         try:
             import torch
         except ImportError as e:
-            return unavailable(f"torch is not importable: {e}", "torch")
+            return unavailable(f"torch is not importable: {e}", cls.extra)
         processors = ("cpu", "gpu") if torch.cuda.is_available() else ("cpu",)
         return Availability(True, version=torch.__version__, processors=processors, precisions=cls.precisions)
 

@@ -124,6 +124,11 @@ def backends() -> None:
             table.add_row(name, "[red]unavailable", "", ", ".join(runner.devices), "",
                           escape(f"{a.reason}; {a.install or ''}"))
     console.print(table)
+    from edgebench.cli.parts import missing_parts
+
+    for part, modules in missing_parts():  # a light (measuring-only) install says what it lacks
+        text = f"{part.name}: {part.brings} (missing {', '.join(modules)}); pip install '{part.extra}'"
+        console.print(f"[yellow]not installed:[/yellow] {escape(text)}", highlight=False)
 
 
 @app.command()
@@ -172,18 +177,60 @@ def devices(
 
 
 @app.command()
+def measure(
+    run: Path = typer.Argument(..., help="Run folder built by `edgebench compare` elsewhere and copied here."),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="Device profile the figures are for "
+                                                                      "(default: the one this machine detects as)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the measurements go "
+                                                                 "(default: RUN/on-device/DEVICE)."),
+    runtimes: Optional[list[str]] = typer.Option(None, "--runtimes", help="Only these runtimes (comma-separated)."),
+) -> None:
+    """Measure a copied run folder on this device (a light install is enough); merge the result
+    on the building machine with `edgebench report RUN --merge FOLDER`."""
+    from edgebench.measure.on_device import measure_run
+
+    def progress(m, done, total):
+        state = f"{m.median_ms:.3f} ms" if m.ok and m.median_ms else (m.error or m.status)
+        console.print(f"[{done}/{total}] {escape(m.candidate)} / {m.backend} ({m.precision}): {escape(state)}",
+                      highlight=False)
+
+    result = measure_run(run, device=device, out_dir=out, runtimes=_split(runtimes), on_result=progress)
+    if result.identity_warning:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(result.identity_warning)}", highlight=False)
+    ok = sum(m.ok for m in result.measurements)
+    console.print(f"{result.planned} measured now, {ok} ok in all, for {result.device}: {result.out_dir}\n"
+                  f"Merge on the building machine: edgebench report {run} --merge {result.out_dir}", highlight=False)
+
+
+@app.command()
 def report(runs: list[Path] = typer.Argument(..., help="Run folders (or report.json files) to render."),
            out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of into the run folder; "
                                                                      "with several runs, where comparison.html goes "
-                                                                     "(default: the first run's folder).")) -> None:
+                                                                     "(default: the first run's folder)."),
+           merge: Optional[list[Path]] = typer.Option(None, "--merge", help="Folders written by `edgebench measure` "
+                                                                          "on a device: add their rows to the (one) "
+                                                                          "run first.")) -> None:
     """Re-render a run's report; given several runs, also compare them on one page."""
-    from edgebench.core.errors import NotFoundError
+    from edgebench.core.errors import NotFoundError, UsageError
+    from edgebench.core.merge import merge_measurements
+    from edgebench.core.store import RunStore
     from edgebench.report import render_run
     from edgebench.report.compare import render_comparison
 
     for run in runs:
         if not run.exists():
             raise NotFoundError(f"run '{run}' does not exist")
+    if merge:
+        if len(runs) != 1 or not runs[0].is_dir():
+            raise UsageError("--merge adds device measurements to one run folder; name exactly one")
+        with RunStore(runs[0]) as store:
+            for folder in merge:
+                merged = merge_measurements(store, folder)
+                console.print(f"merged {merged.added} measurement(s) from {folder}", highlight=False)
+                if merged.conflicts:
+                    err_console.print(f"[yellow]warning:[/yellow] {merged.conflicts} row(s) not merged: the run holds "
+                                      f"the same measurement from another machine (both are 'host'; give the device "
+                                      f"a profile with a detect rule, docs/on-device.md)", highlight=False)
     for run in runs:
         paths = render_run(run, out if len(runs) == 1 else None)
         console.print(f"{run}: " + ", ".join(str(p) for p in paths.values()), highlight=False)

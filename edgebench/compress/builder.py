@@ -20,6 +20,7 @@ from edgebench.core.store import RunStore
 from edgebench.models.artifact import Artifact
 from edgebench.models.data import Dataset
 from edgebench.models.export import export_onnx, onnx_to_openvino
+from edgebench.models.litert_export import converter_available, export_tflite
 from edgebench.models.train import TrainConfig, fit
 from edgebench.models.zoo import (
     ModelSource,
@@ -141,7 +142,8 @@ class CandidateBuilder:
         return self.save(final_id, candidate), None
 
     def export_fp32(self, candidate: Candidate) -> dict:
-        """FP32 artifacts of a torch candidate (ONNX, OpenVINO IR), exported once per candidate."""
+        """FP32 artifacts of a torch candidate (ONNX, and LiteRT where its converter is installed),
+        exported once per candidate."""
         if candidate.module is None:
             return dict(candidate.artifacts)
         key = id(candidate.module)
@@ -150,6 +152,11 @@ class CandidateBuilder:
             if not onnx_path.is_file():
                 export_onnx(candidate.module, onnx_path, self.dataset.eval.x[:8])
             self._exports[key] = {"onnx": onnx_path}
+            if converter_available():  # LiteRT's artifact, where its converter is installed
+                tflite_path = onnx_path.with_name("model.tflite")
+                if not tflite_path.is_file():
+                    export_tflite(candidate.module, tflite_path, self.dataset.eval.x[:8])
+                self._exports[key]["tflite"] = tflite_path
         return self._exports[key]
 
     def save(self, cid: str, candidate: Candidate) -> CandidateInfo:
@@ -165,7 +172,10 @@ class CandidateBuilder:
                 torch.save(module, str(scratch))
             sign(folder / "model.pt")
             artifacts["torch"] = folder / "model.pt"
-            artifacts["onnx"] = Artifact(self.export_fp32(candidate)["onnx"]).copy_into(folder).path
+            exported = self.export_fp32(candidate)
+            artifacts["onnx"] = Artifact(exported["onnx"]).copy_into(folder).path
+            if "tflite" in exported:
+                artifacts["tflite"] = Artifact(exported["tflite"]).copy_into(folder).path
             params, macs = count_params_and_macs(module, self.dataset.input_shape)
         for fmt, path in candidate.artifacts.items():
             artifacts[fmt] = _adopt(Path(path), folder / fmt)

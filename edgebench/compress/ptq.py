@@ -4,6 +4,8 @@
   (shape inference and graph optimisation), per-channel weights.
 - OpenVINO: NNCF's `quantize` on the OpenVINO model, which inserts FakeQuantize nodes that the
   CPU plugin executes as INT8 kernels.
+- LiteRT: ai-edge-quantizer's full-integer recipe (int8 weights, activations, input and output)
+  on the FP32 .tflite, where litert-torch made one.
 The result is one candidate holding an INT8 artifact per runtime.
 
 Calibration data are *feeds*: {input name: array}, for every input of the model. For a model
@@ -28,6 +30,7 @@ from edgebench.backends.openvino_runner import reshape_dynamic
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.core.errors import IncompatibleError, UsageError
 from edgebench.models.export import INPUT_NAME, save_openvino
+from edgebench.models.litert_export import quantize_tflite_int8
 
 CALIBRATION_BATCH = 32
 CALIBRATION_FOLD_EVERY = 8
@@ -38,7 +41,7 @@ class PtqConfig(PassConfig):
     calibration_samples: int = Field(128, ge=1, le=10000)
     per_channel: bool = True
     activation_type: Literal["uint8", "int8"] = "uint8"
-    runtimes: tuple[str, ...] = ("onnxruntime", "openvino")
+    runtimes: tuple[str, ...] = ("onnxruntime", "openvino", "litert")
 
 
 class PtqPass(Pass):
@@ -76,6 +79,13 @@ class PtqPass(Pass):
                 artifacts["openvino"] = quantize_openvino(Path(fp32["onnx"]), ctx.work_dir / "openvino-int8", calib)
             except Exception as e:  # noqa: BLE001 - recorded in the candidate's notes with the message
                 failures.append(f"openvino INT8 failed: {_first_line(e)}")
+        if "litert" in self.config.runtimes and "tflite" in fp32:  # exported only where litert-torch is installed
+            # The .tflite comes from edgebench's own one-input torch export: its feeds are image batches.
+            images = np.concatenate([next(iter(feed.values())) for feed in calib])
+            try:
+                artifacts["tflite"] = quantize_tflite_int8(Path(fp32["tflite"]), ctx.work_dir / "model.int8.tflite", images)
+            except Exception as e:  # noqa: BLE001 - recorded in the candidate's notes with the message
+                failures.append(f"litert INT8 failed: {_first_line(e)}")
         ctx.report("ptq", 2, 2)
         if not artifacts:
             raise IncompatibleError("; ".join(failures) or "no runtime to quantize for")

@@ -17,6 +17,7 @@ from typing import Optional
 from edgebench.backends import BACKENDS, availability
 from edgebench.core.records import Measurement
 from edgebench.devices.host import cpu_model
+from edgebench.measure.identity import label_with_identity
 from edgebench.measure.worker import MeasureTask, run_isolated
 from edgebench.models.artifact import Artifact
 
@@ -39,8 +40,9 @@ def probe() -> dict:
 
 def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bundle], profile=None) -> Measurement:
     """Run one measurement on this node. Bundles that are None mean the task's paths are valid here
-    (same machine as the driver, or a shared filesystem). With the device's profile, the result
-    also says whether this node recognises itself as that device (its `detect` rules)."""
+    (same machine as the driver, or a shared filesystem). With the device's profile, the row is
+    labelled as measured on that device only when this node recognises itself as it (its `detect`
+    rule); otherwise as measured on what the node is, with a warning."""
     task = MeasureTask.from_dict(task_dict)
     facts = node_facts()
     # Ray sets OMP_NUM_THREADS=1 in its workers; the measurement process must start as it would
@@ -55,11 +57,11 @@ def measure(task_dict: dict, artifact: Optional[Bundle], eval_data: Optional[Bun
             if task.reference:
                 task = dataclasses.replace(task, reference=str(Path(tmp) / "data" / Path(task.reference).name))
         result = run_isolated(task)
-    extra = dict(result.extra, ray_node=facts)
-    if profile is not None:
-        extra["node_matches_profile"] = profile.matches_this_machine()
-    return dataclasses.replace(result, node_id=facts["node_id"], extra=extra,
-                               measured_on=f"{task.measured_on}; ray node {facts['hostname']} ({facts['ip']})")
+    node = f"ray node {facts['hostname']} ({facts['ip']})"
+    result = dataclasses.replace(result, node_id=facts["node_id"], extra=dict(result.extra, ray_node=facts),
+                                 measured_on=f"{task.measured_on}; {node}")
+    # A node that only advertises the device is recorded as what it really is, with a warning.
+    return label_with_identity(result, profile, where=node, note=node)
 
 
 def pack(path: str | Path) -> Bundle:

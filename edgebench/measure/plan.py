@@ -1,0 +1,69 @@
+"""Which measurements a candidate gets on a device: one per input shape set x runtime x
+processor x precision that the device's profile supports, the runtime is available for, and the
+candidate has an artifact for. `compare` plans with it on the building machine and `edgebench
+measure` on the device."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from edgebench.backends import BACKENDS, availability
+from edgebench.core.records import CandidateInfo, measurement_key
+from edgebench.core.signing import trusted_sha256
+from edgebench.devices.profiles import DeviceProfile
+from edgebench.measure.run_inputs import RunInputs, ShapeSet
+from edgebench.measure.worker import MeasureTask
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    runtimes: Optional[list[str]] = None  # None: every runtime the device supports (opt-in ones only by name)
+    timing: dict = field(default_factory=dict)
+    layer_profile: bool = True
+    timeout_s: float = 600.0
+    clock: str = "wall"  # which clock ranks: wall | runtime
+    processes: int = 1  # worker processes per measurement; the interval spans their spread
+    skip_formats: tuple[str, ...] = ()  # `measure` leaves out torch files: their signature is the builder's
+
+
+def plan_measurements(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, settings: PlanSettings,
+                      measured_on: str, inputs: RunInputs, available=availability) -> list[MeasureTask]:
+    return [t for shape_set in inputs.sets
+            for t in _plan_shape(info, profile, run_dir, settings, measured_on, inputs, shape_set, available)]
+
+
+def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, settings: PlanSettings,
+                measured_on: str, inputs: RunInputs, shape_set: ShapeSet, available) -> list[MeasureTask]:
+    tasks = []
+    wanted = [BACKENDS.canonical(r) for r in settings.runtimes] if settings.runtimes else None
+    for processor_name, processor in profile.processors.items():
+        for runtime in processor.runtimes:
+            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
+                    (not wanted and BACKENDS.get(runtime).opt_in):
+                continue
+            avail = available(runtime)
+            if not avail.available or processor_name not in avail.processors:
+                continue
+            runner = BACKENDS.get(runtime)
+            fmt = runner.deployed_format(info.artifacts)
+            if fmt is None or fmt in settings.skip_formats:
+                continue
+            artifact = run_dir / info.artifacts[fmt]
+            options: dict[str, object] = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
+            if settings.clock != "wall":
+                options["clock"] = settings.clock
+            if shape_set.label:
+                options["input_shapes"] = shape_set.input_shapes
+            for precision in runner.plan_precisions(info.precision, processor.precisions):
+                key = measurement_key(info.id, runtime, processor_name, precision, profile.name, shape=shape_set.label)
+                tasks.append(MeasureTask(
+                    key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
+                    processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
+                    eval_data=str(shape_set.eval_path), num_classes=info.num_classes or 0, threads=profile.threads,
+                    timing=dict(settings.timing), layer_profile=settings.layer_profile and runtime != "pytorch",
+                    timeout_s=settings.timeout_s * max(1, settings.processes), score=inputs.labelled,
+                    processes=settings.processes, shape=shape_set.label,
+                    reference=str(shape_set.reference) if shape_set.reference else None, metric=inputs.metric,
+                    quality_note=inputs.quality_note))
+    return tasks

@@ -1,0 +1,160 @@
+"""The light measuring install and `edgebench measure`: the measuring path imports and runs with
+torch, scikit-learn, plotly, matplotlib, pandas (and the rest of `[full]`) blocked, in the CLI and
+in its worker processes; a run folder built by a full install, copied to a second folder and
+measured there, merges into the builder's report."""
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "torchvision", "sklearn", "plotly", "matplotlib", "pandas", "nncf", "torch_pruning", "mlxtend",
+         "scipy", "jinja2", "onnxscript", "litert_torch")
+MEASURING_PATH = ("edgebench.cli.app", "edgebench.cli.parts", "edgebench.measure.worker", "edgebench.measure.on_device",
+                  "edgebench.measure.plan", "edgebench.measure.identity", "edgebench.backends",
+                  "edgebench.backends.host", "edgebench.core.store", "edgebench.core.merge", "edgebench.devices.profiles",
+                  "edgebench.models.onnx_io", "edgebench.models.artifact")
+
+
+@pytest.fixture(scope="module")
+def light_env(tmp_path_factory):
+    """Environment whose Python (and every worker it starts) cannot import the heavy modules: a
+    sitecustomize on PYTHONPATH installs an import hook that refuses them, as a light install would."""
+    site = tmp_path_factory.mktemp("light-site")
+    (site / "sitecustomize.py").write_text(textwrap.dedent(f"""
+        import importlib.abc, sys
+        class _Light(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in {HEAVY!r}:
+                    raise ImportError(f"No module named {{name!r}} (light install)")
+        sys.meta_path.insert(0, _Light())
+    """))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT)]), COLUMNS="200")
+
+
+def _cli(args, env, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "edgebench.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=timeout)
+
+
+def test_the_block_is_real(light_env):
+    proc = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True, env=light_env)
+    assert proc.returncode != 0 and "light install" in proc.stderr
+
+
+def test_measuring_path_imports_without_heavy_modules(light_env):
+    code = "import importlib, sys\nfor m in sys.argv[1:]: importlib.import_module(m)\nprint('ok')"
+    proc = subprocess.run([sys.executable, "-c", code, *MEASURING_PATH], capture_output=True, text=True, env=light_env)
+    assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def test_backends_on_a_light_install_says_what_each_missing_part_brings(light_env):
+    proc = _cli(["backends"], light_env)
+    assert proc.returncode == 0, proc.stderr
+    out = " ".join(proc.stdout.split())
+    assert "onnxruntime" in out and "available" in out
+    code = "from edgebench.backends import availability as a; t = a('pytorch'); print(t.available, t.install)"
+    torch_row = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=light_env)
+    assert torch_row.stdout.split() == ["False", "pip", "install", "'edgebench[torch]'"], torch_row.stderr
+    assert "not installed: compare: building candidates" in out and "pip install 'edgebench[full]'" in out
+    assert "not installed: report:" in out
+
+
+@pytest.fixture(scope="module")
+def built_run(tmp_path_factory):
+    """A run built by the full install (this interpreter, nothing blocked)."""
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
+
+    opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1,
+                          runs_dir=tmp_path_factory.mktemp("builder"), run_name="built", layer_profile=False,
+                          recipes=["baseline", "ptq-int8"], runtimes=["onnxruntime", "openvino"],
+                          timing=TimingConfig(time_budget_s=0.15, min_iterations=10, warmup_iterations=2))
+    return compare(opts).run_dir
+
+
+def _copy_bundle(run_dir: Path, to: Path) -> Path:
+    """What a user copies to the device: artifacts, eval data and the plan (run.json), no rows."""
+    target = to / run_dir.name
+    shutil.copytree(run_dir / "candidates", target / "candidates")
+    shutil.copytree(run_dir / "data", target / "data")
+    shutil.copy(run_dir / "run.json", target / "run.json")
+    return target
+
+
+def _lab_profile(folder: Path) -> Path:
+    """A device profile whose detect rule this machine matches (its architecture)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "lab-box.yaml").write_text(textwrap.dedent(f"""
+        name: lab-box
+        description: the lab's measuring box
+        processors:
+          cpu: {{name: lab cpu, runtimes: [onnxruntime, openvino], precisions: [fp32, int8]}}
+        threads: 1
+        detect: {{machine: {platform.machine()}}}
+    """))
+    return folder
+
+
+def test_light_install_measures_a_copied_bundle_and_the_builder_merges_it(built_run, light_env, tmp_path):
+    device_run = _copy_bundle(built_run, tmp_path / "device")
+    env = dict(light_env, EDGEBENCH_PROFILES=str(_lab_profile(tmp_path / "profiles")))
+    proc = _cli(["measure", str(device_run), "--device", "lab-box"], env)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr  # this machine is the lab box: no identity warning
+    out = device_run / "on-device" / "lab-box"
+    rows = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
+    assert {(r["backend"], r["precision"]) for r in rows} == {("onnxruntime", "fp32"), ("onnxruntime", "int8"),
+                                                             ("openvino", "fp32"), ("openvino", "int8")}
+    assert all(r["status"] == "ok" and r["device"] == "lab-box" and r["accuracy"]["total"] == 360 for r in rows), rows
+
+    before = len((built_run / "measurements.jsonl").read_text().splitlines())
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), EDGEBENCH_PROFILES=env["EDGEBENCH_PROFILES"])
+    merged = _cli(["report", str(built_run), "--merge", str(out)], full_env)
+    assert merged.returncode == 0, merged.stderr
+    assert "merged 4 measurement(s)" in merged.stdout
+    report = json.loads((built_run / "report.json").read_text())
+    devices = {(r["device"], r["backend"], r["precision"]) for r in report["rows"]}
+    assert {("lab-box", b, p) for b in ("onnxruntime", "openvino") for p in ("fp32", "int8")} <= devices
+    assert any(d == "host" for d, _, _ in devices)  # the builder's own rows stay beside them
+    again = _cli(["report", str(built_run), "--merge", str(out)], full_env)  # merging twice adds nothing
+    assert "merged 0 measurement(s)" in again.stdout
+    assert len((built_run / "measurements.jsonl").read_text().splitlines()) == before + 4
+
+
+def test_measuring_as_a_device_this_machine_is_not_labels_it_honestly(built_run, light_env, tmp_path):
+    device_run = _copy_bundle(built_run, tmp_path / "device")
+    proc = _cli(["measure", str(device_run), "--device", "rpi5", "--runtimes", "onnxruntime"], light_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "does not detect itself as one" in " ".join(proc.stderr.split())
+    rows = [json.loads(line) for line in
+            (device_run / "on-device" / "raspberry-pi-5" / "measurements.jsonl").read_text().splitlines()]
+    assert rows and all(r["device"] != "raspberry-pi-5" and r["extra"]["advertised_device"] == "raspberry-pi-5"
+                        for r in rows)
+
+
+def test_measure_refuses_a_folder_that_is_not_a_run(light_env, tmp_path):
+    proc = _cli(["measure", str(tmp_path)], light_env)
+    assert proc.returncode != 0 and "not a run folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rows_of_another_host_do_not_replace_the_builders(built_run, light_env, tmp_path):
+    """Two machines that detect as no profile are both `host`: merging must not overwrite."""
+    device_run = _copy_bundle(built_run, tmp_path / "device")
+    proc = _cli(["measure", str(device_run), "--device", "host", "--runtimes", "onnxruntime"], light_env)
+    assert proc.returncode == 0, proc.stderr
+    out = device_run / "on-device" / "host"
+    # Stands in for another machine: same keys, another `measured_on`.
+    lines = [json.loads(line) for line in (out / "measurements.jsonl").read_text().splitlines()]
+    (out / "measurements.jsonl").write_text("".join(json.dumps(dict(r, measured_on="another box")) + "\n" for r in lines))
+    before = (built_run / "measurements.jsonl").read_bytes()
+    merged = _cli(["report", str(built_run), "--merge", str(out)], dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert merged.returncode == 0, merged.stderr
+    assert "merged 0 measurement(s)" in merged.stdout and "not merged" in merged.stderr
+    assert (built_run / "measurements.jsonl").read_bytes() == before
