@@ -131,7 +131,7 @@ class DistillPass(Pass):
                           ("distill", self.config.model_dump(), arch, module_fingerprint(teacher)),
                           loss_factory=lambda s: self.objective(s, teacher, ctx.dataset.train.x[:2]), lr=lr)
         student_is = f"a new {arch}" if arch else f"'{candidate.name}'"
-        notes = (f"{student_is} distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
+        notes: tuple[str, ...] = (f"{student_is} distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
         if any(loss_class(s.name).family == "datafree" for s in self.config.losses):
             notes += ("data-free: the student learned only from generator-made inputs, no training image",)
         return candidate.derive(self, module=module, notes=candidate.notes + notes)

@@ -45,6 +45,7 @@ def zero_fraction(model) -> float:
 class SparsifyPass(Pass):
     name = "sparsify"
     Config = SparsifyConfig
+    config: SparsifyConfig
 
     def label(self) -> str:
         return f"sparse{round(100 * self.config.sparsity)}"

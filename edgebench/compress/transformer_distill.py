@@ -14,7 +14,7 @@ recipes with several (layers, width) pairs give the sub-network candidates of on
 """
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field
 
@@ -42,7 +42,10 @@ class _Recorder:
     """Each block's output hidden states and, for TinyBERT, its attention input (ln_1's output)."""
 
     def __init__(self, blocks, attention: bool):
-        self.blocks, self.hidden, self.attn_in, self.handles = blocks, {}, {}, []
+        self.blocks = blocks
+        self.hidden: dict[int, Any] = {}  # block index -> its output
+        self.attn_in: dict[int, Any] = {}  # block index -> its attention's input
+        self.handles: list = []
         for i, block in enumerate(blocks):
             self.handles.append(block.register_forward_hook(lambda m, inp, out, i=i: self.hidden.__setitem__(i, out)))
             if attention:
@@ -62,6 +65,7 @@ class _Recorder:
 class TransformerDistillPass(Pass):
     name = "tdistill"
     Config = TransformerDistillConfig
+    config: TransformerDistillConfig
 
     def label(self) -> str:
         width = f"-w{round(100 * self.config.width)}" if self.config.width < 1 else ""

@@ -38,7 +38,7 @@ PAIRED_FEATURES = {"feature"}
 OWN_FEATURES = {"self"}
 
 
-def loss_class(name: str) -> type:
+def loss_class(name: str) -> type[DistillLoss]:
     return LOSSES.get(name)
 
 

@@ -2,6 +2,8 @@
 student's, and the student learns to fool it."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,7 +36,7 @@ class AdversarialKD(DistillLoss):
     def __init__(self, s_shapes, t_shapes, temperature=4.0, kd: float = 1.0, hidden: int = 64, **options):
         super().__init__(s_shapes, t_shapes, temperature, **options)
         self.kd, self.hidden = kd, hidden
-        self.discriminator = None
+        self.discriminator: Optional[nn.Sequential] = None  # made in setup
 
     def setup(self, student, teacher, sample) -> None:
         with torch.no_grad():

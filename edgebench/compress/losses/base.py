@@ -10,7 +10,7 @@ from torch import nn
 from edgebench.core.errors import UsageError
 from edgebench.core.registry import Registry
 
-LOSSES: Registry[type] = Registry("distillation loss", "edgebench.distill_losses")
+LOSSES: Registry[type[DistillLoss]] = Registry("distillation loss", "edgebench.distill_losses")
 
 
 class DistillLoss(nn.Module):

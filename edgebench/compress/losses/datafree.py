@@ -3,6 +3,7 @@ the student learns from; no training image reaches the student."""
 from __future__ import annotations
 
 import contextlib
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,9 +69,9 @@ class DataFreeKD(DistillLoss):
         super().__init__(s_shapes, t_shapes, temperature, **options)
         self.latent, self.w_activation, self.w_entropy, self.w_bn = latent, activation, entropy, bn
         self.width = width
-        self.generator = None
-        self._teacher = None  # not a submodule: its weights must not train
-        self._fake = None
+        self.generator: Optional[_Generator] = None  # made in setup
+        self._teacher: Optional[list[nn.Module]] = None  # not a submodule: its weights must not train
+        self._fake: Optional[torch.Tensor] = None
 
     def setup(self, student, teacher, sample) -> None:
         _, channels, height, width = sample.shape
@@ -80,9 +81,12 @@ class DataFreeKD(DistillLoss):
     def synthesize(self, n: int):
         """A synthetic batch (kept, with its graph, for the generator's loss) and its detached copy
         for the student."""
+        if self.generator is None:
+            raise RuntimeError("distill loss 'datafree': synthesize() before setup(), so there is no generator")
         z = torch.randn(n, self.latent)
-        self._fake = self.generator(z)
-        return self._fake.detach()
+        fake = self.generator(z)
+        self._fake = fake
+        return fake.detach()
 
     def generator_loss(self):
         teacher = self._teacher[0]

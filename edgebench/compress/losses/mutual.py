@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,11 +27,13 @@ class DeepMutualLearning(DistillLoss):
             from edgebench.core.errors import UsageError
             raise UsageError(f"distill loss 'dml': keep must be 'student' or 'peer', not {keep!r}")
         self.peer_seed, self.keep = peer_seed, keep
-        self.peer = None
+        self.peer: Optional[torch.nn.Module] = None  # made in setup
 
     def finish(self, student) -> None:
         """After training: hand over the peer's weights when the peer is the candidate asked for."""
         if self.keep == "peer":
+            if self.peer is None:
+                raise RuntimeError("distill loss 'dml': finish() before setup(), so there is no peer")
             student.load_state_dict(self.peer.state_dict())
 
     def setup(self, student, teacher, sample) -> None:

@@ -1,6 +1,8 @@
 """Self-distillation: the student teaches itself, its deepest classifier teaching shallow ones."""
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +39,8 @@ class BeYourOwnTeacher(DistillLoss):
             was = student.training
             classes = student.eval()(sample).shape[1]
             student.train(was)
-        deep = self.bottlenecks[0][0].out_channels
+        first_conv = cast(nn.Conv2d, cast(nn.Sequential, self.bottlenecks[0])[0])  # ModuleList items are typed Module
+        deep = first_conv.out_channels
         self.heads = nn.ModuleList(nn.Linear(deep, classes) for _ in self.bottlenecks)
 
     def forward(self, s_logits, t_logits, s_feats, t_feats, s_emb, t_emb, labels=None, **batch):
