@@ -7,7 +7,7 @@ where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -21,15 +21,18 @@ from edgebench.compress.base import parse_budget
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
 from edgebench.core.atomic import atomic_path
 from edgebench.core.cache import content_key
-from edgebench.core.errors import EdgebenchError, UsageError
+from edgebench.core.errors import EdgebenchError, IncompatibleError, UsageError
 from edgebench.core.records import CandidateInfo, Measurement, measurement_key
+from edgebench.core.sessions import check_run_name, start_session
 from edgebench.core.signing import trusted_sha256
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.estimate.device_rows import add_estimates
 from edgebench.execute.local import make_executor
+from edgebench.measure import unplanned
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.timing import TimingConfig
+from edgebench.measure.unplanned import build_key, build_row
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import load_dataset
 from edgebench.models.onnx_io import output_fits_classes
@@ -60,6 +63,7 @@ class CompareOptions:
     weights: Optional[str] = None
     pretrained: bool = False
     trust_checkpoint: bool = False
+    partial_weights: bool = False  # accept --weights with missing or unexpected keys (said in the report)
     recipes: Optional[list[str]] = None  # None: the defaults
     runtimes: Optional[list[str]] = None  # None: every runtime the device supports and this machine has
     epochs: float = 2.0
@@ -75,9 +79,10 @@ class CompareOptions:
 
     def run_id(self, model_name: str, device: str) -> str:
         if self.run_name:
-            return self.run_name
+            return check_run_name(self.run_name)
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
-                                                                          "executor_options", "measure_timeout_s")}
+                                                                          "executor_options", "measure_timeout_s")
+                    and not (k == "partial_weights" and not v)}  # a new option at its default keeps old run ids
         return f"{model_name}-{device}-{content_key(settings)[:8]}"
 
 
@@ -87,6 +92,7 @@ class CompareResult:
     candidates: list[CandidateInfo]
     measurements: list[Measurement]
     skipped_recipes: dict[str, str]
+    dropped: dict[str, str] = field(default_factory=dict)  # stored records left out on reading, and why
 
 
 def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfile, bool]:
@@ -101,24 +107,45 @@ def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfi
 
 
 def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions,
-               measured_on: str, eval_path: Path, score: bool, available=availability) -> list[MeasureTask]:
+               measured_on: str, eval_path: Path, score: bool, available=availability,
+               not_run: Optional[list[Measurement]] = None) -> list[MeasureTask]:
+    """The measurements to run; what is planned but cannot run goes into `not_run` as rows."""
     tasks = []
+    not_run = [] if not_run is None else not_run
     wanted = [BACKENDS.canonical(r) for r in opts.runtimes] if opts.runtimes else None
+
+    def row(runtime, processor_name, precisions, status, reason):
+        for precision in precisions or [info.precision]:
+            not_run.append(unplanned.not_run(info, runtime, processor_name, precision, profile.name, measured_on,
+                                             status, reason))
+
     for processor_name, processor in profile.processors.items():
         for runtime in processor.runtimes:
-            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
-                    (not wanted and BACKENDS.get(runtime).opt_in):
+            if runtime not in BACKENDS:
+                if not wanted:
+                    row(runtime, processor_name, [], "unavailable", f"edgebench has no runner for {runtime}")
                 continue
-            avail = available(runtime)
-            if not avail.available or processor_name not in avail.processors:
+            if (wanted and runtime not in wanted) or (not wanted and BACKENDS.get(runtime).opt_in):
                 continue
             runner = BACKENDS.get(runtime)
+            precisions = runner.plan_precisions(info.precision, processor.precisions)
+            avail = available(runtime)
+            if not avail.available:
+                row(runtime, processor_name, precisions, "unavailable", unplanned.unavailable_reason(
+                    runtime, avail, runner.extra))
+                continue
+            if processor_name not in avail.processors:
+                row(runtime, processor_name, precisions, "unavailable",
+                    f"{runtime} sees no {processor_name} here (it sees {', '.join(avail.processors) or 'none'})")
+                continue
             fmt = runner.deployed_format(info.artifacts)
             if fmt is None:
+                row(runtime, processor_name, precisions, "skipped", f"{runtime} loads {', '.join(runner.formats)}; "
+                    f"this candidate has {', '.join(info.artifacts) or 'no artifact'}")
                 continue
             artifact = run_dir / info.artifacts[fmt]
             options = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
-            for precision in runner.plan_precisions(info.precision, processor.precisions):
+            for precision in precisions:
                 key = measurement_key(info.id, runtime, processor_name, precision, profile.name)
                 tasks.append(MeasureTask(
                     key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
@@ -130,6 +157,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
 
 
 def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> CompareResult:
+    if opts.run_name:
+        check_run_name(opts.run_name)
     asked = device_profile(opts.device)
     source = resolve_model(opts.model)
     if opts.runtimes:
@@ -150,14 +179,18 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     run_dir = Path(opts.runs_dir) / opts.run_id(source.name, asked.name)
 
     with RunStore(run_dir) as store:
-        store.write_run_info({
+        quarantined = store.quarantine()
+        if quarantined:
+            reporter.note(f"{quarantined} unreadable line(s) of {run_dir / 'measurements.jsonl'} moved to "
+                          f"quarantine.jsonl; what they held is measured again")
+        session = start_session(store, {
             "edgebench": __version__, "model": opts.model, "model_name": source.name, "device": asked.name,
             "device_description": asked.description, "measured_on_device": target.name,
             "measured_on": target.description, "figures_are_target": is_target, "data": dataset.name,
             "input_shape": list(dataset.input_shape), "classes": dataset.num_classes,
             "splits": {"train": len(dataset.train), "calib": len(dataset.calib), "eval": len(dataset.eval)},
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            "environment": fingerprint(), "started": time.time()})
+            "started": time.time()}, fingerprint())
         eval_path = run_dir / "data" / "eval.npz"
         if not eval_path.is_file():
             with atomic_path(eval_path, suffix=".npz") as scratch:
@@ -165,35 +198,55 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
 
         reporter.stage("baseline")
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
-                                                                   opts.epochs, opts.seed), reporter.progress)
+                                                                   opts.epochs, opts.seed, opts.partial_weights),
+                                  reporter.progress)
         builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget)
         executor.prebuild(builder, recipes, reporter)
         infos, skipped = [], {}
+        stored = {m.key: m for m in store.measurements()}
+
+        def keep(m: Measurement) -> None:
+            """Store a row unless the same outcome is already stored (a resume adds no duplicates)."""
+            old = stored.get(m.key)
+            if old is None or (old.status, old.error) != (m.status, m.error):
+                store.append(replace(m, session=session))
+
         for name, steps in recipes:
             reporter.stage(f"candidate {name}")
+            status = "skipped"
             try:
                 info, reason = builder.build(name, steps)
             except EdgebenchError as e:
                 if len(steps) == 0:
                     raise
-                info, reason = None, f"failed: {e}"
+                # A pass that declines this model is a skip; any other error is this recipe's failure.
+                status = "skipped" if isinstance(e, IncompatibleError) else "failed"
+                info, reason = None, str(e) if status == "skipped" else f"failed: {e}"
             if info:
                 infos.append(info)
+                if build_key(name, asked.name) in stored:
+                    keep(build_row(name, "ok", "", asked.name))
             else:
                 skipped[name] = reason
-                reporter.note(f"recipe {name} skipped: {reason}")
+                keep(build_row(name, status, reason, asked.name))
+                reporter.note(f"recipe {name} {status}: {reason}")
 
         score = source.is_torch or output_fits_classes(source.onnx_path, dataset.num_classes)
         done = store.completed_keys()
         available = executor.availability_on(target)
+        not_run: list[Measurement] = []
         tasks = [t for info in infos
-                 for t in plan_tasks(info, target, run_dir, opts, target.description, eval_path, score, available)
+                 for t in plan_tasks(info, target, run_dir, opts, target.description, eval_path, score, available,
+                                     not_run)
                  if t.key not in done]
+        for m in not_run:
+            if m.key not in done or m.status == "skipped":
+                keep(m)
         reporter.stage(f"measuring {len(tasks)} candidate x runtime pairs ({len(done)} already stored)")
         count = [0]
 
         def on_result(m: Measurement) -> None:
-            store.append(m)
+            store.append(replace(m, session=session))
             count[0] += 1
             reporter.measured(m)
             reporter.progress("measure", count[0], len(tasks))
@@ -206,7 +259,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
 
         reporter.stage("report")
         render_run(run_dir)
-        return CompareResult(run_dir, infos, measurements, skipped)
+        return CompareResult(run_dir, infos, measurements, skipped, dict(store.dropped))
 
 
 def onnx_input_size(path: Path, default: int) -> int:

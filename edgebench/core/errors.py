@@ -52,8 +52,23 @@ class UntrustedInputError(EdgebenchError):
 
 
 class StoreError(EdgebenchError):
-    """The run folder cannot be written (full disk, locked by another run)."""
+    """The run folder cannot be written (full disk, permissions)."""
     exit_code = 8
+
+
+class DiskFullError(StoreError):
+    """No space left while writing; everything stored before is intact."""
+    exit_code = 8
+
+
+class FolderInUseError(StoreError):
+    """Another edgebench process holds the run folder's lock."""
+    exit_code = 9
+
+
+class RunSettingsMismatch(UsageError):
+    """A run folder belongs to one set of settings; a rerun with others would mix their rows."""
+    exit_code = 12
 
 
 def closest(name: str, choices: Iterable[str]) -> str:
@@ -71,3 +86,14 @@ class RegressionFound(EdgebenchError):
 class NothingToCompareError(EdgebenchError):
     """`edgebench gate`: baseline and current share no candidate x runtime x device to compare."""
     exit_code = 11
+
+
+class MeasurementsFailed(EdgebenchError):
+    """`edgebench compare`: the report was written, but at least one planned measurement (or a
+    recipe's build) failed; the report lists each failure with its message."""
+    exit_code = 13
+
+
+class NothingMeasured(EdgebenchError):
+    """`edgebench compare`: the report was written, but it holds no successful measurement."""
+    exit_code = 14

@@ -86,7 +86,7 @@ class Measurement(_Record):
     precision: str  # requested
     device: str  # profile name of the machine the figures describe
     source: str  # "measured" | "estimated"
-    status: str  # "ok" | "failed" | "skipped"
+    status: str  # "ok" | "failed" | "skipped" (reason in error) | "unavailable" (reason and extra in error)
     executed_precision: Optional[str] = None  # what the runtime actually ran (e.g. bf16 for OV f32 on AMX)
     latency: Optional[dict] = None  # LatencyStats.to_dict()
     accuracy: Optional[dict] = None  # AccuracyResult.to_dict()
@@ -105,6 +105,7 @@ class Measurement(_Record):
     layers: tuple = ()  # per-layer / per-op breakdown rows where measured
     extra: dict = field(default_factory=dict)
     timestamp: float = 0.0
+    session: Optional[int] = None  # the run.json session that stored it (its settings and environment)
 
     @property
     def ok(self) -> bool:
