@@ -350,3 +350,24 @@ def test_measured_helper_is_a_valid_record():
     from edgebench.core import validate
 
     assert validate.measurement(measured("a", 1.0).to_dict()).ok
+
+
+def test_compare_json_summary_and_rows_carry_their_session(tmp_path):
+    args = ("compare", "tiny-cnn", "--data", "digits", "--input-size", "32", "--epochs", "0.1", "-r",
+            "baseline,evil.yaml", "--runtimes", "onnxruntime", "--timing-budget", "0.1",
+            "--runs-dir", str(tmp_path), "--name", "j", "--json")
+    # A recipe named like rich markup crashed compare with a MarkupError before.
+    (tmp_path / "evil.yaml").write_text('name: "evil[/bogus]"\npasses: [{pass: prune, config: {ratio: 0.5, '
+                                        'epochs: 0.1}}]\n')
+    proc = run_cli(*args, cwd=tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "candidate evil[/bogus]" in proc.stderr  # progress goes to stderr with --json, verbatim
+    summary = json.loads(proc.stdout)
+    assert summary["counts"]["measured"] >= 1 and summary["ship"]["backend"] == "onnxruntime"
+    rows = [json.loads(x) for x in (tmp_path / "j" / "measurements.jsonl").read_text().splitlines()]
+    assert rows and all(r["session"] == 1 for r in rows)
+    again = run_cli(*args, cwd=tmp_path)
+    assert again.returncode == 0
+    assert json.loads((tmp_path / "j" / "run.json").read_text())["session"] == 2
+    assert (tmp_path / "j" / "measurements.jsonl").read_text().splitlines() == \
+        [json.dumps(r, sort_keys=True) for r in rows]  # the resume measured nothing again

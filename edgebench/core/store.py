@@ -6,8 +6,10 @@
       candidates/<id>/      candidate.json + artifacts (model.onnx, openvino/, model.pt)
       report.*              rendered from the above, can be rebuilt with `edgebench report`
 
-A line that was being written when the process died is ignored on reading (and the next append
-starts on a fresh line); whole-file writes go to a temporary name and are renamed into place.
+A line that was being written when the process died, or any line that is not a valid record, is
+left out on reading with its reason in `dropped` (reports show it); `compare` moves such lines to
+quarantine.jsonl before resuming (the next append starts on a fresh line anyway); whole-file
+writes go to a temporary name and are renamed into place.
 A lock file keeps two runs from writing the same folder.
 """
 from __future__ import annotations
