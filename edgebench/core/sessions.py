@@ -14,9 +14,10 @@ from edgebench.core.errors import RunSettingsMismatch, UsageError
 from edgebench.core.store import RunStore
 
 # Settings that do not change what a row means: where things go, how measurements are dispatched,
-# which recipes and runtimes this invocation adds (rows are keyed by them), trusting a checkpoint.
+# which recipes, runtimes and device this invocation adds (rows are keyed by them: one folder may
+# hold a model's runs on several cluster devices), trusting a checkpoint.
 NOT_RESULT_SETTINGS = ("runs_dir", "run_name", "executor", "executor_options", "measure_timeout_s", "recipes",
-                       "runtimes", "trust_checkpoint")
+                       "runtimes", "device", "trust_checkpoint")
 
 
 def check_run_name(name: str) -> str:
