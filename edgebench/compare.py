@@ -221,7 +221,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
                     raise
                 # A pass that declines this model is a skip; any other error is this recipe's failure.
                 status = "skipped" if isinstance(e, IncompatibleError) else "failed"
-                info, reason = None, str(e) if status == "skipped" else f"failed: {e}"
+                info, reason = None, str(e)
             if info:
                 infos.append(info)
                 if build_key(name, asked.name) in stored:
@@ -240,7 +240,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
                                      not_run)
                  if t.key not in done]
         for m in not_run:
-            if m.key not in done or m.status == "skipped":
+            if m.key not in done:  # never supersedes a stored measurement
                 keep(m)
         reporter.stage(f"measuring {len(tasks)} candidate x runtime pairs ({len(done)} already stored)")
         count = [0]
