@@ -45,7 +45,7 @@ def test_rerun_with_other_settings_is_refused_naming_the_differences(tmp_path):
     with pytest.raises(RunSettingsMismatch) as info:
         start_session(store, {"options": {"epochs": 0.1, "seed": 0, "runs_dir": "b"}}, ENV)
     assert "epochs 10.0 -> 0.1" in str(info.value) and "runs_dir" not in str(info.value)
-    assert "\n" not in str(info.value) and info.value.exit_code == 12
+    assert "\n" not in str(info.value) and info.value.exit_code == 15
     # The same settings resume, as a new session entry; nothing is rewritten away.
     assert start_session(store, {"options": {"epochs": 10.0, "seed": 0, "runs_dir": "b"}}, dict(ENV, python="y")) == 2
     sessions = store.run_info()["sessions"]
@@ -66,7 +66,7 @@ def test_cli_refuses_a_reused_name_with_other_settings(tmp_path):
     before = (store.root / "measurements.jsonl").read_bytes()
     proc = run_cli("compare", "tiny-cnn", "--data", "digits", "--input-size", "32", "--epochs", "0.1",
                    "--runs-dir", str(tmp_path), "--name", "r1", "-r", "baseline")
-    assert proc.returncode == 12, proc.stderr
+    assert proc.returncode == 15, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "epochs 10.0 -> 0.1" in errors[0] and "Traceback" not in proc.stderr
     assert (store.root / "measurements.jsonl").read_bytes() == before
@@ -154,7 +154,7 @@ def test_compare_outcome_codes(tmp_path):
     assert isinstance(error, NothingMeasured) and error.exit_code == 14
     assert outcome_error([m for m in store.measurements() if m.ok], store.root) is None
     readme = (REPO / "README.md").read_text()
-    for code in (8, 9, 12, 13, 14):
+    for code in (8, 9, 13, 14, 15):
         assert f"| {code} |" in readme, f"exit code {code} is not documented"
 
 

@@ -67,8 +67,9 @@ class FolderInUseError(StoreError):
 
 
 class RunSettingsMismatch(UsageError):
-    """A run folder belongs to one set of settings; a rerun with others would mix their rows."""
-    exit_code = 12
+    """A run folder belongs to one set of settings; a rerun with others would mix their rows.
+    (12 is main's BusyMachineError.)"""
+    exit_code = 15
 
 
 def closest(name: str, choices: Iterable[str]) -> str:
