@@ -7,7 +7,7 @@ where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -18,8 +18,9 @@ from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, valida
 from edgebench.compress.base import parse_budget
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
 from edgebench.core.cache import content_key
-from edgebench.core.errors import EdgebenchError, UsageError
+from edgebench.core.errors import EdgebenchError, IncompatibleError, UsageError
 from edgebench.core.records import CandidateInfo, Measurement
+from edgebench.core.sessions import check_run_name, start_session
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.estimate.device_rows import add_estimates
@@ -30,6 +31,7 @@ from edgebench.measure.identity import relabelled_run_info
 from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.run_inputs import RunInputs, labelled_inputs, onnx_inputs
 from edgebench.measure.timing import TimingConfig
+from edgebench.measure.unplanned import build_key, build_row
 from edgebench.measure.worker import MeasureTask
 from edgebench.models.data import Dataset, load_dataset
 from edgebench.models.input_data import Preprocess, parse_values
@@ -69,6 +71,7 @@ class CompareOptions:
     weights: Optional[str] = None
     pretrained: bool = False
     trust_checkpoint: bool = False
+    partial_weights: bool = False  # accept --weights with missing or unexpected keys (said in the report)
     recipes: Optional[list[str]] = None  # None: the defaults
     runtimes: Optional[list[str]] = None  # None: every runtime the device supports and this machine has
     epochs: float = 2.0
@@ -87,10 +90,11 @@ class CompareOptions:
 
     def run_id(self, model_name: str, device: str) -> str:
         if self.run_name:
-            return self.run_name
+            return check_run_name(self.run_name)
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
                                                                           "executor_options", "measure_timeout_s",
-                                                                          "wait_quiet_s")}
+                                                                          "wait_quiet_s")
+                    and not (k == "partial_weights" and not v)}  # a new option at its default keeps old run ids
         for key, default in (("clock", "wall"), ("processes", 1)):
             if settings.get(key) == default:
                 settings.pop(key)  # defaults keep the run folders of earlier versions resumable
@@ -103,6 +107,7 @@ class CompareResult:
     candidates: list[CandidateInfo]
     measurements: list[Measurement]
     skipped_recipes: dict[str, str]
+    dropped: dict[str, str] = field(default_factory=dict)  # stored records left out on reading, and why
 
 
 def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfile, bool]:
@@ -117,13 +122,17 @@ def measurement_target(asked: DeviceProfile, executor=None) -> tuple[DeviceProfi
 
 
 def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts: CompareOptions,
-               measured_on: str, inputs: RunInputs, available=availability) -> list[MeasureTask]:
+               measured_on: str, inputs: RunInputs, available=availability,
+               not_run: Optional[list[Measurement]] = None) -> list[MeasureTask]:
+    """The measurements to run; what is planned but cannot run goes into `not_run` as rows."""
     settings = PlanSettings(runtimes=opts.runtimes, timing=asdict(opts.timing), layer_profile=opts.layer_profile,
                             timeout_s=opts.measure_timeout_s, clock=opts.clock, processes=opts.processes)
-    return plan_measurements(info, profile, run_dir, settings, measured_on, inputs, available)
+    return plan_measurements(info, profile, run_dir, settings, measured_on, inputs, available, not_run)
 
 
 def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> CompareResult:
+    if opts.run_name:
+        check_run_name(opts.run_name)
     asked = device_profile(opts.device)
     source = resolve_model(opts.model)
     if opts.runtimes:
@@ -163,7 +172,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training
 
     with RunStore(run_dir) as store:
-        store.write_run_info({
+        quarantined = store.quarantine()
+        if quarantined:
+            reporter.note(f"{quarantined} unreadable line(s) of {run_dir / 'measurements.jsonl'} moved to "
+                          f"quarantine.jsonl; what they held is measured again")
+        session = start_session(store, {
             "edgebench": __version__, "model": opts.model, "model_name": source.name, "device": asked.name,
             "device_description": asked.description, "measured_on_device": target.name,
             "measured_on": target.description, "figures_are_target": is_target, "data": dataset.name,
@@ -171,47 +184,66 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             "splits": {"train": len(dataset.train), "calib": len(dataset.calib), "eval": len(dataset.eval)},
             "inputs": inputs.describe(),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            "environment": fingerprint(), "load_at_start": load_at_start, "started": time.time()})
+            "load_at_start": load_at_start, "started": time.time()}, fingerprint())
 
         reporter.stage("baseline")
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,
-                                                                   opts.epochs, opts.seed), reporter.progress)
+                                                                   opts.epochs, opts.seed, opts.partial_weights),
+                                  reporter.progress)
         builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget,
                                    calibration=None if inputs.labelled else inputs.calibration)
         executor.prebuild(builder, recipes, reporter)
         infos, skipped = [], {}
+        stored = {m.key: m for m in store.measurements()}
+
+        def keep(m: Measurement) -> None:
+            """Store a row unless the same outcome is already stored (a resume adds no duplicates)."""
+            old = stored.get(m.key)
+            if old is None or (old.status, old.error) != (m.status, m.error):
+                store.append(replace(m, session=session))
+
         for name, steps in recipes:
             reporter.stage(f"candidate {name}")
+            status = "skipped"
             try:
                 info, reason = builder.build(name, steps)
             except EdgebenchError as e:
                 if len(steps) == 0:
                     raise
-                info, reason = None, f"failed: {e}"
+                # A pass that declines this model is a skip; any other error is this recipe's failure.
+                status = "skipped" if isinstance(e, IncompatibleError) else "failed"
+                info, reason = None, str(e)
             except Exception as e:  # noqa: BLE001 - a pass's bug on one architecture is that recipe's failed row, not a lost run
                 if len(steps) == 0:
                     raise
                 message = str(e).splitlines()[0][:200] if str(e) else ""
-                info, reason = None, f"failed: {type(e).__name__}: {message}"
+                status, info, reason = "failed", None, f"{type(e).__name__}: {message}"
             if info:
                 infos.append(info)
+                if build_key(name, asked.name) in stored:
+                    keep(build_row(name, "ok", "", asked.name))
             else:
                 reason = reason or "not built"  # build() always gives a reason when it returns no candidate
                 skipped[name] = reason
-                reporter.note(f"recipe {name} skipped: {reason}")
+                keep(build_row(name, status, reason, asked.name))
+                reporter.note(f"recipe {name} {status}: {reason}")
 
         if infos:
             inputs.add_references(Path(builder.export_fp32(baseline)["onnx"]), target.threads)
         done = store.completed_keys()
         available = executor.availability_on(target)
+        not_run: list[Measurement] = []
         tasks = [t for info in infos
-                 for t in plan_tasks(info, target, run_dir, opts, target.description, inputs, available)
+                 for t in plan_tasks(info, target, run_dir, opts, target.description, inputs, available, not_run)
                  if t.key not in done]
+        for m in not_run:
+            if m.key not in done:  # never supersedes a stored measurement
+                keep(m)
         reporter.stage(f"measuring {len(tasks)} candidate x runtime pairs ({len(done)} already stored)")
         count = [0]
 
         def on_result(m: Measurement) -> None:
-            store.append(m)
+            store.append(replace(m, session=session))
             count[0] += 1
             reporter.measured(m)
             reporter.progress("measure", count[0], len(tasks))
@@ -229,5 +261,5 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
 
         reporter.stage("report")
         render_run(run_dir)
-        return CompareResult(run_dir, infos, measurements, skipped)
+        return CompareResult(run_dir, infos, measurements, skipped, dict(store.dropped))
 

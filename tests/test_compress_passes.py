@@ -12,7 +12,8 @@ from edgebench.models.zoo import build_module, count_params_and_macs, resolve_mo
 
 @pytest.fixture(scope="module")
 def ctx(digits, tmp_path_factory):
-    from edgebench.core.cache import cached_module, content_key
+    from edgebench.core.cache import content_key
+    from edgebench.core.module_cache import cached_module
     from edgebench.models.export import export_onnx
     from edgebench.models.train import TrainConfig, fit
 

@@ -8,9 +8,14 @@ from edgebench.core.records import Measurement
 from edgebench.core.store import RunStore
 
 
+LATENCY = {"median_ms": 1.0, "mean_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0, "std_ms": 0.0, "min_ms": 1.0,
+           "ci_low_ms": 1.0, "ci_high_ms": 1.0, "confidence": 0.95, "iterations": 10, "warmup_iterations": 2,
+           "total_s": 0.01, "stop_reason": "ci-reached"}
+
+
 def _m(key, status="ok"):
     return Measurement(key=key, candidate="c", backend="onnxruntime", processor="cpu", precision="fp32",
-                       device="host", source="measured", status=status, latency={"median_ms": 1.0})
+                       device="host", source="measured", status=status, latency=dict(LATENCY))
 
 
 def test_roundtrip_and_latest_wins(tmp_path):
@@ -46,8 +51,9 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
     p.start()
     try:
         assert ready.wait(30)
-        with pytest.raises(StoreError, match="in use"):
+        with pytest.raises(StoreError, match="in use") as info:
             RunStore(tmp_path).lock()
+        assert info.value.exit_code == 9  # its own code: not the 8 of a full disk
     finally:
         release.set()
         p.join(10)
@@ -56,5 +62,6 @@ def test_second_run_on_same_folder_is_refused(tmp_path):
 def test_disk_full_is_a_store_error(tmp_path):
     store = RunStore(tmp_path)
     (tmp_path / "measurements.jsonl").symlink_to("/dev/full")  # every write fails with ENOSPC
-    with pytest.raises(StoreError, match="disk full"):
+    with pytest.raises(StoreError, match="disk full") as info:
         store.append(_m("a"))
+    assert info.value.exit_code == 8

@@ -14,8 +14,12 @@ from edgebench.devices.profiles import DeviceProfile, Processor, all_profiles, d
 
 
 def _runtimes_on(processor: str) -> list[str]:
-    return [name for name, _ in BACKENDS.items()
-            if availability(name).available and processor in availability(name).processors]
+    """Every runtime that can target the processor, when some installed runtime sees it here (a CPU
+    always): one that is not installed, or whose check failed, stays in the plan and becomes an
+    "unavailable" row with its reason and the extra that brings it, rather than vanishing."""
+    present = processor == "cpu" or any(availability(name).available and processor in availability(name).processors
+                                        for name, _ in BACKENDS.items())
+    return [name for name, runner in BACKENDS.items() if present and processor in runner.devices]
 
 
 def host_profile() -> DeviceProfile:

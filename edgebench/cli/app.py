@@ -1,23 +1,24 @@
 """Command line: thin Typer commands; the work lives in pipeline.py, report/, devices.py."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.core.errors import EdgebenchError
+from edgebench.cli.consoles import make_console
+from edgebench.core.errors import DiskFullError, EdgebenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Which compressed variant of a vision model, on which runtime, is best for a device.\n\n"
                        "  edgebench compare mobilenetv3 --device jetson")
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 _debug = {"on": False}
 
 
@@ -58,6 +59,8 @@ def compare(
     weights: Optional[str] = typer.Option(None, help="State dict to start from (loaded with weights_only=True)."),
     pretrained: bool = typer.Option(False, help="Start from torchvision's weights if they are in the local cache."),
     trust_checkpoint: bool = typer.Option(False, help="Allow a checkpoint that contains pickled code (unsafe)."),
+    partial_weights: bool = typer.Option(False, help="Accept --weights that match the model only in part: missing "
+                                                     "tensors keep their initial values (the report says so)."),
     recipes: Optional[list[str]] = typer.Option(None, "--recipes", "-r", help="Recipes to run (names or YAML files; "
                                                                                "comma-separated or repeated)."),
     runtimes: Optional[list[str]] = typer.Option(None, "--runtimes", help="Only these runtimes (comma-separated)."),
@@ -82,8 +85,13 @@ def compare(
     wait_quiet: float = typer.Option(0.0, "--wait-quiet", min=0.0, metavar="SECONDS",
                                      help="Wait up to SECONDS for other processes to leave the CPUs before starting "
                                           "(figures measured on a busy machine are flagged unreliable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout (progress goes to "
+                                                        "stderr)."),
 ) -> None:
-    """Build candidates, time them on every runtime, and report the accuracy-latency Pareto front."""
+    """Build candidates, time them on every runtime, and report the accuracy-latency Pareto front.
+
+    Exits 0 when every planned measurement ran, 13 when one failed, 14 when nothing was measured;
+    the report is written in every case (README, "Exit codes")."""
     from edgebench.cli.progress import RichReporter
     from edgebench.compare import CompareOptions
     from edgebench.compare import compare as run_compare
@@ -95,33 +103,52 @@ def compare(
                           input_shapes=list(input_shape or []), input_dtypes=list(input_dtype or []),
                           resize=resize, mean_values=mean_values,
                           scale_values=scale_values, bgr=bgr, metric=metric,
-                          pretrained=pretrained, trust_checkpoint=trust_checkpoint, recipes=_split(recipes),
+                          pretrained=pretrained, trust_checkpoint=trust_checkpoint, partial_weights=partial_weights,
+                          recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,
                           wait_quiet_s=wait_quiet, clock=clock,
                           processes=processes)
     if ray_address:
         opts.executor, opts.executor_options = "ray", {"address": ray_address}
-    with RichReporter(console) as reporter:
+    from edgebench.cli.outcome import counts, outcome_error
+    from edgebench.cli.terminal import print_summary, summary_json
+
+    with RichReporter(err_console if json_out else console) as reporter:
         result = run_compare(opts, reporter)
-    from edgebench.cli.terminal import print_summary
-    print_summary(console, result.run_dir)
+    if json_out:
+        typer.echo(json.dumps(summary_json(result.run_dir, counts(result.measurements)), indent=2, default=str))
+    else:
+        print_summary(console, result.run_dir)
+    error = outcome_error(result.measurements, result.run_dir)
+    if error:
+        raise error
 
 
 @app.command()
-def backends() -> None:
+def backends(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Which runtimes are usable here, their versions and processors, and why not when they are not."""
     from edgebench.backends import BACKENDS, availability
 
+    if json_out:
+        found = []
+        for name, runner in BACKENDS.items():
+            a = availability(name)
+            found.append({"runtime": name, "available": a.available, "version": a.version,
+                          "processors": list(a.processors if a.available else runner.devices),
+                          "precisions": list(a.precisions), "reason": a.reason, "install": a.install})
+        typer.echo(json.dumps(found, indent=2))
+        return
     table = Table(title="runtimes")
     for col in ("runtime", "status", "version", "processors", "precisions", "note"):
         table.add_column(col, overflow="fold")
     for name, runner in BACKENDS.items():
         a = availability(name)
         if a.available:
-            table.add_row(name, "[green]available", a.version or "", ", ".join(a.processors), ", ".join(a.precisions), "")
+            table.add_row(escape(name), "[green]available", escape(a.version or ""), ", ".join(a.processors),
+                          ", ".join(a.precisions), "")
         else:
-            table.add_row(name, "[red]unavailable", "", ", ".join(runner.devices), "",
+            table.add_row(escape(name), "[red]unavailable", "", ", ".join(runner.devices), "",
                           escape(f"{a.reason}; {a.install or ''}"))
     console.print(table)
     from edgebench.cli.parts import missing_parts
@@ -142,6 +169,7 @@ def devices(
                                                                 "processes were using the CPUs (figures too low)."),
     ray_address: Optional[str] = typer.Option(None, help="List the devices this Ray cluster's nodes advertise "
                                                          "instead (HOST:PORT)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the profiles as JSON."),
 ) -> None:
     """Device profiles, their aliases, and which one this machine is; `devices calibrate` measures this one."""
     from edgebench.backends.host import local_device
@@ -165,15 +193,23 @@ def devices(
         return
 
     here = local_device().name
+    if json_out:
+        typer.echo(json.dumps([{"device": p.name, "aliases": list(p.aliases), "this_machine": p.name == here,
+                                "processors": {k: {"name": v.name, "runtimes": list(v.runtimes),
+                                                   "precisions": list(v.precisions)}
+                                               for k, v in p.processors.items()}}
+                               for p in all_profiles().values()], indent=2))
+        return
     table = Table(title="device profiles")
     for col in ("device", "aliases", "processors", "runtimes", "this machine"):
         table.add_column(col, overflow="fold")
     for p in all_profiles().values():
         procs = ", ".join(f"{k}: {v.name}" for k, v in p.processors.items())
         rts = ", ".join(sorted({r for v in p.processors.values() for r in v.runtimes}))
-        table.add_row(p.name, ", ".join(p.aliases), procs, rts, "yes" if p.name == here else "")
+        table.add_row(escape(p.name), escape(", ".join(p.aliases)), escape(procs), escape(rts),
+                      "yes" if p.name == here else "")
     console.print(table)
-    console.print(f"This machine is recognised as: [bold]{here}[/bold]")
+    console.print(f"This machine is recognised as: [bold]{escape(here)}[/bold]")
 
 
 @app.command()
@@ -211,6 +247,7 @@ def report(runs: list[Path] = typer.Argument(..., help="Run folders (or report.j
                                                                           "on a device: add their rows to the (one) "
                                                                           "run first.")) -> None:
     """Re-render a run's report; given several runs, also compare them on one page."""
+    from edgebench.cli.terminal import print_dropped
     from edgebench.core.errors import NotFoundError, UsageError
     from edgebench.core.merge import merge_measurements
     from edgebench.core.store import RunStore
@@ -233,10 +270,11 @@ def report(runs: list[Path] = typer.Argument(..., help="Run folders (or report.j
                                       f"a profile with a detect rule, docs/on-device.md)", highlight=False)
     for run in runs:
         paths = render_run(run, out if len(runs) == 1 else None)
-        console.print(f"{run}: " + ", ".join(str(p) for p in paths.values()), highlight=False)
+        console.print(escape(f"{run}: " + ", ".join(str(p) for p in paths.values())), highlight=False)
+        print_dropped(console, run)
     if len(runs) > 1:
         paths = render_comparison(runs, out)
-        console.print("comparison: " + ", ".join(str(p) for p in paths.values()), highlight=False)
+        console.print(escape("comparison: " + ", ".join(str(p) for p in paths.values())), highlight=False)
 
 
 @app.command()
@@ -291,7 +329,7 @@ def main() -> None:
     except EdgebenchError as e:
         if _debug["on"]:
             raise
-        err_console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted; everything measured so far is in the run folder")
@@ -303,9 +341,9 @@ def main() -> None:
 
         if e.errno != errno.ENOSPC or _debug["on"]:
             raise
-        err_console.print(f"[bold red]error:[/bold red] disk full writing '{e.filename}'; "
+        err_console.print(f"[bold red]error:[/bold red] disk full writing '{escape(str(e.filename))}'; "
                           "everything stored before is intact, rerun to resume", highlight=False, soft_wrap=True)
-        sys.exit(8)
+        sys.exit(DiskFullError.exit_code)
     except Exception as e:
         # Usage errors from the (vendored) click parser: unknown option, missing argument.
         code = getattr(e, "exit_code", None)

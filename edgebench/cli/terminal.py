@@ -4,27 +4,44 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgebench.report.summary import explain, recommend
 from edgebench.report.table import load_tables
 
 
+def summary_json(run_dir: Path, counts: dict) -> dict:
+    """What `compare --json` prints: the pick, the front and how many rows ended how."""
+    run, _, _, rows = load_tables(run_dir)
+    keep = ("name", "candidate", "backend", "processor", "precision", "executed_precision", "device", "source",
+            "top1", "median_ms", "p99_ms", "speedup", "estimate_error_pct")
+    choice = recommend(rows)
+    return {"run_dir": str(run_dir), "report": str(Path(run_dir) / "report.html"), "counts": counts,
+            "ship": {k: choice[k] for k in keep} if choice else None,
+            "pareto": [{k: r[k] for k in keep} for r in rows if r["pareto"]],
+            "not_measured": [{k: r[k] for k in ("name", "backend", "processor", "precision", "status", "error")}
+                             for r in rows if r["status"] != "ok"],
+            "dropped": run.get("dropped") or {}}
+
+
 def print_summary(console: Console, run_dir: Path) -> None:
     run, _, _, rows = load_tables(run_dir)
     if not run.get("figures_are_target", True):
-        console.print(f"[yellow]Asked for {run['device']}; figures were measured on {run['measured_on']}. "
-                      f"Estimates for {run['device']} are labelled 'estimated'.[/yellow]")
+        console.print(f"[yellow]Asked for {escape(str(run['device']))}; figures were measured on "
+                      f"{escape(str(run['measured_on']))}. Estimates for {escape(str(run['device']))} are "
+                      f"labelled 'estimated'.[/yellow]")
     front = [r for r in rows if r["pareto"]]
     shown = front or [r for r in rows if r["status"] == "ok" and r["median_ms"] is not None]
     quality = (run.get("inputs") or {}).get("quality") or "top-1"
     title = "Pareto front" if front else "Measured (quality not measured: no front)"
-    table = Table(title=f"{title}: {run.get('model_name')} for {run.get('device')}; quality = {quality}")
+    table = Table(title=escape(f"{title}: {run.get('model_name')} for {run.get('device')}; quality = {quality}"))
     for col in ("candidate", "runtime", "precision", "shape", "quality", "median ms", "p99 ms", "speedup", "source"):
         table.add_column(col, overflow="fold")
     for r in sorted(shown, key=lambda r: (r["group"], r["median_ms"])):
-        table.add_row(r["name"], f"{r['backend']} ({r['processor']})", r["executed_precision"] or r["precision"],
-                      r["shape"] or "-", r["quality_text"], f"{r['median_ms']:.3f}",
+        table.add_row(escape(r["name"]), escape(f"{r['backend']} ({r['processor']})"),
+                      escape(r["executed_precision"] or r["precision"]), escape(r["shape"] or "-"),
+                      escape(r["quality_text"]), f"{r['median_ms']:.3f}",
                       f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
                       f"{r['speedup']:.2f}x" if r["speedup"] else "-",
                       f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else
@@ -32,14 +49,26 @@ def print_summary(console: Console, run_dir: Path) -> None:
     console.print(table)
     choice = recommend(rows)
     if choice:
-        console.print(f"[bold green]Ship:[/bold green] {explain(choice, rows)}", highlight=False)
+        console.print(f"[bold green]Ship:[/bold green] {escape(explain(choice, rows))}", highlight=False)
         if choice.get("contended"):
             console.print("[bold red]UNRELIABLE:[/bold red] every latency behind this pick was measured while the "
                           "machine was busy; rerun on a quiet machine (--wait-quiet SECONDS).", highlight=False)
     for r in rows:
         for flag in r["flags"]:
-            console.print(f"[yellow]flag:[/yellow] {r['name']} / {r['backend']}: {flag}", highlight=False)
-    failed = [r for r in rows if r["status"] == "failed"]
-    if failed:
-        console.print(f"[red]{len(failed)} measurement(s) failed; see the report.[/red]")
-    console.print(f"Report: {Path(run_dir) / 'report.html'}")
+            console.print(f"[yellow]flag:[/yellow] {escape(r['name'])} / {escape(r['backend'])}: {escape(flag)}",
+                          highlight=False)
+    for status, colour in (("failed", "red"), ("skipped", "yellow"), ("unavailable", "yellow")):
+        for r in (r for r in rows if r["status"] == status):
+            console.print(f"[{colour}]{status}:[/{colour}] " + escape(f"{r['name']} / {r['backend']} / "
+                                                                      f"{r['precision']}: {r['error']}"),
+                          highlight=False)
+    for what, why in (run.get("dropped") or {}).items():
+        console.print("[yellow]left out of the report:[/yellow] " + escape(f"{what}: {why}"), highlight=False)
+    console.print("Report: " + escape(str(Path(run_dir) / "report.html")), highlight=False)
+
+
+def print_dropped(console: Console, run_dir: Path) -> None:
+    """What `report` left out of a run and why (the report itself lists the same)."""
+    run, _, _, _ = load_tables(run_dir)
+    for what, why in (run.get("dropped") or {}).items():
+        console.print("[yellow]left out of the report:[/yellow] " + escape(f"{what}: {why}"), highlight=False)

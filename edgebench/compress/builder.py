@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 from edgebench.compress import Candidate, Context, instantiate
 from edgebench.core.atomic import atomic_path
-from edgebench.core.cache import cached_module, content_key, module_fingerprint
+from edgebench.core.cache import content_key, module_fingerprint
 from edgebench.core.errors import EdgebenchError, IncompatibleError
+from edgebench.core.module_cache import cached_module
 from edgebench.core.records import CandidateInfo
 from edgebench.core.signing import sign
 from edgebench.core.store import RunStore
@@ -42,6 +43,7 @@ class BaselineOptions:
     trust_checkpoint: bool = False
     epochs: float = 2.0
     seed: int = 0
+    partial_weights: bool = False
 
 
 def candidate_id(name: str, lineage: tuple) -> str:
@@ -70,10 +72,17 @@ def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
         module = model
         step["config"]["init"] = "torchvision-pretrained"
     if opts.weights:
-        apply_weights(module, load_state_dict(Path(opts.weights), trust=opts.trust_checkpoint), opts.weights)
+        missing, unexpected = apply_weights(module, load_state_dict(Path(opts.weights), trust=opts.trust_checkpoint),
+                                            opts.weights, partial=opts.partial_weights)
         step["config"]["weights"] = Path(opts.weights).name
+        notes: tuple = ()
+        if missing or unexpected:
+            step["config"]["partial_weights"] = f"{len(missing)} missing, {len(unexpected)} unexpected"
+            notes = (f"--partial-weights: {len(missing)} tensor(s) not in '{Path(opts.weights).name}' kept their "
+                     f"initial values ({', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}); "
+                     f"{len(unexpected)} unexpected tensor(s) ignored",)
         _check_outputs(module, dataset)
-        return Candidate(name="baseline", module=module.eval(), lineage=(step,))
+        return Candidate(name="baseline", module=module.eval(), lineage=(step,), notes=notes)
     _check_outputs(module, dataset)
     config = TrainConfig(epochs=opts.epochs, seed=opts.seed)
     key = content_key("baseline", source.spec, module_fingerprint(module), dataset.fingerprint(), config.as_key())

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Optional
 
 from edgebench.compress.base import Context
-from edgebench.core.cache import cached_module, content_key, module_fingerprint
+from edgebench.core.cache import content_key, module_fingerprint
+from edgebench.core.module_cache import cached_module
 from edgebench.models.train import LossFn, TrainConfig, fit
 
 # Learning rate for recovery fine-tuning: below the baseline's 2e-3 so a short schedule repairs the

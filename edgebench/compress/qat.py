@@ -59,10 +59,11 @@ class FakeQuantLayer(nn.Module):
 def fold_batchnorm(model):
     """Fold BatchNorm into the preceding convolutions (torch.fx); the model unchanged if it cannot be traced."""
     from torch.fx.experimental.optimization import fuse
+    from torch.fx.proxy import TraceError
 
     try:
         return fuse(model.eval()), True
-    except Exception:  # noqa: BLE001 - fx tracing fails in many ways on dynamic models; QAT then runs unfused
+    except (TraceError, NotImplementedError, RuntimeError):  # fx: control flow on tensors, len()/iter() of a proxy: run unfused
         return model, False
 
 

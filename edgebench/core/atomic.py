@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edgebench.core.errors import StoreError
+from edgebench.core.errors import DiskFullError, StoreError
 
 
 def _remove(path: Path) -> None:
@@ -55,5 +55,5 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 def store_error(path: Path, e: OSError) -> StoreError:
     if e.errno == errno.ENOSPC:
-        return StoreError(f"disk full while writing '{path}'; everything stored before is intact")
+        return DiskFullError(f"disk full while writing '{path}'; everything stored before is intact")
     return StoreError(f"cannot write '{path}': {e.strerror or e}")

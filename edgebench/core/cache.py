@@ -10,11 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from edgebench.core.atomic import atomic_path
 
 
 def cache_dir() -> Path:
@@ -34,25 +31,3 @@ def module_fingerprint(model) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
-
-
-def cached_module(key: str, build: Callable[[], Any]):
-    """Return the module cached under `key`, or build, store and return it.
-
-    Whole modules are pickled because compression changes architectures (a pruned model no longer
-    fits its factory). These files are written by edgebench itself into the user's own cache,
-    which is why loading them with weights_only=False is acceptable here and nowhere else.
-    """
-    import torch
-
-    path = cache_dir() / "modules" / f"{key}.pt"
-    if path.is_file():
-        try:
-            return torch.load(str(path), map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001 - a damaged cache entry (any unpickling error) is rebuilt, not fatal
-            path.unlink(missing_ok=True)  # a damaged cache entry is rebuilt, not fatal
-    module = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as scratch:
-        torch.save(module, str(scratch))
-    return module

@@ -52,8 +52,24 @@ class UntrustedInputError(EdgebenchError):
 
 
 class StoreError(EdgebenchError):
-    """The run folder cannot be written (full disk, locked by another run)."""
+    """The run folder cannot be written (full disk, permissions)."""
     exit_code = 8
+
+
+class DiskFullError(StoreError):
+    """No space left while writing; everything stored before is intact."""
+    exit_code = 8
+
+
+class FolderInUseError(StoreError):
+    """Another edgebench process holds the run folder's lock."""
+    exit_code = 9
+
+
+class RunSettingsMismatch(UsageError):
+    """A run folder belongs to one set of settings; a rerun with others would mix their rows.
+    (12 is main's BusyMachineError.)"""
+    exit_code = 15
 
 
 def closest(name: str, choices: Iterable[str]) -> str:
@@ -76,3 +92,14 @@ class NothingToCompareError(EdgebenchError):
 class BusyMachineError(EdgebenchError):
     """Other processes are using the CPUs: a figure measured now would describe them, not this machine."""
     exit_code = 12
+
+
+class MeasurementsFailed(EdgebenchError):
+    """`edgebench compare`: the report was written, but at least one planned measurement (or a
+    recipe's build) failed; the report lists each failure with its message."""
+    exit_code = 13
+
+
+class NothingMeasured(EdgebenchError):
+    """`edgebench compare`: the report was written, but it holds no successful measurement."""
+    exit_code = 14

@@ -88,7 +88,7 @@ class Measurement(_Record):
     precision: str  # requested
     device: str  # profile name of the machine the figures describe
     source: str  # "measured" | "estimated"
-    status: str  # "ok" | "failed" | "skipped"
+    status: str  # "ok" | "failed" | "skipped" (reason in error) | "unavailable" (reason and extra in error)
     executed_precision: Optional[str] = None  # what the runtime actually ran (e.g. bf16 for OV f32 on AMX)
     latency: Optional[dict] = None  # LatencyStats.to_dict()
     accuracy: Optional[dict] = None  # AccuracyResult.to_dict()
@@ -109,6 +109,7 @@ class Measurement(_Record):
     timestamp: float = 0.0
     shape: Optional[str] = None  # the input shape set measured (models/inputs.shape_label); None: the run's only one
     quality: Optional[dict] = None  # measure.quality.QualityResult.to_dict(): what the quality figure is
+    session: Optional[int] = None  # the run.json session that stored it (its settings and environment)
 
     @property
     def ok(self) -> bool:

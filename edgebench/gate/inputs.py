@@ -9,6 +9,7 @@ from typing import Optional
 
 from edgebench.core.errors import CorruptInputError, IncompatibleError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
+from edgebench.core.sessions import session_environments
 from edgebench.core.store import MEASUREMENTS, RunStore
 
 # Fingerprint fields that change latency without changing the hardware: a difference is a warning.
@@ -22,11 +23,21 @@ class GateRun:
     candidates: dict[str, CandidateInfo]
     measurements: list[Measurement]  # measured (not estimated) and ok only
     environment: dict = field(default_factory=dict)
+    sessions: dict[int, dict] = field(default_factory=dict)  # session id -> its environment fingerprint
 
     @property
     def hardware(self) -> Optional[str]:
         """What the figures were really measured on: the machine, not the profile asked for."""
-        env = self.environment
+        return self._hardware(self.environment)
+
+    def environment_of(self, m: Measurement) -> dict:
+        """The fingerprint of the session that measured this row (a resumed run may span several)."""
+        return self.sessions.get(m.session, self.environment) if m.session is not None else self.environment
+
+    def hardware_of(self, m: Measurement) -> Optional[str]:
+        return self._hardware(self.environment_of(m))
+
+    def _hardware(self, env: dict) -> Optional[str]:
         cpu = env.get("cpu_model")
         if not cpu:
             return self.info.get("measured_on_device")
@@ -45,7 +56,7 @@ def load_gate_run(path: Path, role: str) -> GateRun:
     # Estimates have no samples and are derived from the measurements: gating them would count twice.
     ok = [m for m in measurements if m.ok and m.source == "measured"]
     return GateRun(label=str(path), info=info, candidates={c.id: c for c in candidates}, measurements=ok,
-                   environment=info.get("environment") or {})
+                   environment=info.get("environment") or {}, sessions=session_environments(info))
 
 
 def _from_folder(path: Path, role: str):

@@ -148,6 +148,10 @@ def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateS
     comparisons = []
     for key in common:
         b, c = base[key], cur[key]
+        hw_b, hw_c = baseline.hardware_of(b), current.hardware_of(c)
+        if hw_b and hw_c and hw_b != hw_c:  # per row: a resumed run's rows may come from different sessions
+            raise IncompatibleError(f"refusing a latency verdict across different devices: {_key_text(key)} was "
+                                    f"measured on {hw_b} in the baseline and on {hw_c} in the current run")
         comparison = Comparison(candidate=key[0], backend=key[1], processor=key[2], precision=key[3], device=key[4],
                                 batch_size=key[5])
         comparison.checks = [latency_check(b, c, settings), accuracy_check(b, c, settings),

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Optional
 
 from edgebench.backends import BACKENDS, availability
-from edgebench.core.records import CandidateInfo, measurement_key
+from edgebench.core.records import CandidateInfo, Measurement, measurement_key
 from edgebench.core.signing import trusted_sha256
 from edgebench.devices.profiles import DeviceProfile
+from edgebench.measure import unplanned
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
 from edgebench.measure.worker import MeasureTask
 
@@ -28,26 +29,51 @@ class PlanSettings:
 
 
 def plan_measurements(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, settings: PlanSettings,
-                      measured_on: str, inputs: RunInputs, available=availability) -> list[MeasureTask]:
+                      measured_on: str, inputs: RunInputs, available=availability,
+                      not_run: Optional[list[Measurement]] = None) -> list[MeasureTask]:
+    """The measurements to run; what is planned but cannot run (no runner, runtime unavailable,
+    no loadable artifact) goes into `not_run` as rows with the reason."""
+    not_run = [] if not_run is None else not_run
     return [t for shape_set in inputs.sets
-            for t in _plan_shape(info, profile, run_dir, settings, measured_on, inputs, shape_set, available)]
+            for t in _plan_shape(info, profile, run_dir, settings, measured_on, inputs, shape_set, available, not_run)]
 
 
 def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, settings: PlanSettings,
-                measured_on: str, inputs: RunInputs, shape_set: ShapeSet, available) -> list[MeasureTask]:
+                measured_on: str, inputs: RunInputs, shape_set: ShapeSet, available,
+                not_run: list[Measurement]) -> list[MeasureTask]:
     tasks = []
     wanted = [BACKENDS.canonical(r) for r in settings.runtimes] if settings.runtimes else None
+
+    def row(runtime: str, processor_name: str, precisions: list[str], status: str, reason: str) -> None:
+        for precision in precisions or [info.precision]:
+            not_run.append(unplanned.not_run(info, runtime, processor_name, precision, profile.name, measured_on,
+                                             status, reason, shape=shape_set.label))
+
     for processor_name, processor in profile.processors.items():
         for runtime in processor.runtimes:
-            if runtime not in BACKENDS or (wanted and runtime not in wanted) or \
-                    (not wanted and BACKENDS.get(runtime).opt_in):
+            if runtime not in BACKENDS:
+                if not wanted:
+                    row(runtime, processor_name, [], "unavailable", f"edgebench has no runner for {runtime}")
                 continue
-            avail = available(runtime)
-            if not avail.available or processor_name not in avail.processors:
+            if (wanted and runtime not in wanted) or (not wanted and BACKENDS.get(runtime).opt_in):
                 continue
             runner = BACKENDS.get(runtime)
+            precisions = runner.plan_precisions(info.precision, processor.precisions)
+            avail = available(runtime)
+            if not avail.available:
+                row(runtime, processor_name, precisions, "unavailable",
+                    unplanned.unavailable_reason(runtime, avail, runner.extra))
+                continue
+            if processor_name not in avail.processors:
+                row(runtime, processor_name, precisions, "unavailable",
+                    f"{runtime} sees no {processor_name} here (it sees {', '.join(avail.processors) or 'none'})")
+                continue
             fmt = runner.deployed_format(info.artifacts)
-            if fmt is None or fmt in settings.skip_formats:
+            if fmt in settings.skip_formats:
+                continue
+            if fmt is None:
+                row(runtime, processor_name, precisions, "skipped", f"{runtime} loads {', '.join(runner.formats)}; "
+                    f"this candidate has {', '.join(info.artifacts) or 'no artifact'}")
                 continue
             artifact = run_dir / info.artifacts[fmt]
             options: dict[str, object] = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
@@ -55,7 +81,7 @@ def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, sett
                 options["clock"] = settings.clock
             if shape_set.label:
                 options["input_shapes"] = shape_set.input_shapes
-            for precision in runner.plan_precisions(info.precision, processor.precisions):
+            for precision in precisions:
                 key = measurement_key(info.id, runtime, processor_name, precision, profile.name, shape=shape_set.label)
                 tasks.append(MeasureTask(
                     key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,

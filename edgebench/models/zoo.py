@@ -184,7 +184,9 @@ def _unpickler_reason(e: Exception) -> str:
     return text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
 
 
-def apply_weights(model, state: dict, source: str) -> None:
+def apply_weights(model, state: dict, source: str, partial: bool = False) -> tuple[list[str], list[str]]:
+    """Load `state` into `model`; every tensor must match by name and shape unless `partial`, when
+    missing ones keep their initial values and unexpected ones are ignored. Returns (missing, unexpected)."""
     own = model.state_dict()
     mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
     if mismatched:
@@ -192,9 +194,24 @@ def apply_weights(model, state: dict, source: str) -> None:
         raise IncompatibleError(
             f"weights '{source}' do not fit the model: '{k}' has shape {tuple(state[k].shape)}, "
             f"model expects {tuple(own[k].shape)}")
-    missing, _ = model.load_state_dict(state, strict=False)
-    if len(missing) > len(own) // 2:
-        raise IncompatibleError(f"weights '{source}' do not fit the model: {len(missing)} of {len(own)} tensors missing")
+    # BatchNorm's batch counter is bookkeeping, absent from many published checkpoints.
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    if (missing or unexpected) and not partial:
+        raise IncompatibleError(f"weights '{source}' match the model only in part: {_key_list('missing', missing)}"
+                                f"{'; ' if missing and unexpected else ''}{_key_list('unexpected', unexpected)}; "
+                                f"pass --partial-weights to start the missing tensors from their initial values")
+    if len(missing) == len(own):
+        raise IncompatibleError(f"weights '{source}' do not fit the model: none of its {len(own)} tensors is in them")
+    model.load_state_dict(state, strict=False)
+    return missing, unexpected
+
+
+def _key_list(what: str, keys: list[str], shown: int = 8) -> str:
+    if not keys:
+        return ""
+    more = f" (+{len(keys) - shown} more)" if len(keys) > shown else ""
+    return f"{len(keys)} {what} ({', '.join(keys[:shown])}{more})"
 
 
 def cached_pretrained_state(name: str) -> dict:

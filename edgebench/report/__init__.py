@@ -7,6 +7,7 @@ from pathlib import Path
 
 from edgebench.core.atomic import write_atomic
 from edgebench.core.store import write_json
+from edgebench.measure.unplanned import BUILD
 from edgebench.report.html import write_html
 from edgebench.report.markdown import summary_markdown
 from edgebench.report.plots import pareto_png
@@ -21,6 +22,16 @@ CSV_COLUMNS = ["name", "candidate", "backend", "processor", "precision", "execut
                "shape", "quality", "quality_metric", "quality_text"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP: what a spreadsheet reads as a formula
+
+
+def csv_cell(value):
+    """A cell a spreadsheet shows as text: names come from users and files, and `=cmd|...` must not run."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def render_run(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     run_dir = Path(run_dir)
     out = Path(out_dir or (run_dir.parent if run_dir.is_file() else run_dir))
@@ -28,7 +39,7 @@ def render_run(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     layers = {m.key: list(m.layers) for m in measurements}
     for r in rows:
         r["layers"] = layers.get(r["key"], [])
-    skipped = {m.candidate: m.error for m in measurements if m.backend == "(build)" and m.status != "ok"}
+    skipped = {m.candidate: m.error for m in measurements if m.backend == BUILD and m.status != "ok"}
     paths = {}
     write_json(out / "report.json", {
         "run": run, "candidates": [c.to_dict() for c in candidates],
@@ -39,7 +50,8 @@ def render_run(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ("; ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items() if k != "layers"})
+        writer.writerow({k: csv_cell("; ".join(map(str, v)) if isinstance(v, list) else v)
+                         for k, v in r.items() if k != "layers"})
     write_atomic(out / "results.csv", buf.getvalue())
     paths["csv"] = out / "results.csv"
     cand_view = [dict(c.to_dict(), lineage_text=lineage_text(c.lineage)) for c in candidates]

@@ -62,6 +62,7 @@ def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) ->
         picks=picks, candidates=candidates, skipped=skipped, plotly_js=plotly_js(), scored=scored,
         flagged=[r for r in rows if r["flags"]], many_groups=len({(r["group"], r["source"]) for r in rows}) > 1,
         failed=[r for r in rows if r["status"] == "failed"],
+        not_run=[r for r in rows if r["status"] in ("skipped", "unavailable") and r["backend"] != "(build)"],
         estimated=any(r["source"] == "estimated" for r in rows),
         layered=[dict(r, view=layer_view(r["layers"])) for r in rows if r.get("layers")],
         env_items=flatten_environment(run.get("environment", {})))

@@ -63,6 +63,14 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     if failed:
         lines += ["", "**Failures**", ""] + [f"- {md(r['name'])} / {md(r['backend'])} / {md(r['precision'])}: "
                                             f"{md(r['error'])}" for r in failed]
+    not_run = [r for r in rows if r["status"] in ("skipped", "unavailable")]
+    if not_run:
+        lines += ["", "**Not measured**", ""] + [f"- {md(r['name'])} / {md(r['backend'])} / {md(r['precision'])}: "
+                                                f"{r['status']}: {md(r['error'])}" for r in not_run]
+    dropped = run.get("dropped") or {}
+    if dropped:
+        lines += ["", "**Left out of this report** (stored records that could not be read)", ""]
+        lines += [f"- {md(what)}: {md(why)}" for what, why in dropped.items()]
     return "\n".join(lines) + "\n"
 
 

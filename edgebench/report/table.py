@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from edgebench.backends import BACKENDS
+from edgebench.core import validate
 from edgebench.core.errors import CorruptInputError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
 from edgebench.measure.contention import busy_text, is_busy
+from edgebench.measure.unplanned import BUILD
 from edgebench.report.pareto import pareto_front
 
 
@@ -58,6 +60,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
                       for m in ok if m.latency and m.precision == "fp32"}
     rows = []
     for m in measurements:
+        if m.backend == BUILD and m.ok:
+            continue  # a recipe that built: its candidate's rows speak for it
         c = by_id.get(m.candidate)
         lat = m.latency or {}
         row: dict[str, Any] = {
@@ -167,11 +171,37 @@ def load_tables(run_dir: Path) -> tuple[dict, list[CandidateInfo], list[Measurem
                 raise ValueError("not a JSON object")
         except (ValueError, UnicodeDecodeError) as e:
             raise CorruptInputError(f"'{run_dir}' is not a report.json written by edgebench: {e}") from None
-        cands = [CandidateInfo.from_dict(c) for c in data.get("candidates", [])]
-        meas = [Measurement.from_dict(m) for m in data.get("measurements", [])]
-        return data.get("run", {}), cands, meas, build_rows(cands, meas)
+        run = data.get("run") or {}
+        dropped: dict[str, str] = {}
+        cands = _valid(data.get("candidates"), validate.candidate, "candidate", dropped)
+        meas = _valid(data.get("measurements"), validate.measurement, "measurement", dropped)
+        try:
+            run = validate.run_info(run)
+        except validate.InvalidRecord as e:
+            raise CorruptInputError(f"'{run_dir}': its 'run' is not what edgebench writes ({e})") from None
+        return _with_dropped(run, dropped), cands, meas, build_rows(cands, meas)
     if not (run_dir / "run.json").is_file() and not (run_dir / "measurements.jsonl").is_file():
         raise NotFoundError(f"'{run_dir}' is not a run folder (it has no run.json or measurements.jsonl)")
     store = RunStore(run_dir)
     cands, meas = store.candidates(), store.measurements()
-    return store.run_info(), cands, meas, build_rows(cands, meas)
+    return _with_dropped(store.run_info(), store.dropped), cands, meas, build_rows(cands, meas)
+
+
+def _valid(records, check, what: str, dropped: dict) -> list:
+    if not isinstance(records, list):
+        if records is not None:
+            dropped[f"{what}s"] = "not a list"
+        return []
+    kept = []
+    for i, record in enumerate(records):
+        try:
+            kept.append(check(record))
+        except validate.InvalidRecord as e:
+            dropped[f"{what} {i}"] = str(e)
+    return kept
+
+
+def _with_dropped(run: dict, dropped: dict) -> dict:
+    """run.json plus what reading left out, so that every report says it (earlier lists are replaced)."""
+    run = {k: v for k, v in run.items() if k != "dropped"}
+    return dict(run, dropped=dict(dropped)) if dropped else run
