@@ -61,8 +61,9 @@ def output_agreement(got: np.ndarray, ref: np.ndarray) -> dict:
     signal = float(np.sum(r ** 2))
     norm = float(np.linalg.norm(g) * np.linalg.norm(r))
     row = {"cosine": float(g @ r / norm) if norm > 0 else float(noise == 0),
-           "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 and signal > 0 else (
-               float("inf") if noise == 0 else float("-inf")),
+           # Identical outputs have an infinite SQNR, which JSON cannot hold: None, and `identical` says why.
+           "sqnr_db": float(10 * np.log10(signal / noise)) if noise > 0 and signal > 0 else None,
+           "identical": noise == 0,
            "max_abs_error": float(np.abs(g - r).max()) if g.size else 0.0}
     if looks_like_class_scores(np.asarray(ref)):
         row["top1_agreement"] = float(np.mean(np.asarray(got).argmax(-1) == np.asarray(ref).argmax(-1)))
