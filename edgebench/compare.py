@@ -168,8 +168,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         size = opts.input_size or 64
         reporter.stage(f"loading data '{opts.data}' at {size}x{size}")
         dataset = load_dataset(opts.data, size, seed=opts.seed)
+        validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training or file
         inputs = labelled_inputs(run_dir / "data", dataset)
-    validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training
 
     with RunStore(run_dir) as store:
         quarantined = store.quarantine()

@@ -160,7 +160,7 @@ def _int8_top1(runtime, artifact, digits):
     runner = create_runner(runtime)
     runner.load(artifact, Placement("cpu", "int8", threads=1))
     x, y = digits.eval.x, digits.eval.y
-    right = sum(int(runner.infer(x[i:i + 1]).argmax(1)[0] == y[i]) for i in range(len(y)))
+    right = sum(int(runner.infer({"input": x[i:i + 1]})[0].argmax(1)[0] == y[i]) for i in range(len(y)))
     runner.close()
     return right / len(y)
 
@@ -180,7 +180,7 @@ def test_validate_recipes_fails_before_training_on_bad_layer_names(digits):
     with pytest.raises(UsageError, match="no layer 'features.99'"):
         validate_recipes([("bad", [{"pass": "separable", "config": {"exclude": ["features.99"]}}])], source, digits)
     with pytest.raises(EdgebenchError):
-        validate_recipes([("bad", [{"pass": "distill", "config": {"losses": [{"name": "fsp"}]}}])], source, digits)
+        validate_recipes([("bad", [{"pass": "distill", "config": {"losses": [{"name": "no-such-loss"}]}}])], source, digits)
 
 
 def test_compare_rejects_a_bad_recipe_before_the_baseline_trains(tmp_path):

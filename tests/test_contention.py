@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from edgebench.measure.contention import (
+from helpers.rows import top1_quality
     OTHERS_SHARE_LIMIT,
     LoadReading,
     assess,
@@ -92,7 +93,7 @@ def _row(key, ms, top1, contended=False):
     return {"key": key, "name": key, "candidate": key, "backend": "onnxruntime", "precision": "fp32",
             "executed_precision": None, "group": "host / cpu", "source": "measured", "status": "ok", "device": "host",
             "median_ms": ms, "top1": top1, "top1_ci_low": top1 - 0.05, "top1_ci_high": top1 + 0.05,
-            "pareto": True, "contended": contended}
+            "pareto": True, "contended": contended, **top1_quality(top1)}
 
 
 def test_ship_pick_leaves_out_busy_figures():

@@ -12,6 +12,7 @@ from edgebench.estimate.device_rows import _Calibration, _estimate_one
 from edgebench.estimate.op_costs import graph_costs
 from edgebench.estimate.points import target_hardware
 from edgebench.estimate.roofline import GROUPS, Hardware
+from helpers.rows import top1_quality
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,8 @@ def _est_row(key, ms, top1, low, high):
     return {"key": key, "name": key, "candidate": key, "backend": "tensorrt", "precision": "fp32",
             "executed_precision": None, "group": "jetson / gpu", "source": "estimated", "status": "ok",
             "device": "jetson", "median_ms": ms, "ci_low_ms": low, "ci_high_ms": high, "top1": top1,
-            "top1_ci_low": top1 - 0.001, "top1_ci_high": top1 + 0.001, "pareto": True, "estimate_error_pct": None}
+            "top1_ci_low": top1 - 0.001, "top1_ci_high": top1 + 0.001, "pareto": True, "estimate_error_pct": None,
+            **top1_quality(top1)}
 
 
 def test_ship_card_on_estimates_says_so_first_and_ties_overlapping_intervals():

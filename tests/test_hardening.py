@@ -115,6 +115,7 @@ def test_plan_makes_rows_for_unavailable_runtimes_and_missing_formats(tmp_path, 
     from edgebench.backends.host import local_device
     from edgebench.backends.onnxruntime_runner import OnnxRuntimeRunner
     from edgebench.compare import CompareOptions, plan_tasks
+    from helpers.plans import built_in_inputs
 
     info = CandidateInfo(id="q-1", name="q", precision="int8", artifacts={"onnx-int8": "x.onnx"})
     (tmp_path / "x.onnx").write_bytes(b"")
@@ -123,8 +124,8 @@ def test_plan_makes_rows_for_unavailable_runtimes_and_missing_formats(tmp_path, 
     def unavailable(runtime):
         return Availability(False, reason=f"{runtime} broke", install="pip install it")
 
-    tasks = plan_tasks(info, local_device(), tmp_path, CompareOptions(model="m"), "here", tmp_path / "e.npz", True,
-                       unavailable, rows)
+    tasks = plan_tasks(info, local_device(), tmp_path, CompareOptions(model="m"), "here",
+                       built_in_inputs(tmp_path / "e.npz"), unavailable, rows)
     assert tasks == [] and rows and all(r.status == "unavailable" and "broke; pip install it" in r.error
                                         for r in rows)
     # An availability check that raises is an unavailable row with the error, not a silent drop.
@@ -135,7 +136,7 @@ def test_plan_makes_rows_for_unavailable_runtimes_and_missing_formats(tmp_path, 
     monkeypatch.delitem(cache, "onnxruntime", raising=False)
     rows = []
     plan_tasks(info, local_device(), tmp_path, CompareOptions(model="m", runtimes=["onnxruntime"]), "here",
-               tmp_path / "e.npz", True, availability, rows)
+               built_in_inputs(tmp_path / "e.npz"), availability, rows)
     assert [(r.backend, r.status) for r in rows] == [("onnxruntime", "unavailable")]
     assert "OSError: libonnxruntime.so" in rows[0].error
     cache.pop("onnxruntime", None)

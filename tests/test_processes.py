@@ -27,11 +27,13 @@ def test_merge_interval_spans_the_processes():
 
 
 def test_run_isolated_in_two_processes(tmp_path, tiny_onnx, digits):
+    from edgebench.measure.eval_sets import write_labelled_eval_set
+
     data = tmp_path / "eval.npz"
-    np.savez(data, x=digits.eval.x[:64], y=digits.eval.y[:64])
+    write_labelled_eval_set(data, "input", digits.eval.x[:64], digits.eval.y[:64])
     task = MeasureTask(key="k", candidate="c", backend="onnxruntime", artifact=str(tiny_onnx["onnx"]),
                        processor="cpu", precision="fp32", device="host", measured_on="here", eval_data=str(data),
-                       num_classes=10, timeout_s=300, processes=2, layer_profile=False,
+                       num_classes=10, timeout_s=300, processes=2, layer_profile=False, score=True,
                        timing={"time_budget_s": 0.4, "min_iterations": 20, "warmup_iterations": 3})
     m = run_isolated(task)
     assert m.ok and m.extra["processes"]["count"] == 2 and len(m.extra["processes"]["medians_ms"]) == 2

@@ -1,12 +1,13 @@
 """Ship never recommends a candidate at chance without saying so."""
 from edgebench.report.summary import at_chance, explain
+from helpers.rows import top1_quality
 
 
 def _row(key, top1, ci_low, ci_high, ms, name):
     return {"key": key, "candidate": name, "name": name, "backend": "onnxruntime", "precision": "fp32",
             "executed_precision": "fp32", "group": "host / cpu", "source": "measured", "status": "ok",
             "top1": top1, "top1_ci_low": ci_low, "top1_ci_high": ci_high, "median_ms": ms, "num_classes": 10,
-            "pareto": True, "accuracy_total": 200}
+            "pareto": True, "accuracy_total": 200, **top1_quality(top1)}
 
 
 def test_a_pick_at_chance_carries_a_warning_and_a_learned_one_does_not():

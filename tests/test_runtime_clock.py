@@ -14,7 +14,7 @@ def _run(backend, path, digits):
     runner = create_runner(backend)
     runner.load(path, Placement("cpu", "fp32", 1))
     own: list = []
-    x = np.ascontiguousarray(digits.eval.x[:1])
+    x = {"input": np.ascontiguousarray(digits.eval.x[:1])}
     stats, wall = measure(runner, x, QUICK, runtime_samples=own)
     runner.close()
     return stats, wall, own

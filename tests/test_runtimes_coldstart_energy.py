@@ -132,6 +132,7 @@ def test_torch_compile_runner_matches_eager(tiny_onnx, digits):
 def test_torch_compile_is_planned_only_when_asked_for_by_name(tmp_path):
     from edgebench.backends.base import Availability
     from edgebench.compare import CompareOptions, plan_tasks
+    from helpers.plans import built_in_inputs
     from edgebench.core.records import CandidateInfo
     from edgebench.core.signing import sign
     from edgebench.devices.profiles import DeviceProfile, Processor
@@ -145,7 +146,7 @@ def test_torch_compile_is_planned_only_when_asked_for_by_name(tmp_path):
 
     def planned(runtimes):
         opts = CompareOptions(model="tiny-cnn", runtimes=runtimes)
-        tasks = plan_tasks(info, profile, tmp_path, opts, "here", tmp_path / "eval.npz", True,
+        tasks = plan_tasks(info, profile, tmp_path, opts, "here", built_in_inputs(tmp_path / "eval.npz"),
                            available=lambda name: Availability(True, processors=("cpu",)))
         return sorted(t.backend for t in tasks)
 

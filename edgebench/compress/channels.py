@@ -6,6 +6,11 @@ from edgebench.compress.layer_cost import layer_shapes, module_cost
 from edgebench.compress.surgery import classifier_layers
 from edgebench.core.errors import EdgebenchError, IncompatibleError
 
+# What Torch-Pruning raises on an architecture it cannot handle (a ZeroDivisionError in its
+# channel-shuffle grouping, assertions and NotImplementedError on unsupported couplings, shape
+# RuntimeErrors from the traced forward): a decline with the reason, not a bug report.
+TORCH_PRUNING_ERRORS = (AssertionError, NotImplementedError, ValueError, ZeroDivisionError, RuntimeError)
+
 
 def protected_layers(model, config) -> list:
     """Layers whose output channels are never removed: the classifier, user-named layers, and by
@@ -87,7 +92,7 @@ def prune_channels(model, dataset, config, between=None):
             out = model(example)
     except EdgebenchError:
         raise  # from `between`: recovery's own one-line errors
-    except Exception as e:  # noqa: BLE001 - DepGraph raises assorted errors on couplings it cannot trace
+    except TORCH_PRUNING_ERRORS as e:  # a coupling DepGraph cannot follow; any other error is a bug and propagates
         raise IncompatibleError(f"prune: Torch-Pruning cannot prune this architecture "
                                 f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
     if out.shape[-1] != dataset.num_classes:

@@ -33,14 +33,15 @@ class _Record:
 class LatencyStats(_Record):
     """Robust summary of per-iteration latencies, in milliseconds."""
     median_ms: float
-    mean_ms: float
-    p90_ms: float
-    p99_ms: float
-    std_ms: float
-    min_ms: float
+    # None on an estimated row: an estimate has an interval, not percentiles it never observed.
+    mean_ms: Optional[float]
+    p90_ms: Optional[float]
+    p99_ms: Optional[float]
+    std_ms: Optional[float]
+    min_ms: Optional[float]
     ci_low_ms: float  # distribution-free confidence interval of the median
     ci_high_ms: float
-    confidence: float
+    confidence: Optional[float]
     iterations: int
     warmup_iterations: int
     total_s: float
