@@ -11,13 +11,13 @@ import sys
 import pytest
 
 from edgebench.measure.contention import (
-from helpers.rows import top1_quality
     OTHERS_SHARE_LIMIT,
     LoadReading,
     assess,
     busy_reasons,
     sample_load,
 )
+from helpers.rows import top1_quality
 
 
 @pytest.fixture
