@@ -133,3 +133,14 @@ def test_pytorch_reports_the_dtype_its_weights_were_loaded_in(tiny_onnx):
     runner.load(tiny_onnx["torch"], Placement("cpu", "bf16", threads=1))
     assert runner.executed_precision() == "bf16"
     runner.close()
+
+
+def test_a_runtime_not_yet_run_on_real_hardware_says_so():
+    import subprocess
+    import sys
+
+    assert BACKENDS.get("tensorrt").unverified and BACKENDS.get("onnxruntime").unverified is None
+    out = subprocess.run([sys.executable, "-m", "edgebench.cli", "backends"], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, "COLUMNS": "400"}).stdout
+    line = next(line for line in out.splitlines() if "tensorrt" in line)
+    assert "UNVERIFIED" in line

@@ -52,6 +52,9 @@ class Runner(ABC):
     # one run the artifact as exported, so only fp32 is planned for them.
     reduced_float_precisions: ClassVar[tuple[str, ...]] = ()
     extra: ClassVar[str] = ""  # pip extra, e.g. "edgebench[tensorrt]"
+    # Why this runner's figures are not yet trusted, until its tests have passed on real hardware
+    # (shown by `edgebench backends` and on every report row it measures); None once they have.
+    unverified: ClassVar[Optional[str]] = None
     opt_in: ClassVar[bool] = False  # planned only when asked for by name (--runtimes)
 
     @classmethod

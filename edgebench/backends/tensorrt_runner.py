@@ -115,6 +115,7 @@ class TensorRtRunner(Runner):
     precisions = ("fp32", "fp16", "int8")
     reduced_float_precisions = ("fp16",)  # the builder's FP16 flag
     extra = "edgebench[tensorrt]"
+    unverified = "written against the TensorRT 10 API; its gpu/tensorrt tests have not yet run on an NVIDIA GPU"
 
     @classmethod
     def availability(cls) -> Availability:

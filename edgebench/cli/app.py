@@ -134,7 +134,7 @@ def backends(json_out: bool = typer.Option(False, "--json", help="Print as JSON.
         found = []
         for name, runner in BACKENDS.items():
             a = availability(name)
-            found.append({"runtime": name, "available": a.available, "version": a.version,
+            found.append({"runtime": name, "available": a.available, "version": a.version, "unverified": runner.unverified,
                           "processors": list(a.processors if a.available else runner.devices),
                           "precisions": list(a.precisions), "reason": a.reason, "install": a.install})
         typer.echo(json.dumps(found, indent=2))
@@ -144,12 +144,13 @@ def backends(json_out: bool = typer.Option(False, "--json", help="Print as JSON.
         table.add_column(col, overflow="fold")
     for name, runner in BACKENDS.items():
         a = availability(name)
+        unverified = f"UNVERIFIED: {runner.unverified}" if runner.unverified else ""
         if a.available:
             table.add_row(escape(name), "[green]available", escape(a.version or ""), ", ".join(a.processors),
-                          ", ".join(a.precisions), "")
+                          ", ".join(a.precisions), escape(unverified))
         else:
             table.add_row(escape(name), "[red]unavailable", "", ", ".join(runner.devices), "",
-                          escape(f"{a.reason}; {a.install or ''}"))
+                          escape("; ".join(filter(None, [f"{a.reason}; {a.install or ''}", unverified]))))
     console.print(table)
     from edgebench.cli.parts import missing_parts
 

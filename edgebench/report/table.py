@@ -88,6 +88,9 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
             "shape": m.shape, "agreement": _agreement_rows(m), **quality_fields(m),
         }
+        runner = BACKENDS.get(m.backend) if m.backend in BACKENDS else None
+        if runner is not None and runner.unverified and m.status == "ok":
+            row["flags"].append(f"{m.backend} is UNVERIFIED: {runner.unverified}")
         if (m.extra.get("estimate") or {}).get("raised_to_lower_bound"):
             row["flags"].append(f"the estimator predicted less than this device's physical lower bound "
                                 f"({m.extra['estimate']['physical_lower_bound_ms']:.3g} ms from its peak compute, "
