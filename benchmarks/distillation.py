@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
 sys.path.insert(0, str(ROOT / "benchmarks"))
-
+import quiet  # noqa: E402  (benchmarks/quiet.py: the shared quiet-machine guard)
 from compression import interval  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -92,7 +92,8 @@ def run(args) -> dict:
 def markdown(data: dict) -> str:
     r = data["result"]
     lines = [f"# Distillation benchmark: {r['student']} taught by {r['teacher']} on {data['data']}",
-             "", f"Machine: {data['machine']}; load average at start {data['load_start']}, at end {data['load_end']}.",
+             "", f"Machine: {data['machine']}; load average {data['load']['before']['load1']:.1f} before, "
+             f"{data['load']['during']['load1']:.1f} during.",
              f"Teacher top-1 {100 * r['teacher_top1']:.1f}% (full training split); student trained on "
              f"{r['train_images']} images for {r['epochs']:g} epochs per loss; seeds {data['seeds']}.", "",
              f"Command: `{data['command']}`", "",
@@ -124,12 +125,13 @@ def main() -> None:
     parser.add_argument("--losses", nargs="+", default=ALL_LOSSES)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--name", default="distillation")
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)  # records the load, refuses to write results from a busy machine
     data = {"data": args.data, "seeds": args.seeds, "command": "python benchmarks/distillation.py " + " ".join(sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "load_start": [round(x, 1) for x in os.getloadavg()]}
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
     data["result"] = run(args)
-    data["load_end"] = [round(x, 1) for x in os.getloadavg()]
+    data["load"] = guard.check_writable()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
     (RESULTS / f"{args.name}.md").write_text(markdown(data))

@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import quiet  # noqa: E402  (benchmarks/quiet.py: the shared quiet-machine guard)
 
 RESULTS = ROOT / "benchmarks" / "results"
 TINY = {"prune": {"ratio": 0.5, "epochs": 0, "distill": False},
@@ -87,7 +89,8 @@ def markdown(data: dict) -> str:
     passes = list(dict.fromkeys(r["pass"] for r in rows))
     lines = [f"# Pass generality on {len({r['model'] for r in rows})} torchvision classifiers "
              f"({data['data']} at {data['input_size']} px, untrained, no fine-tuning)", "",
-             f"Machine: {data['machine']}; load average at start {data['load_start']}, at end {data['load_end']}.",
+             f"Machine: {data['machine']}; load average {data['load']['before']['load1']:.1f} before, "
+             f"{data['load']['during']['load1']:.1f} during.",
              f"Command: `{data['command']}`", "", "| pass | ok | declined | crash |", "|---|---|---|---|"]
     for p in passes:
         c = Counter(r["outcome"] for r in rows if r["pass"] == p)
@@ -105,22 +108,23 @@ def main() -> None:
     parser.add_argument("--data", default="digits")
     parser.add_argument("--input-size", type=int, default=64)
     parser.add_argument("--name", default="pass_generality")
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)  # records the load, refuses to write results from a busy machine
 
     from edgebench.models.data import load_dataset
 
     dataset = load_dataset(args.data, args.input_size, seed=0)
     data = {"data": args.data, "input_size": args.input_size,
             "command": "python benchmarks/pass_generality.py " + " ".join(sys.argv[1:]),
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "load_start": [round(x, 1) for x in os.getloadavg()], "rows": []}
+            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "rows": []}
     for model_name in args.models or classification_models():
         for pass_name in args.passes:
             with tempfile.TemporaryDirectory() as work:
                 result = one(model_name, pass_name, dataset, Path(work))
             data["rows"].append({"model": model_name, "pass": pass_name, **result})
             print(model_name, pass_name, result["outcome"], result["detail"][:120], flush=True)
-    data["load_end"] = [round(x, 1) for x in os.getloadavg()]
+    data["load"] = guard.check_writable()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
     (RESULTS / f"{args.name}.md").write_text(markdown(data))
