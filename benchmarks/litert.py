@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import quiet  # noqa: E402  (benchmarks/quiet.py: the shared quiet-machine guard)
 
 
 def main() -> None:
@@ -30,7 +32,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timing budget per measurement")
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "bench-litert")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "litert")
+    quiet.add_argument(parser)
     args = parser.parse_args()
+    guard = quiet.start(args)  # records the load, refuses to write results from a busy machine
 
     import psutil
 
@@ -63,6 +67,7 @@ def main() -> None:
                 "median": fp32.median_ms / int8.median_ms,
                 "range": [fp32.latency["ci_low_ms"] / int8.latency["ci_high_ms"],
                           fp32.latency["ci_high_ms"] / int8.latency["ci_low_ms"]]}
+    out["load"] = guard.check_writable()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(out, indent=2))
     lines = [f"# LiteRT INT8 speedup: {args.model} ({args.data}, {args.size}x{args.size})", "",
