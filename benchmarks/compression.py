@@ -124,7 +124,8 @@ def distill_vs_scratch(args) -> dict:
     from edgebench.compress.base import parse_budget
     from edgebench.compress.builder import BaselineOptions, build_baseline
     from edgebench.compress.distill import SCRATCH_LR, DistillPass
-    from edgebench.core.cache import cached_module, content_key
+    from edgebench.core.cache import content_key
+    from edgebench.core.module_cache import cached_module
     from edgebench.models.data import load_dataset
     from edgebench.models.train import TrainConfig, evaluate_torch, fit
     from edgebench.models.zoo import STUDENT_OF, build_module, resolve_model

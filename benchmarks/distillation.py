@@ -40,7 +40,8 @@ def run(args) -> dict:
     from edgebench.compress import Context
     from edgebench.compress.builder import BaselineOptions, build_baseline
     from edgebench.compress.distill import SCRATCH_LR, DistillPass
-    from edgebench.core.cache import cached_module, content_key
+    from edgebench.core.cache import content_key
+    from edgebench.core.module_cache import cached_module
     from edgebench.models.data import Dataset, Split, load_dataset
     from edgebench.models.train import TrainConfig, evaluate_torch, fit
     from edgebench.models.zoo import build_module, resolve_model
