@@ -27,10 +27,8 @@ from typing import Optional
 import numpy as np
 
 from edgebench.devices.profiles import Anchor, DeviceProfile, Processor
-from edgebench.estimate.reference import REFERENCE_MODELS, key, reference_ops
+from edgebench.estimate.reference import key, reference_ops
 from edgebench.estimate.roofline import ACHIEVABLE_BANDWIDTH, ACHIEVABLE_COMPUTE, PRIOR, Hardware, predict
-
-__all__ = ["REFERENCE_MODELS", "GOAL_WITHIN", "MIN_PREDICTIONS", "EQUIVALENT_RUNTIMES", "AnchorCheck", "check"]
 
 GOAL_WITHIN = 0.25  # the goal: >= 80% of anchors predicted within +-25%
 MIN_PREDICTIONS = 2  # fewer held-out predictions than this: no error figure, the estimate is unvalidated
