@@ -12,7 +12,6 @@ to calibrate its estimates and to state their error.
     python benchmarks/estimator.py --models resnet18,mobilenet_v2 --sizes 64   # quicker look
     python benchmarks/estimator.py --threads 1 --clock cpu                     # on a shared machine
     python benchmarks/estimator.py --anchors      # published-anchor validation per device (no timing)
-    python benchmarks/estimator.py --host-ratios  # timed: reference models here, for the anchor transfer
 """
 from __future__ import annotations
 
@@ -66,28 +65,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimator"))
     parser.add_argument("--anchors", action="store_true",
                         help="only the published-anchor validation per device (no timing; see anchor_validation.py)")
-    parser.add_argument("--host-ratios", action="store_true",
-                        help="TIMED: measure the reference models here for the anchor transfer (quiet machine)")
     quiet.add_argument(parser)
     args = parser.parse_args()
     if args.anchors:  # pure computation over published figures: this machine's load does not enter
         from anchor_validation import run_anchor_validation
 
-        from edgebench.core.cache import cache_dir
-
-        result = run_anchor_validation(Path(args.workdir) if args.workdir else cache_dir() / "estimator" / "anchors")
+        result = run_anchor_validation(Path(args.out).parent)
         print(json.dumps({"overall": result["overall"], "devices": result["devices"]}, indent=2))
         return
     guard = quiet.start(args)
-    if args.host_ratios:
-        from anchor_validation import HOST_RATIOS, measure_host_ratios
-
-        from edgebench.core.cache import cache_dir
-
-        found = measure_host_ratios(Path(args.workdir) if args.workdir else cache_dir() / "estimator" / "anchors")
-        found["load"] = guard.check_writable()
-        HOST_RATIOS.write_text(json.dumps(found, indent=2) + "\n")
-        return
 
     import torch
     import torchvision
@@ -175,7 +161,8 @@ def main() -> None:
               "cross_device": "not validated: no other device is reachable from this machine",
               "points": [{"model": p.model, "runtime": p.runtime, "precision": p.precision,
                           "latency_ms": p.latency_ms, "ops": len(p.ops)} for p in points],
-              "seconds": round(time.time() - started, 1), "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "cached_points": str(cache)}
+              "seconds": round(time.time() - started, 1), "cached_points": str(cache),
+              "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()]}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result["load"] = guard.check_writable()

@@ -1,9 +1,21 @@
 """Device profiles cite published measurements; the leave-one-anchor-out validation never
-predicts an anchor from itself, and a device without comparable anchors is unvalidated."""
+predicts an anchor from itself, an estimate transfers only from anchors of its own runtime,
+processor and precision, and fewer than two held-out predictions state no error."""
 from __future__ import annotations
 
+import pytest
+
 from edgebench.devices.profiles import Anchor, all_profiles
-from edgebench.estimate.anchors import leave_one_anchor_out, summarize_errors
+from edgebench.estimate.anchors import (
+    anchor_ops,
+    check,
+    comparable_anchors,
+    interval_error,
+    leave_one_anchor_out,
+    roofline_ratio,
+    summarize_errors,
+)
+from edgebench.estimate.op_costs import GROUPS
 
 
 def test_profiles_carry_sourced_anchors():
@@ -37,3 +49,66 @@ def test_leave_one_anchor_out_holds_each_anchor_out():
     assert all(abs(r["error"]) < 1e-9 for r in rows) and ("resnet50", "resnet18") in seen
     assert summarize_errors(rows)["within_25pct"] == 1.0
     assert summarize_errors([])["status"] == "unvalidated"
+
+
+def test_reference_ops_cover_every_buildable_anchor():
+    from edgebench.estimate.anchors import buildable
+    from edgebench.estimate.reference import REFERENCE_MODELS, key, reference_ops
+
+    ops = reference_ops()
+    wanted = {key(a.model, a.input_size) for p in all_profiles().values() for a in p.anchors
+              if a.model in REFERENCE_MODELS and a.input_size is not None}
+    assert wanted and wanted <= set(ops)
+    assert all(buildable(a) for p in all_profiles().values() for a in p.anchors
+               if a.model in REFERENCE_MODELS and a.usable_latency and a.input_size)
+    # Published multiply-accumulate counts (torchvision's model docs): 4.09 G for resnet50, 1.81 G for
+    # resnet18, 0.30 G for mobilenet_v2, at 224 px; a FLOP is two of them.
+    for model, gmacs in (("resnet50", 4.09), ("resnet18", 1.81), ("mobilenet_v2", 0.30)):
+        flops = sum(f for g, f, _ in ops[key(model, 224)] if GROUPS[int(g)] in ("conv", "dwconv", "gconv", "gemm"))
+        assert flops == pytest.approx(2e9 * gmacs, rel=0.03), model
+
+
+def test_anchored_check_is_the_leave_one_anchor_out_of_its_group():
+    nano = all_profiles()["jetson-orin-nano"]
+    found = check(nano, "onnxruntime", "gpu", "fp32")
+    assert found.usable and sorted(a.model for a in found.anchors) == [
+        "efficientnet_b0", "mobilenet_v2", "mobilenet_v3_large", "resnet18"]
+    # The same anchors carry identical labels, so the hardware-level validation (the benchmark's
+    # first table) must predict each of them exactly as the group check does.
+    hardware = {r["model"]: r for r in leave_one_anchor_out(nano, roofline_ratio(nano))
+                if (r["runtime"], r["processor"]) == ("onnxruntime", "gpu")}
+    assert {r["model"]: r["predicted_ms"] for r in found.rows} == {m: r["predicted_ms"] for m, r in hardware.items()}
+    assert found.summary["n"] == 4 and found.error == interval_error([r["error"] for r in found.rows])
+    assert 0 < found.error < 2
+
+
+def test_anchored_estimate_is_the_geometric_mean_over_its_anchors():
+    nano = all_profiles()["jetson-orin-nano"]
+    found = check(nano, "onnxruntime", "gpu", "fp32")
+    ops = anchor_ops(found.anchors[0])
+    before = found.predict(ops)
+    doubled = found.anchors[1].model_copy(update={"latency_ms": 2 * found.anchors[1].latency_ms})
+    found.anchors[1] = doubled
+    assert found.predict(ops) == pytest.approx(before * 2 ** (1 / 4))
+
+
+def test_only_honest_equivalences_make_anchors_comparable():
+    npu = all_profiles()["intel-core-ultra-npu"]
+    # ORT's OpenVINO EP on the NPU runs OpenVINO's plugin; the suspect mobilenet_v3_large (use: false) is out
+    assert sorted(a.model for a in comparable_anchors(npu, "openvino", "npu", "fp16")) == [
+        "efficientnet_b0", "mobilenet_v2", "resnet18"]
+    assert not comparable_anchors(npu, "onnxruntime", "cpu", "fp32")  # OV EP on CPU is not ORT's CPU EP
+    assert not comparable_anchors(npu, "openvino", "npu", "int8")
+    pi5 = all_profiles()["raspberry-pi-5"]
+    assert {a.runtime for a in comparable_anchors(pi5, "onnxruntime", "cpu", "fp32")} == {"onnxruntime"}  # never ncnn
+    orin = all_profiles()["jetson-orin-nano"]
+    assert not comparable_anchors(orin, "tensorrt", "gpu", "fp32")  # yolo11n: no shipped ops; ORT-TRT-EP is not trtexec
+
+
+def test_too_few_held_out_predictions_state_no_error():
+    server = check(all_profiles()["x86-avx512-server"], "onnxruntime", "cpu", "fp32")
+    assert not server.anchors and not server.usable and server.error is None and server.predict([]) is None
+    one = check(all_profiles()["jetson-orin-nano"], "onnxruntime", "cpu", "fp32")
+    assert one.usable and len(one.anchors) == 1 and one.error is None and one.summary["status"] == "unvalidated"
+    assert interval_error([0.1]) is None
+    assert interval_error([-0.5, 1.0]) == pytest.approx(1.0)  # halving and doubling are the same error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.rows import top1_quality
 
 from edgebench.core.records import CandidateInfo, Measurement, measurement_key
 from edgebench.devices.profiles import all_profiles
@@ -12,7 +13,6 @@ from edgebench.estimate.device_rows import _Calibration, _estimate_one
 from edgebench.estimate.op_costs import graph_costs
 from edgebench.estimate.points import target_hardware
 from edgebench.estimate.roofline import GROUPS, Hardware
-from helpers.rows import top1_quality
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,52 @@ def test_ship_card_on_estimates_says_so_first_and_ties_overlapping_intervals():
     assert pick["choice"]["key"] == "fp32"  # cannot be told apart on latency: the more accurate one
     apart = [_est_row("int8", 0.10, 0.950, 0.09, 0.11), _est_row("fp32", 0.20, 0.958, 0.19, 0.21)]
     assert recommendations(apart)[0]["choice"]["key"] == "int8"
+
+
+def test_shipped_reference_ops_match_a_fresh_export(graphs):
+    """reference_ops.json is what benchmarks/reference_ops.py computes, not figures typed in."""
+    from edgebench.estimate.reference import key, reference_ops
+
+    shipped, fresh = reference_ops()[key("resnet18", 224)], _ops(graphs["resnet18"])
+    assert len(shipped) == len(fresh)
+    for column in (1, 2):
+        assert sum(op[column] for op in shipped) == pytest.approx(sum(op[column] for op in fresh), rel=1e-3)
+
+
+def test_no_anchored_estimate_falls_below_the_bound_and_errors_come_from_the_check(graphs):
+    from edgebench.estimate.anchors import check
+
+    host = Hardware({"fp32": 200.0, "int8": 800.0}, 20.0, 1.0)
+    calib = _Calibration(points=[], validation={})
+    checked = validated = 0
+    for profile in all_profiles().values():
+        for pname, proc in profile.processors.items():
+            hw = target_hardware(proc, pname, host, 2)
+            for runtime in proc.runtimes:
+                for precision in proc.precisions:
+                    anchored = check(profile, runtime, pname, precision)
+                    if hw is None or not anchored.usable:
+                        continue
+                    for model, path in graphs.items():
+                        ops = _ops(path)
+                        ref = Measurement(key="ref", candidate=model, backend="onnxruntime", processor="cpu",
+                                          precision="fp32", device="host", source="measured", status="ok",
+                                          latency={"median_ms": 1e-6}, measured_on="host")
+                        m = _estimate_one(CandidateInfo(id=model, name=model), runtime, pname, precision, profile,
+                                          ref, graph_costs(path), ops, host, hw, calib, [], Measurement,
+                                          measurement_key, anchored=anchored)
+                        info = m.extra["estimate"]
+                        bound = processor_bound_ms(ops, precision, proc, runtime, pname)
+                        assert info["method"] == "anchor transfer" and info["anchors"]
+                        assert m.median_ms >= bound > 0 and m.latency["ci_low_ms"] >= bound
+                        # the host's absurd 1e-6 ms figure plays no part in an anchored latency
+                        assert m.median_ms == pytest.approx(max(bound, anchored.predict(ops)))
+                        if anchored.error is None:
+                            assert m.estimate_error_pct is None and m.latency["interval"] == "unvalidated"
+                        else:
+                            assert m.estimate_error_pct == round(100 * anchored.error, 1)
+                            assert m.latency["interval"] == "validated"
+                            assert m.latency["ci_high_ms"] == pytest.approx(m.median_ms * (1 + anchored.error))
+                            validated += 1
+                        checked += 1
+    assert checked >= 20 and validated >= 9

@@ -41,8 +41,9 @@ def hover_text(r: dict, run_label: str | None = None) -> str:
              f"{_num(r['top1_ci_high'], '.1f', 100)})" if r["top1"] is not None else esc(r.get("quality_text") or "")]
     if r.get("speedup"):
         lines.append(f"speedup vs FP32 baseline: {r['speedup']:.2f}x")
-    lines.append(("estimated" + (f" (±{r['estimate_error_pct']:.0f}%)" if r.get("estimate_error_pct") else
-                                 f" (unvalidated: {_num(r['ci_low_ms'])}-{_num(r['ci_high_ms'])} ms)"))
+    lines.append(("estimated" + (f" by {esc(r['estimate_method'])}" if r.get("estimate_method") else "")
+                  + (f" (±{r['estimate_error_pct']:.0f}%)" if r.get("estimate_error_pct") else
+                     f" (unvalidated: {_num(r['ci_low_ms'])}-{_num(r['ci_high_ms'])} ms)"))
                  if r["source"] == "estimated" else "measured")
     if r["pareto"]:
         lines.append("<b>on the Pareto front</b>")

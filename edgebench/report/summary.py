@@ -205,11 +205,16 @@ def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
     if choice["source"] != "estimated":
         return []
     err = choice.get("estimate_error_pct")
-    text = (f"These latencies are estimates for {choice['device']}, not measurements: "
-            + (f"checked against earlier measurements of the device (90% of errors within ±{err:.0f}%)."
+    how = {"anchor transfer": "transferred from published measurements of the device, ",
+           "host-scaled roofline": "this machine's measurement scaled by a roofline, "}.get(
+        choice.get("estimate_method") or "", "")
+    basis = (choice.get("estimate_basis") or "").removeprefix("unvalidated: ")
+    text = (f"These latencies are estimates for {choice['device']}, not measurements: {how}"
+            + (f"with 90% of held-out errors within ±{err:.0f}%" + (f" ({basis})." if basis else ".")
                if err is not None else
-               f"UNVALIDATED (no measurement of {choice['device']} checks them), so each is shown as a wide interval "
-               f"({choice['ci_low_ms']:.3g}-{choice['ci_high_ms']:.3g} ms for this pick), not as a number to trust."))
+               f"UNVALIDATED ({basis or 'no measurement of ' + choice['device'] + ' checks them'}), so each is shown "
+               f"as a wide interval ({choice['ci_low_ms']:.3g}-{choice['ci_high_ms']:.3g} ms for this pick), not as "
+               "a number to trust."))
     tied = [r for r in _same_group(choice, rows) if r["key"] != choice["key"] and _overlaps(r, choice)]
     out = [text]
     if tied:

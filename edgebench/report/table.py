@@ -79,6 +79,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "size_mb": _size_mb(c, m.backend), "params": c.params if c else None, "macs": c.macs if c else None,
             "peak_rss_mb": m.peak_rss_mb, "load_s": m.load_s, "first_inference_ms": m.first_inference_ms,
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
+            "estimate_method": (m.extra.get("estimate") or {}).get("method"),
+            "estimate_basis": (m.extra.get("estimate") or {}).get("error_basis"),
             "speedup": None, "speedup_low": None, "speedup_high": None, "pareto": False, "flags": [],
             "contended": is_busy(m.extra),
             "interval_basis": None if m.source != "measured" or not lat else

@@ -1,0 +1,55 @@
+"""The operator costs of the anchors' reference models, shipped with the package.
+
+An anchored estimate needs what each reference model (resnet50, mobilenet_v2, ...) asks of the
+hardware at the size its anchor was published at. Exporting resnet50 during `compare` would cost
+a minute and torchvision; so the costs are computed once by `python benchmarks/reference_ops.py`
+(torchvision architectures with random weights: the costs depend on the graph, not the weights;
+nothing is downloaded) and shipped as `reference_ops.json`, read here.
+"""
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from edgebench.estimate.op_costs import GROUPS, graph_costs
+
+# Reference models edgebench can build in code (torchvision, random weights: no download).
+REFERENCE_MODELS = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0")
+REFERENCE_OPS_FILE = Path(__file__).with_name("reference_ops.json")
+
+
+def key(model: str, size: int) -> str:
+    return f"{model}@{size}"
+
+
+@cache
+def reference_ops() -> dict[str, list]:
+    """{"resnet50@224": [[group index, flops, elements], ...], ...}; empty when the file is absent."""
+    if not REFERENCE_OPS_FILE.is_file():
+        return {}
+    data = json.loads(REFERENCE_OPS_FILE.read_text())
+    if data.get("groups") != list(GROUPS):  # op groups changed since the file was written: unusable
+        return {}
+    return data["models"]
+
+
+def export_reference_ops(work: Path, wanted: list[tuple[str, int]]) -> dict:
+    """Export each (model, size) to ONNX under `work` and return the file's content (slow: minutes)."""
+    import numpy as np
+    import torch
+    import torchvision
+
+    from edgebench.models.export import export_onnx
+
+    models = {}
+    for model, size in sorted(set(wanted)):
+        path = Path(work) / f"{model}-{size}.onnx"
+        if not path.is_file():
+            torch.manual_seed(0)
+            module = getattr(torchvision.models, model)(weights=None).eval()
+            x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+            export_onnx(module, path, x, rtol=1e-2, atol=1e-3)
+        models[key(model, size)] = [[GROUPS.index(op.group), op.flops, op.bytes_moved] for op in graph_costs(path)]
+    return {"groups": list(GROUPS), "generated_by": "python benchmarks/reference_ops.py",
+            "torch": torch.__version__, "torchvision": torchvision.__version__, "models": models}
