@@ -139,6 +139,10 @@ def test_keypoint_regressor_is_never_scored_as_mnist(models, tmp_path):
     proc, run = compare(models["keypoints"], tmp_path, "--input-shape", "x=1x3x32x32")
     check_run(proc, run, ["1x3x32x32"])
     assert "better than every other option" not in (run / "summary.md").read_text()
+    # The static plot exists too, on the agreement axis it was measured on (SVG keeps text as comments).
+    assert (run / "pareto.png").stat().st_size > 5000
+    svg = (run / "pareto.svg").read_text()
+    assert "cosine similarity with the FP32 outputs" in svg and "top-1" not in svg
 
 
 def test_random_data_is_latency_only_and_says_so(models, tmp_path):
@@ -151,6 +155,10 @@ def test_random_data_is_latency_only_and_says_so(models, tmp_path):
     summary = (tmp_path / "runs" / "run" / "summary.md").read_text()
     assert "not measured" in summary and "No pick" in summary and "**Ship" not in summary  # no pick line
     assert "| baseline | onnxruntime |" in summary  # latency shown all the same
+    run = tmp_path / "runs" / "run"
+    assert (run / "pareto.png").stat().st_size > 5000
+    svg = (run / "pareto.svg").read_text()
+    assert "latency only: quality" in svg and "median latency" in svg and "top-1" not in svg
 
 
 def _silero_vad_onnx() -> Path | None:

@@ -122,3 +122,34 @@ def test_dead_work_keeps_outputs(tiny_onnx, tmp_path, width):
     outs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
             for p in (tiny_onnx["onnx"], slow)]
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def two_input_model(path: Path, weights: np.ndarray) -> Path:
+    from onnx import TensorProto, helper, numpy_helper
+
+    return onnx_graph(path, [helper.make_node("Add", ["a", "b"], ["s"]), helper.make_node("MatMul", ["s", "w"], ["logits"])],
+                      [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("a", "b")],
+                      [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])],
+                      [numpy_helper.from_array(weights.astype(np.float32), "w")])
+
+
+def test_accuracy_of_a_two_input_model_from_an_npz_keyed_by_input_name(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((4, 3))
+    baseline = two_input_model(tmp_path / "base.onnx", w)
+    current = two_input_model(tmp_path / "cur.onnx", w[:, [1, 2, 0]])  # classes shuffled: accuracy collapses
+    a, b = rng.standard_normal((40, 1, 4)), rng.standard_normal((40, 1, 4))
+    targets = ((a + b)[:, 0] @ w).argmax(1)  # the baseline's own predictions: it scores 100%
+    np.savez(tmp_path / "data.npz", a=a.astype(np.float32), b=b.astype(np.float32), targets=targets)
+    proc = run_cli("gate", "--baseline-model", str(baseline), "--current-model", str(current), "--threads", "1",
+                   "--budget", "1", "--data", f"npz:{tmp_path / 'data.npz'}", "--json", str(tmp_path / "v.json"))
+    assert proc.returncode == 10 and "Traceback" not in proc.stderr, proc.stderr
+    _, accuracy, _ = json.loads((tmp_path / "v.json").read_text())["comparisons"][0]["checks"]
+    assert accuracy["verdict"] == "regression" and accuracy["baseline"] == 100.0 and accuracy["current"] < 90
+
+    # An array named for no input, and an input without its array: one line naming both.
+    np.savez(tmp_path / "bad.npz", a=a.astype(np.float32), bee=b.astype(np.float32), targets=targets)
+    bad = run_cli("gate", "--baseline-model", str(baseline), "--current-model", str(baseline), "--budget", "1",
+                  "--data", f"npz:{tmp_path / 'bad.npz'}")
+    assert bad.returncode == 2 and len(error_lines(bad)) == 1 and "Traceback" not in bad.stderr, bad.stderr
+    assert "missing 'b'" in bad.stderr and "extra 'bee'" in bad.stderr

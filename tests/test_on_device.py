@@ -158,3 +158,49 @@ def test_rows_of_another_host_do_not_replace_the_builders(built_run, light_env, 
     assert merged.returncode == 0, merged.stderr
     assert "merged 0 measurement(s)" in merged.stdout and "not merged" in merged.stderr
     assert (built_run / "measurements.jsonl").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def two_shape_run(tmp_path_factory):
+    """An ONNX model with dynamic H and W, compared at two --input-shape values (eval-0/eval-1.npz)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
+
+    folder = tmp_path_factory.mktemp("two-shapes")
+    weights = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                               helper.make_node("Relu", ["c"], ["y"])], "det",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, "H", "W"])], [weights])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(folder / "det.onnx"))
+    opts = CompareOptions(model=str(folder / "det.onnx"), device="host", runs_dir=folder / "runs", run_name="built",
+                          input_shapes=["x=1x3x16x16", "x=1x3x24x32"], layer_profile=False, recipes=["baseline"],
+                          runtimes=["onnxruntime"],
+                          timing=TimingConfig(time_budget_s=0.1, min_iterations=10, warmup_iterations=2))
+    return compare(opts).run_dir
+
+
+def test_every_stored_input_shape_is_measured_with_compares_keys(two_shape_run, light_env, tmp_path):
+    device_run = _copy_bundle(two_shape_run, tmp_path / "device")
+    env = dict(light_env, EDGEBENCH_PROFILES=str(_lab_profile(tmp_path / "profiles")))
+    proc = _cli(["measure", str(device_run), "--device", "lab-box", "--runtimes", "onnxruntime"], env)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in
+            (device_run / "on-device" / "lab-box" / "measurements.jsonl").read_text().splitlines()]
+    built = [json.loads(line) for line in (two_shape_run / "measurements.jsonl").read_text().splitlines()]
+    assert sorted(r["shape"] for r in rows) == sorted(r["shape"] for r in built) == ["1x3x16x16", "1x3x24x32"]
+    # The same keys as compare's, but for the device: the merge lines them up shape by shape.
+    assert sorted(r["key"] for r in rows) == sorted(r["key"].replace("host", "lab-box") for r in built)
+    for r in rows:  # quality on the device: agreement with the builder's FP32 outputs at that shape
+        assert r["status"] == "ok" and r["quality"]["metric"] == "agreement" and r["quality"]["value"] > 0.999, r
+
+    merged = _cli(["report", str(two_shape_run), "--merge", str(device_run / "on-device" / "lab-box")],
+                  dict(os.environ, PYTHONPATH=str(ROOT), EDGEBENCH_PROFILES=env["EDGEBENCH_PROFILES"]))
+    assert merged.returncode == 0 and "merged 2 measurement(s)" in merged.stdout, merged.stderr
+    report = json.loads((two_shape_run / "report.json").read_text())
+    assert {(r["device"], r["shape"]) for r in report["rows"]} >= {("lab-box", "1x3x16x16"), ("lab-box", "1x3x24x32"),
+                                                                   ("host", "1x3x16x16"), ("host", "1x3x24x32")}

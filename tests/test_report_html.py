@@ -92,6 +92,29 @@ def test_static_plot_draws_odd_names_literally(tmp_path):
     assert [p.suffix for p in written] == [".png", ".svg"] and all(p.stat().st_size > 5000 for p in written)
 
 
+def test_static_plot_names_its_quality_axis_or_says_latency_only(tmp_path):
+    from edgebench.report.plots import pareto_png
+
+    def unlabelled(name, quality, text, **kw):
+        return dict(_row(name, top1=None, **kw), quality=quality, quality_text=text,
+                    quality_metric="agreement" if quality is not None else "none",
+                    quality_label="cosine vs FP32" if quality is not None else "not measured")
+
+    agreeing = [unlabelled("baseline", 1.0, "cosine vs FP32 1.0000"),
+                unlabelled("ptq-int8", 0.998, "cosine vs FP32 0.9980", precision="int8", median_ms=0.5,
+                           ci_low_ms=0.49, ci_high_ms=0.51)]
+    pareto_png(agreeing, tmp_path / "a.png", "agreement")
+    svg = (tmp_path / "a.svg").read_text()
+    assert "cosine similarity with the FP32 outputs" in svg and "top-1" not in svg
+    timed = [unlabelled("baseline", None, "not measured: random data times the model only"),
+             unlabelled("ptq-int8", None, "not measured: random data times the model only", median_ms=0.5,
+                        precision="int8")]
+    written = pareto_png(timed, tmp_path / "t.png", "timed")
+    assert [p.suffix for p in written] == [".png", ".svg"]
+    svg = (tmp_path / "t.svg").read_text()
+    assert "latency only: quality not measured: random data" in svg and "ptq-int8 (onnxruntime, int8)" in svg
+
+
 def test_int8_flag_compares_with_the_real_parent():
     """prune50-ptq is compared with prune50 on the same runtime, not with the unpruned baseline."""
     from edgebench.core.records import CandidateInfo, Measurement

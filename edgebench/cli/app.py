@@ -297,7 +297,8 @@ def gate(
                                                "narrow (relative) for both models."),
     input_size: Optional[int] = typer.Option(None, help="Interleaved mode: input size for models without a fixed one."),
     data: Optional[str] = typer.Option(None, help="Interleaved mode: also gate accuracy on this dataset (digits, "
-                                                  "mnist, imagefolder:PATH)."),
+                                                  "mnist, imagefolder:PATH, or npz:FILE with one array per "
+                                                  "input name and 'targets')."),
     markdown: Optional[Path] = typer.Option(None, help="Write a Markdown summary (pull-request comment) here."),
     junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full verdict as JSON here."),

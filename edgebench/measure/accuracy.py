@@ -19,11 +19,15 @@ def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate_runner(runner, x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 1,
-                    input_name: str = "input") -> AccuracyResult:
+def evaluate_runner(runner, x: np.ndarray | dict[str, np.ndarray], y: np.ndarray, num_classes: int,
+                    batch_size: int = 1, input_name: str = "input") -> AccuracyResult:
+    """Top-1 of the runner's first output on labels `y`; `x` is one array (fed as `input_name`) or,
+    for a model with several inputs, one array per input name, each [samples, ...]."""
+    arrays = x if isinstance(x, dict) else {input_name: x}
     correct = 0
     for start in range(0, len(y), batch_size):
-        logits = np.asarray(runner.infer({input_name: np.ascontiguousarray(x[start:start + batch_size])})[0])
+        feed = {name: np.ascontiguousarray(a[start:start + batch_size]) for name, a in arrays.items()}
+        logits = np.asarray(runner.infer(feed)[0])
         if logits.ndim != 2 or logits.shape[1] != num_classes:
             raise IncompatibleError(
                 f"model output shape {tuple(logits.shape)} does not fit the dataset's {num_classes} classes")

@@ -1,7 +1,8 @@
 """`edgebench measure`: measure, on the device itself, a run folder built on another machine.
 
 The building machine runs `compare` (a full install); the run folder (candidates' artifacts, the
-eval data in data/eval.npz, and run.json, whose options are the plan) is copied to the device,
+eval data in data/eval.npz, or data/eval-N.npz and reference-N.npz per input shape set of an
+ONNX model, and run.json, whose options are the plan) is copied to the device,
 which needs only the light install and its runtimes. Each measurement runs in the same isolated
 worker (measure/worker.py) that local runs and Ray nodes use. Rows go to their own folder, which
 the building machine merges into the run (`edgebench report RUN --merge FOLDER`).
@@ -23,6 +24,7 @@ from edgebench.measure.identity import label_with_identity
 from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
 from edgebench.measure.worker import run_isolated
+from edgebench.models.inputs import InputSpec
 from edgebench.models.onnx_io import output_fits_classes
 
 
@@ -45,11 +47,10 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
     run_dir = Path(run_dir)
     source = RunStore(run_dir)
     info = source.run_info()
-    eval_path = run_dir / "data" / "eval.npz"
     candidates = source.candidates()
-    if not info or not eval_path.is_file() or not candidates:
+    if not info or not candidates or not _eval_paths(run_dir, info):
         raise NotFoundError(f"'{run_dir}' is not a run folder built by `edgebench compare` "
-                            f"(it needs run.json, data/eval.npz and candidates/)")
+                            f"(it needs run.json, data/eval.npz or data/eval-N.npz, and candidates/)")
     profile = device_profile(device) if device else local_device()
     options = info.get("options", {})
     settings = PlanSettings(runtimes=runtimes or options.get("runtimes"), timing=options.get("timing") or {},
@@ -64,7 +65,7 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
         done = store.completed_keys()
         tasks = [t for c in candidates
                  for t in plan_measurements(c, profile, run_dir, settings, profile.description,
-                                            _built_in_inputs(eval_path, info, _scores(run_dir, c, info.get("classes") or 0)))
+                                            stored_inputs(run_dir, info, c))
                  if t.key not in done]
         warning = None
         for i, task in enumerate(tasks):
@@ -75,10 +76,35 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
         return OnDeviceResult(out_dir, profile.name, len(tasks), store.measurements(), warning)
 
 
-def _built_in_inputs(eval_path: Path, info: dict, labelled: bool) -> RunInputs:
-    """The stored evaluation set of a run on built-in or image data (one shape set, data/eval.npz).
-    Runs with several --input-shape sets store eval-N.npz files and are not measured this way yet."""
-    return RunInputs([ShapeSet(None, [], eval_path)], str(info.get("data") or ""), labelled=labelled)
+def _eval_paths(run_dir: Path, info: dict) -> list[Path]:
+    """The stored evaluation sets, in shape-set order; empty when one is missing."""
+    data = run_dir / "data"
+    shape_sets = (info.get("inputs") or {}).get("shape_sets") or []
+    if (data / "eval.npz").is_file() and all(s.get("label") is None for s in shape_sets):
+        return [data / "eval.npz"]  # a classifier built on a built-in or image dataset
+    paths = [data / f"eval-{i}.npz" for i in range(len(shape_sets))]
+    return paths if paths and all(p.is_file() for p in paths) else []
+
+
+def stored_inputs(run_dir: Path, info: dict, candidate) -> RunInputs:
+    """The run's inputs as compare planned them, rebuilt from run.json and data/: one shape set of
+    a built-in classifier (labels score the candidates that fit them), or every --input-shape set
+    of an ONNX model with its FP32 reference, so the keys and shape labels are compare's own and
+    `report --merge` lines the rows up."""
+    paths = _eval_paths(run_dir, info)
+    described = info.get("inputs") or {}
+    data = str(described.get("data") or info.get("data") or "")
+    if paths == [run_dir / "data" / "eval.npz"]:
+        return RunInputs([ShapeSet(None, [], paths[0])], data,
+                         labelled=_scores(run_dir, candidate, info.get("classes") or 0))
+    sets = []
+    for i, (path, described_set) in enumerate(zip(paths, described["shape_sets"])):
+        reference = path.with_name(f"reference-{i}.npz")
+        sets.append(ShapeSet(described_set["label"], [InputSpec.from_dict(d) for d in described_set["inputs"]], path,
+                             reference=reference if reference.is_file() else None))
+    quality = str(described.get("quality") or "")
+    note = quality.split(":", 1)[1].strip() if quality.startswith("not measured:") else None
+    return RunInputs(sets, data, metric=(info.get("options") or {}).get("metric"), quality_note=note)
 
 
 def _scores(run_dir: Path, candidate, classes: int) -> bool:
