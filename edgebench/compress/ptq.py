@@ -24,9 +24,9 @@ that path belongs to the TensorRT runner and is not exercised on machines withou
 """
 from __future__ import annotations
 
-from pathlib import Path
 import platform
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Optional, Union
 
 import numpy as np
