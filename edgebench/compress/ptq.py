@@ -6,6 +6,14 @@
   without VNNI: there ORT's U8S8 kernels add two uint8 x int8 products in a saturating 16-bit
   lane, which cost tiny-cnn ~14 points of top-1 with full-range per-channel weights (ORT's
   quantization docs recommend reduce_range or U8U8 on such CPUs). See `onnx_weight_choice`.
+  Speed, from exploratory side-by-side runs on a busy 2-core AVX2 EPYC (not results; the quiet
+  figures come from benchmarks/int8_formats.py): at one thread, per-channel 7-bit QDQ was the
+  fastest variant tried for mobilenetv3 @64 and resnet18 @224, QOperator about as fast; leaving
+  depthwise convolutions in float made mobilenetv3 ~3x slower than quantizing them (a Q/DQ pair
+  around each), and quantizing only Conv/Gemm left it no faster than FP32. mobilenetv3's INT8
+  graph still has twice FP32's node count (hardswish stays HardSigmoid in float between DQ and Q,
+  where FP32 fuses it into the convolution), so with several threads on a loaded machine it
+  pays more per-op synchronisation than FP32; whether INT8 pays there is what the benchmark says.
 - OpenVINO: NNCF's `quantize` on the OpenVINO model, which inserts FakeQuantize nodes that the
   CPU plugin executes as INT8 kernels.
 - LiteRT: ai-edge-quantizer's full-integer recipe (int8 weights, activations, input and output)
@@ -187,9 +195,10 @@ def as_feeds(calib) -> list[dict[str, np.ndarray]]:
 
 
 def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, activation_type: str,
-                  choice: Optional[Int8Choice] = None) -> Path:
+                  choice: Optional[Int8Choice] = None, quant_format: Literal["qdq", "qoperator"] = "qdq") -> Path:
     """`calib`: feeds ({input name: array}) or an array of images (see `as_feeds`); `choice`: the
-    weights' range and target (None: decided for this machine)."""
+    weights' range and target (None: decided for this machine); `quant_format`: QDQ (what every
+    runtime reads, TensorRT included) or ORT's own QOperator ops (benchmarks/int8_formats.py)."""
     calib = as_feeds(calib)
     choice = choice or onnx_weight_choice("auto", None)
     import onnx
@@ -206,7 +215,8 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, act
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prepared = out_path.with_name("model.prep.onnx")
     quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-    quantize_static(str(prepared), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+    quantize_static(str(prepared), str(out_path), Reader(), per_channel=per_channel,
+                    quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
                     activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
                     weight_type=QuantType.QInt8, reduce_range=choice.reduce_range,
                     # Fold ranges every few feeds rather than keep every intermediate activation of
