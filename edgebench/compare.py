@@ -191,7 +191,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
                                                                    opts.epochs, opts.seed, opts.partial_weights),
                                   reporter.progress)
         builder = CandidateBuilder(store, dataset, source, baseline, opts.epochs, opts.seed, reporter.progress, budget,
-                                   calibration=None if inputs.labelled else inputs.calibration)
+                                   calibration=None if inputs.labelled else inputs.calibration, device=asked)
         executor.prebuild(builder, recipes, reporter)
         infos, skipped = [], {}
         stored = {m.key: m for m in store.measurements()}

@@ -165,14 +165,50 @@ def _int8_top1(runtime, artifact, digits):
     return right / len(y)
 
 
-@pytest.mark.parametrize("runtime, fmt", [
-    pytest.param("onnxruntime", "onnx", marks=pytest.mark.xfail(strict=True, reason=(
-        "ONNX Runtime's per-channel QDQ (ptq.quantize_onnx, per_channel=True) loses ~15 points on tiny-cnn "
-        "where per-tensor loses <1; remove this mark once that is fixed"))),
-    ("openvino", "openvino"),
-])
+@pytest.mark.parametrize("runtime, fmt", [("onnxruntime", "onnx"), ("openvino", "openvino")])
 def test_qat_int8_artifact_keeps_the_baseline_accuracy(qat, runtime, fmt, digits, floors):
     assert _int8_top1(runtime, qat.artifacts[fmt], digits) >= floors["keeps"]
+
+
+def _fp32_onnx_top1(ctx, digits):
+    from edgebench.backends import Placement, create_runner
+
+    runner = create_runner("onnxruntime")
+    runner.load(ctx.export(ctx.baseline)["onnx"], Placement("cpu", "fp32", threads=1))
+    x, y = digits.eval.x, digits.eval.y
+    right = sum(int(runner.infer({"input": x[i:i + 1]})[0].argmax(1)[0] == y[i]) for i in range(len(y)))
+    runner.close()
+    return right / len(y)
+
+
+def _onnx_props(path):
+    return {p.key: p.value for p in __import__("onnx").load(str(path)).metadata_props}
+
+
+def test_ptq_onnxruntime_int8_stays_within_three_points_of_fp32(ctx, digits):
+    """Per-channel 8-bit weights lost ~14 points on this x86 CPU without VNNI (U8S8 saturation):
+    the default picks the weights' range for the CPU, and records why."""
+    from edgebench.devices.host import host_u8s8_saturates
+
+    out = run_pass("ptq", {"runtimes": ["onnxruntime"]}, ctx)
+    props = _onnx_props(out.artifacts["onnx"])
+    assert props["edgebench.int8.weights"] == ("7-bit (reduce_range)" if host_u8s8_saturates() else "8-bit")
+    assert props["edgebench.int8.built_for"].startswith("this machine")
+    assert any(n.startswith("onnxruntime INT8: QDQ, per-channel") for n in out.notes)
+    assert _int8_top1("onnxruntime", out.artifacts["onnx"], digits) >= _fp32_onnx_top1(ctx, digits) - 0.03
+
+
+def test_ptq_for_an_arm_target_builds_8_bit_weights_that_run_exactly_here(ctx, digits):
+    """Built for a Jetson (Arm: no saturation), the weights keep 8 bits; measured on this machine
+    the runner asks ORT for U8U8 kernels, so the accuracy is not that of saturated x86 kernels."""
+    from edgebench.devices.profiles import get_profile
+
+    jetson_ctx = __import__("dataclasses").replace(ctx, device=get_profile("jetson-agx-orin"))
+    out = run_pass("ptq", {"runtimes": ["onnxruntime"]}, jetson_ctx)
+    props = _onnx_props(out.artifacts["onnx"])
+    assert props["edgebench.int8.weights"] == "8-bit" and props["edgebench.int8.built_for"] == "jetson-agx-orin"
+    assert props["edgebench.ort.x64quantprecision"] == "1"
+    assert _int8_top1("onnxruntime", out.artifacts["onnx"], digits) >= _fp32_onnx_top1(ctx, digits) - 0.03
 
 
 def test_validate_recipes_fails_before_training_on_bad_layer_names(digits):

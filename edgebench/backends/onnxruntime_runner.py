@@ -51,6 +51,10 @@ class OnnxRuntimeRunner(Runner):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if placement.threads:
             options.intra_op_num_threads = placement.threads
+        self._precise_u8u8 = asks_for_precise_u8u8(Path(artifact))
+        if self._precise_u8u8:
+            # ORT applies it only on x86 without VNNI, and only to weights outside [-64, 63].
+            options.add_session_config_entry("session.x64quantprecision", "1")
         self._options_for_profile = (str(artifact), providers, placement.threads)
         self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=_with_cpu_fallback(providers))
         self.providers = self.session.get_providers()
@@ -63,8 +67,11 @@ class OnnxRuntimeRunner(Runner):
         return self._executed
 
     def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
-        return {"providers": list(self.providers), "graph_optimization": "ORT_ENABLE_ALL",
-                "intra_op_threads": self.placement.threads}
+        extra = {"providers": list(self.providers), "graph_optimization": "ORT_ENABLE_ALL",
+                 "intra_op_threads": self.placement.threads}
+        if self._precise_u8u8:
+            extra["x64quantprecision"] = True
+        return extra
 
     def close(self) -> None:
         self.session = None
@@ -79,6 +86,8 @@ class OnnxRuntimeRunner(Runner):
         options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="eb-ortprof-"), "ort")
         if threads:
             options.intra_op_num_threads = threads
+        if self._precise_u8u8:
+            options.add_session_config_entry("session.x64quantprecision", "1")
         session = ort.InferenceSession(path, sess_options=options, providers=_with_cpu_fallback(providers))
         for _ in range(iterations):
             session.run(None, inputs)
@@ -104,6 +113,16 @@ def graph_precision(path: Path) -> str:
     if any(node.op_type in INTEGER_OPS for node in graph.node):
         return f"int8+{float_name}"
     return float_name
+
+
+def asks_for_precise_u8u8(path: Path) -> bool:
+    """An INT8 artifact edgebench built with full-range weights for another device (ptq's
+    `Int8Choice`) asks to be run with ORT's exact U8U8 kernels where its U8S8 ones would saturate,
+    so that this machine's figures are not those of a saturation the target does not have."""
+    import onnx
+
+    props = onnx.load(str(path), load_external_data=False).metadata_props
+    return any(p.key == "edgebench.ort.x64quantprecision" and p.value == "1" for p in props)
 
 
 def _with_cpu_fallback(providers: list[str]) -> list[str]:

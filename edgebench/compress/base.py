@@ -76,6 +76,9 @@ class Context:
     # count -> up to `count` feeds ({input name: array at the model's own shape}) from the user's
     # data: how passes calibrate a model whose inputs are not the built-in dataset's images.
     calibration: Optional[Callable[[int], list]] = None
+    # The DeviceProfile the candidates are for (None: this machine): passes that build for an
+    # instruction set (ONNX Runtime INT8) build for its, and record which.
+    device: Any = None
 
     def report(self, label: str, done: int, total: int) -> None:
         if self.progress:

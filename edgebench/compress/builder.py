@@ -114,7 +114,8 @@ class CandidateBuilder:
 
     def __init__(self, store: RunStore, dataset: Dataset, source: ModelSource, baseline: Candidate,
                  train_epochs: float, seed: int, progress: Optional[Progress] = None, budget: float = 1.0,
-                 calibration: Optional[Callable[[int], list]] = None):
+                 calibration: Optional[Callable[[int], list]] = None, device=None):
+        self.device = device  # the DeviceProfile asked for (None: this machine)
         self.store, self.dataset, self.source, self.baseline = store, dataset, source, baseline
         self.calibration = calibration
         self.train_epochs, self.seed, self.progress, self.budget = train_epochs, seed, progress, budget
@@ -124,7 +125,8 @@ class CandidateBuilder:
     def context(self, work_dir: Path) -> Context:
         return Context(dataset=self.dataset, baseline=self.baseline, model_source=self.source, work_dir=work_dir,
                        train_epochs=self.train_epochs, seed=self.seed, progress=self.progress,
-                       export=self.export_fp32, budget=self.budget, calibration=self.calibration)
+                       export=self.export_fp32, budget=self.budget, calibration=self.calibration,
+                       device=self.device)
 
     def build(self, recipe_name: str, steps: list[dict]) -> tuple[Optional[CandidateInfo], Optional[str]]:
         """Returns (info, None) when built or found, or (None, reason) when a pass does not apply."""

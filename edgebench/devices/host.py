@@ -49,3 +49,22 @@ def gpu_name() -> str:
 
 def host_description() -> str:
     return f"this machine: {cpu_model()}, {physical_cores()} cores, {platform.system()} {platform.machine()}"
+
+
+# x86 features that give ONNX Runtime's integer GEMM a 32-bit-accumulating u8 x s8 dot product.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+# x86 features whose u8 x s8 kernels (pmaddubsw) add two products into a saturating 16-bit lane.
+PAIRWISE_16BIT_FLAGS = frozenset({"sse4_1", "avx2", "avx512bw"})
+X86_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686"})
+
+
+def u8s8_saturates(isa: set[str], machine: str) -> bool:
+    """Whether ONNX Runtime's U8S8 INT8 kernels can saturate on a CPU with these /proc/cpuinfo
+    flags: x86 with SSE4.1/AVX2/AVX-512 but no VNNI, where two uint8 x int8 products are summed in
+    16 bits (ORT's quantization docs: use 7-bit weights, reduce_range, or U8U8 there). ARM's dot
+    products and VNNI accumulate in 32 bits and do not."""
+    return machine.lower() in X86_MACHINES and bool(isa & PAIRWISE_16BIT_FLAGS) and not isa & VNNI_FLAGS
+
+
+def host_u8s8_saturates() -> bool:
+    return u8s8_saturates(cpu_flags(), platform.machine())

@@ -30,6 +30,9 @@ class Processor(BaseModel):
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]]
     cores: Optional[int] = None
     dla_cores: int = 0
+    # The architecture (platform.machine(): x86_64, aarch64) and the /proc/cpuinfo flags that decide
+    # which INT8 kernels the runtimes pick (avx2, avx512_vnni, asimddp, ...); empty: not stated.
+    isa: list[str] = Field(default_factory=list)
 
 
 class Anchor(BaseModel):

@@ -24,13 +24,14 @@ from edgebench.core.store import RunStore
 
 
 def build_on_node(dataset, source, baseline, epochs: float, seed: int, name: str, steps: list,
-                  budget: float = 1.0) -> tuple[Optional[dict], Optional[str], Optional[bytes]]:
+                  budget: float = 1.0, device=None) -> tuple[Optional[dict], Optional[str], Optional[bytes]]:
     """Runs on a worker: (candidate info, None, tar of its folder) or (None, skip reason, None)."""
     import ray
 
     with tempfile.TemporaryDirectory(prefix="edgebench-build-") as tmp:
         store = RunStore(Path(tmp))
-        info, reason = CandidateBuilder(store, dataset, source, baseline, epochs, seed, budget=budget).build(name, steps)
+        info, reason = CandidateBuilder(store, dataset, source, baseline, epochs, seed, budget=budget,
+                                        device=device).build(name, steps)
         if info is None:
             return None, reason, None
         node = ray.get_runtime_context().get_node_id()
@@ -75,7 +76,8 @@ def prebuild(ray, builder: CandidateBuilder, recipes: list, reporter, num_cpus: 
     reporter.stage(f"building {len(wanted)} candidate(s) on the Ray cluster")
     shared = [ray.put(builder.dataset), ray.put(builder.source), ray.put(builder.baseline)]
     remote = ray.remote(build_on_node).options(num_cpus=num_cpus, max_retries=max_retries)
-    pending = {remote.remote(*shared, builder.train_epochs, builder.seed, name, steps, builder.budget): name
+    pending = {remote.remote(*shared, builder.train_epochs, builder.seed, name, steps, builder.budget,
+                                   builder.device): name
                for name, steps in wanted.items()}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
