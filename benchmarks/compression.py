@@ -144,7 +144,7 @@ def distill_vs_scratch(args) -> dict:
         distilled = DistillPass({}).apply(baseline, ctx).module
         t1 = time.perf_counter()
 
-        def scratch():
+        def scratch(seed=seed):
             torch.manual_seed(seed)  # the same initial student as DistillPass builds
             return fit(build_module(resolve_model(arch), dataset.num_classes), dataset.train,
                        TrainConfig(epochs=epochs, lr=SCRATCH_LR, seed=seed))
@@ -222,11 +222,8 @@ def main() -> None:
             "command": "python benchmarks/compression.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "load_start": [round(x, 1) for x in os.getloadavg()], "started": time.time()}
-    try:
-        from edgebench.measure.environment import fingerprint
-        data["environment"] = fingerprint()
-    except Exception:
-        pass
+    from edgebench.measure.environment import fingerprint
+    data["environment"] = fingerprint()
     if not args.skip_compare:
         runs = [run_compare(args, seed) for seed in args.seeds]
         data["compare"] = runs[0]

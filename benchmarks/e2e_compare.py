@@ -34,7 +34,7 @@ def run_once(extra: list[str]) -> dict:
         if proc.returncode != 0:
             raise SystemExit(f"compare failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         run_dir = next((Path(tmp) / "runs").iterdir())
-        rows = [json.loads(l) for l in (run_dir / "measurements.jsonl").read_text().splitlines() if l.strip()]
+        rows = [json.loads(line) for line in (run_dir / "measurements.jsonl").read_text().splitlines() if line.strip()]
     # ru_maxrss of children is the largest single child (the CLI process or one worker), in KiB on Linux.
     peak_child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"wall_s": wall, "peak_rss_mb_largest_process": peak_child_mb, "measurements": len(rows),

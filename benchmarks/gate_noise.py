@@ -180,9 +180,10 @@ def main() -> None:
         for i in range(args.trials):
             for case, current in cases.items():
                 if case.endswith("separate sessions"):
-                    (result, _), wall = timed(lambda: sequential_gate(base, current, work, args.threads, settings))
+                    (result, _), wall = timed(
+                        lambda current=current: sequential_gate(base, current, work, args.threads, settings))
                 else:
-                    result, wall = timed(lambda: gate_models(
+                    result, wall = timed(lambda current=current: gate_models(
                         base, current, settings, timing={"time_budget_s": args.budget, "target_ci": args.target_ci},
                         threads=args.threads))
                 lat = result.comparisons[0].checks[0].latency

@@ -41,7 +41,8 @@ def reexec_in_private_netns() -> None:
     if os.environ.get("EDGEBENCH_IN_NETNS"):
         return
     cmd = f"ip link set lo up && exec {sys.executable} {' '.join(map(repr, sys.argv))}"
-    env = dict(os.environ, EDGEBENCH_IN_NETNS="1", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, EDGEBENCH_IN_NETNS="1", PYTHONPATH=path)
     sys.exit(subprocess.call(["unshare", "-n", "sh", "-c", cmd], env=env))
 
 

@@ -26,7 +26,7 @@ def run_cli(*args, cwd=None):
 def test_user_errors_are_one_line(args, code, needle, tmp_path):
     proc = run_cli(*args, "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert proc.returncode == code, proc.stderr
-    lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers.rows import top1_quality
 
 from edgebench.measure.contention import (
     OTHERS_SHARE_LIMIT,
@@ -17,7 +18,6 @@ from edgebench.measure.contention import (
     busy_reasons,
     sample_load,
 )
-from helpers.rows import top1_quality
 
 
 @pytest.fixture

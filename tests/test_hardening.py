@@ -110,12 +110,13 @@ def test_skipped_unavailable_and_failed_rows_reach_every_report(tmp_path):
 
 
 def test_plan_makes_rows_for_unavailable_runtimes_and_missing_formats(tmp_path, monkeypatch):
+    from helpers.plans import built_in_inputs
+
     from edgebench.backends import Availability, availability
     from edgebench.backends import _availability_cache as cache
     from edgebench.backends.host import local_device
     from edgebench.backends.onnxruntime_runner import OnnxRuntimeRunner
     from edgebench.compare import CompareOptions, plan_tasks
-    from helpers.plans import built_in_inputs
 
     info = CandidateInfo(id="q-1", name="q", precision="int8", artifacts={"onnx-int8": "x.onnx"})
     (tmp_path / "x.onnx").write_bytes(b"")

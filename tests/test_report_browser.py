@@ -112,7 +112,7 @@ def test_hostile_names_render_as_text_in_page_and_chart(tiny_run, browser, tmp_p
     for c in data["candidates"]:
         c["name"] = EVIL
     for m in data["measurements"]:
-        m["layers"] = [dict(l, layer=EVIL_IMG) for l in m.get("layers") or []]
+        m["layers"] = [dict(line, layer=EVIL_IMG) for line in m.get("layers") or []]
     source = tmp_path / "hostile.json"
     source.write_text(json.dumps(data))
     paths = render_run(source, out_dir=tmp_path / "out")
@@ -156,5 +156,5 @@ def test_comparison_in_chromium(tiny_run, host_run, browser, tmp_path):
         "return document.getElementById('cmp-measured').data.filter(t => t.meta === 'front').length")
     assert fronts == 2
     links = browser.execute_script("return [...document.querySelectorAll('#runs a')].map(a => a.href)")
-    assert len(links) == 2 and all(l.endswith("/report.html") for l in links)
+    assert len(links) == 2 and all(line.endswith("/report.html") for line in links)
     screenshot(browser, "comparison.png", tmp_path)

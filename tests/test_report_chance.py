@@ -1,6 +1,7 @@
 """Ship never recommends a candidate at chance without saying so."""
-from edgebench.report.summary import at_chance, explain
 from helpers.rows import top1_quality
+
+from edgebench.report.summary import at_chance, explain
 
 
 def _row(key, top1, ci_low, ci_high, ms, name):

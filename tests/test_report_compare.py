@@ -27,7 +27,7 @@ def test_two_runs_compare_on_one_page(tiny_run, host_run, tmp_path):
     assert abs(change["ratio"] - new["median_ms"] / ref["median_ms"]) < 1e-9
     overlap = new["ci_low_ms"] <= ref["ci_high_ms"] and new["ci_high_ms"] >= ref["ci_low_ms"]
     assert (change["verdict"] == "within noise") == overlap
-    row = next(l for l in text.splitlines() if l.startswith("| baseline | onnxruntime | fp32 |"))
+    row = next(line for line in text.splitlines() if line.startswith("| baseline | onnxruntime | fp32 |"))
     assert f"{ref['median_ms']:.3g}" in row and f"{new['median_ms']:.3g}" in row and "B vs A" in row
 
 
@@ -49,5 +49,5 @@ def test_report_user_errors_are_one_line(tmp_path):
     for args, code, needle in [(["/no/such/run"], 3, "does not exist"), ([str(empty)], 3, "not a run folder"),
                                ([str(bad)], 4, "not a report.json")]:
         proc = run_cli("report", *args)
-        lines = [l for l in proc.stderr.strip().splitlines() if l.strip()]
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         assert proc.returncode == code and len(lines) == 1 and needle in lines[0], proc.stderr

@@ -130,9 +130,10 @@ def test_torch_compile_runner_matches_eager(tiny_onnx, digits):
 
 
 def test_torch_compile_is_planned_only_when_asked_for_by_name(tmp_path):
+    from helpers.plans import built_in_inputs
+
     from edgebench.backends.base import Availability
     from edgebench.compare import CompareOptions, plan_tasks
-    from helpers.plans import built_in_inputs
     from edgebench.core.records import CandidateInfo
     from edgebench.core.signing import sign
     from edgebench.devices.profiles import DeviceProfile, Processor

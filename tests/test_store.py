@@ -7,7 +7,6 @@ from edgebench.core.errors import StoreError
 from edgebench.core.records import Measurement
 from edgebench.core.store import RunStore
 
-
 LATENCY = {"median_ms": 1.0, "mean_ms": 1.0, "p90_ms": 1.0, "p99_ms": 1.0, "std_ms": 0.0, "min_ms": 1.0,
            "ci_low_ms": 1.0, "ci_high_ms": 1.0, "confidence": 0.95, "iterations": 10, "warmup_iterations": 2,
            "total_s": 0.01, "stop_reason": "ci-reached"}
