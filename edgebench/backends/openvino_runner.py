@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, InFlight, Placement, Runner, unavailable
 from edgebench.core.errors import IncompatibleError
 
 OV_DEVICE = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
@@ -79,6 +79,16 @@ class OpenVinoRunner(Runner):
         self.request.infer()
         return [self.request.get_output_tensor(i).data.copy() for i in range(self._outputs)]
 
+    def throughput_streams(self) -> InFlight:
+        """An AsyncInferQueue of as many requests as the compiled model asks for
+        (OPTIMAL_NUMBER_OF_INFER_REQUESTS), as benchmark_app -hint throughput runs it."""
+        import openvino.properties as props
+
+        if self.placement.options.get("hint") != "throughput":
+            raise IncompatibleError("openvino: throughput mode needs the model compiled with the THROUGHPUT hint")
+        count = int(self.compiled.get_property(props.optimal_number_of_infer_requests))
+        return _AsyncQueue(self._ov.AsyncInferQueue(self.compiled, count), count)
+
     def runtime_latency_ms(self) -> Optional[float]:
         return float(self.request.latency)  # InferRequest.latency: ms of the last infer(), as benchmark_app counts
 
@@ -127,6 +137,33 @@ class OpenVinoRunner(Runner):
                     "precision": _precision_from_kernel(info.exec_type), "kernel": info.exec_type, "time_us": 0.0})
                 row["time_us"] += info.real_time.total_seconds() * 1e6 / iterations
         return sorted(totals.values(), key=lambda r: -r["time_us"])
+
+
+class _AsyncQueue(InFlight):
+    def __init__(self, queue, count: int):
+        self.queue, self.count = queue, count
+        self.idiom = f"AsyncInferQueue({count}), THROUGHPUT hint"
+
+    def run(self, inputs, started, finished) -> None:
+        import threading
+
+        stop = threading.Event()
+
+        def done(request, token) -> None:  # on OpenVINO's thread, with the GIL taken
+            if not finished(token):
+                stop.set()
+
+        self.queue.set_callback(done)
+        try:
+            while not stop.is_set():
+                # Wait for an idle request before the token is taken, so the wait for a free slot is
+                # not counted in the request's latency.
+                self.queue.get_idle_request_id()
+                if stop.is_set():
+                    break
+                self.queue.start_async(inputs, started(), share_inputs=True)
+        finally:
+            self.queue.wait_all()  # requests still in flight finish (and count) before we return or raise
 
 
 def reshape_dynamic(model, shapes: dict, batch_size: int = 1) -> None:
