@@ -168,11 +168,18 @@ class _AsyncQueue(InFlight):
 
 def reshape_dynamic(model, shapes: dict, batch_size: int = 1) -> None:
     """Fix a model's dynamic inputs: at `shapes` ({name: dims}) where given, else a dynamic
-    leading dim at `batch_size`. Static shapes let the CPU plugin pick its fastest kernels."""
+    leading dim at `batch_size` (and a static batch of 1 too, when `batch_size` is larger).
+    Static shapes let the CPU plugin pick its fastest kernels."""
     new = {}
     for port in model.inputs:
         shape = port.get_partial_shape()
         if not shape.is_dynamic:
+            # An IR converted at batch 1 from a model with a dynamic batch (edgebench's own export
+            # does this; a fixed-batch ONNX is declined before it gets here): set the batch asked
+            # for, as benchmark_app's -b does. A graph that cannot take it fails to reshape, loudly.
+            if batch_size > 1 and shape.rank.get_length() > 0 and shape[0].get_length() == 1:
+                shape[0] = batch_size
+                new[port] = shape
             continue
         name = port.get_any_name()
         if name in shapes:

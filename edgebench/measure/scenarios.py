@@ -90,9 +90,9 @@ def batch_decline(batch: int, input_shapes: dict[str, list], onnx_path: Optional
             return f"input '{name}' is measured at {'x'.join(map(str, dims))}, a batch of {dims[0]}; batch {batch} " \
                    "would stack on a dimension that is not the batch"
     if onnx_path is not None and onnx_path.is_file():
-        for name, dims, _ in declared_inputs(onnx_path):
-            if dims and isinstance(dims[0], int) and dims[0] > 0 and dims[0] != batch:
-                return f"the model's input '{name}' has a fixed batch dimension of {dims[0]}; export it with a " \
+        for name, declared, _ in declared_inputs(onnx_path):
+            if declared and isinstance(declared[0], int) and declared[0] > 0 and declared[0] != batch:
+                return f"the model's input '{name}' has a fixed batch dimension of {declared[0]}; export it with a " \
                        f"dynamic batch to measure batch {batch}"
     return None
 

@@ -115,7 +115,7 @@ def explain(choice: dict, rows: list[dict]) -> str:
     text = f"{label(choice)}: {figure}, {_q(choice)}"
     base = _baseline(choice, rows)
     if base and base["key"] != choice["key"]:
-        text += (f"; {base['axis_ms'] / choice['axis_ms']:.2f}x the FP32 baseline's "
+        text += (f"; {rank_ms(base) / rank_ms(choice):.2f}x the FP32 baseline's "
                  f"{'throughput' if choice.get('axis') == 'throughput' else 'speed'} on the same runtime ({_q(base)})")
     warning = (" " + chance_warning(choice)) if at_chance(choice) else ""
     if len(_same_group(choice, rows)) == 1:
@@ -223,7 +223,7 @@ def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
 
 def _slower_by(nxt: dict, choice: dict) -> str:
     if choice.get("axis") == "throughput":
-        return f"does {choice['axis_ms'] / nxt['axis_ms']:.2f}x the samples per second ({nxt['scenario_text']})"
+        return f"does {rank_ms(choice) / rank_ms(nxt):.2f}x the samples per second ({nxt['scenario_text']})"
     return f"takes {nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms)"
 
 

@@ -47,11 +47,11 @@ def scenario_fields(m: Measurement) -> dict:
     else:
         value = lat.get(scenario.statistic)
         text = f"{scenario.statistic_label} {value:.3g} ms" if value is not None else "-"
-    throughput_axis = scenario.throughput and bool(per_s)
+    throughput_axis = bool(scenario.throughput and per_s)
     return {"scenario": m.scenario, "batch_size": m.batch_size, "scenario_statistic": scenario.statistic_label,
             "scenario_value": value, "scenario_text": text, "samples_per_s": per_s, "in_flight": tp.get("in_flight"),
             "in_flight_idiom": tp.get("idiom"), "axis": "throughput" if throughput_axis else "latency",
-            "axis_ms": 1000.0 / per_s if throughput_axis else lat.get("median_ms")}
+            "axis_ms": 1000.0 / per_s if throughput_axis and per_s else lat.get("median_ms")}
 
 
 def quality_fields(m: Measurement) -> dict:
