@@ -204,7 +204,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"benchmark": "fidelity", "cpu": cpu_model(), "threads": threads, "model": args.model, "size": args.size,
-            "seconds_per_tool": args.seconds, "rounds": args.rounds, "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "results": results,
+            "seconds_per_tool": args.seconds, "rounds": args.rounds,
+            "load_average_1_5_15m_at_end": [round(v, 1) for v in __import__("os").getloadavg()], "results": results,
             "note": "shared, noisy machine unless stated otherwise; rerun on a quiet one"}
     meta["load"] = guard.check_writable()
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))

@@ -140,30 +140,36 @@ class OpenVinoRunner(Runner):
 
 
 class _AsyncQueue(InFlight):
+    """OpenVINO's AsyncInferQueue driven from this thread, without a Python completion callback:
+    with one, destroying the queue or the compiled model could deadlock (the destructor joins
+    OpenVINO's threads while holding the GIL that a callback's thread waits for; seen with
+    openvino 2026.4, fixed upstream in openvinotoolkit/openvino#37073). Completions are seen
+    through get_idle_request_id(), which waits with the GIL released and returns the request that
+    finished; a completion is stamped when this thread sees it (microseconds late at most, when
+    two finish together), and the last ones after wait_all()."""
+
     def __init__(self, queue, count: int):
         self.queue, self.count = queue, count
         self.idiom = f"AsyncInferQueue({count}), THROUGHPUT hint"
 
     def run(self, inputs, started, finished) -> None:
-        import threading
-
-        stop = threading.Event()
-
-        def done(request, token) -> None:  # on OpenVINO's thread, with the GIL taken
-            if not finished(token):
-                stop.set()
-
-        self.queue.set_callback(done)
+        pending: dict[int, object] = {}  # request id -> its token, while in flight
+        more = True
         try:
-            while not stop.is_set():
-                # Wait for an idle request before the token is taken, so the wait for a free slot is
-                # not counted in the request's latency.
-                self.queue.get_idle_request_id()
-                if stop.is_set():
-                    break
-                self.queue.start_async(inputs, started(), share_inputs=True)
+            while more:
+                # Idle: never started, or just finished (then its completion is counted first, and
+                # the wait for a free request is not part of the next request's latency).
+                handle = self.queue.get_idle_request_id()
+                if handle in pending:
+                    more = finished(pending.pop(handle))
+                    if not more:
+                        break
+                pending[handle] = started()
+                self.queue.start_async(inputs, share_inputs=True)  # runs on the idle request just returned
         finally:
-            self.queue.wait_all()  # requests still in flight finish (and count) before we return or raise
+            self.queue.wait_all()  # requests still in flight finish and are counted before we return or raise
+            for token in pending.values():
+                finished(token)
 
 
 def reshape_dynamic(model, shapes: dict, batch_size: int = 1) -> None:
