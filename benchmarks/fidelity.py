@@ -14,8 +14,10 @@ median(edgebench) / median(reference) per round, and the median over rounds. Goa
     python benchmarks/fidelity.py --model resnet18 --size 96 --seconds 5
     python benchmarks/fidelity.py --model mobilenet_v3_large --size 224 --out benchmarks/results/fidelity-large
 
-Throughput (several requests in flight) is not compared yet: edgebench has no throughput mode
-(issue 14, item 5, not built).
+Throughput (the offline scenario, several requests in flight): edgebench's OpenVINO
+AsyncInferQueue under the THROUGHPUT hint vs `benchmark_app -hint throughput` (async API), both
+left to choose their own streams and threads; compared as ms per sample (1000 / FPS), so the ratio
+reads like the latency ones.
 """
 from __future__ import annotations
 
@@ -87,6 +89,31 @@ def benchmark_app_median(xml: Path, threads: int, precision: str, seconds: float
     return float(match.group(1)) / (1000.0 if match.group(2) == "us" else 1.0)
 
 
+def edgebench_ms_per_sample(xml: Path, precision: str, sample: np.ndarray, seconds: float) -> float:
+    """edgebench's offline throughput on OpenVINO, as ms per sample (1000 / samples per second)."""
+    from edgebench.backends import Placement, create_runner
+    from edgebench.measure.throughput import ThroughputConfig, measure_throughput
+
+    runner = create_runner("openvino")
+    runner.load(xml, Placement("cpu", precision, None, 1, {"hint": "throughput"}))
+    stats, _, _ = measure_throughput(runner.throughput_streams(), {"input": sample}, 1,
+                                     ThroughputConfig(warmup_s=0.5, time_budget_s=seconds))
+    runner.close()
+    return 1000.0 / stats.samples_per_s
+
+
+def benchmark_app_ms_per_sample(xml: Path, precision: str, seconds: float) -> float:
+    tool = shutil.which("benchmark_app")
+    cmd = [tool] if tool else [sys.executable, "-m", "openvino.tools.benchmark.main"]
+    cmd += ["-m", str(xml), "-d", "CPU", "-hint", "throughput", "-api", "async", "-infer_precision", precision,
+            "-t", str(max(1, int(round(seconds))))]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    match = re.search(r"Throughput:\s+([\d.]+) FPS", out)
+    if not match:
+        raise RuntimeError("benchmark_app printed no throughput:\n" + out[-2000:])
+    return 1000.0 / float(match.group(1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mobilenet_v3_small")
@@ -154,6 +181,9 @@ def main() -> None:
         # application also pays the call, which this minimal loop includes and benchmark_app does not.
         "openvino fp32 vs request.infer() loop": (lambda: edgebench_median("openvino", xml, "fp32", threads, sample,
                                                                            args.seconds), ov_python_reference),
+        "openvino fp32 throughput (ms/sample) vs benchmark_app -hint throughput": (
+            lambda: edgebench_ms_per_sample(xml, "fp32", sample, args.seconds),
+            lambda: benchmark_app_ms_per_sample(xml, "f32", args.seconds)),
         "onnxruntime fp32 vs session.run loop": (lambda: edgebench_median("onnxruntime", onnx_path, "fp32", threads,
                                                                           sample, args.seconds), ort_reference),
         "pytorch fp32 vs eager loop": (lambda: edgebench_median("pytorch", work / "model.pt", "fp32", threads, sample,

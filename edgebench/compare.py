@@ -30,6 +30,7 @@ from edgebench.measure.environment import fingerprint
 from edgebench.measure.identity import relabelled_run_info
 from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.run_inputs import RunInputs, labelled_inputs, onnx_inputs
+from edgebench.measure.scenarios import parse_batch_sizes, parse_scenarios
 from edgebench.measure.timing import TimingConfig
 from edgebench.measure.unplanned import build_key, build_row
 from edgebench.measure.worker import MeasureTask
@@ -87,6 +88,8 @@ class CompareOptions:
     wait_quiet_s: float = 0.0  # wait up to this long at the start for other processes to quiet down
     processes: int = 1  # worker processes per measurement; the interval spans their spread
     clock: str = "wall"  # what ranks: wall (the Python-visible call) | runtime (the runtime's own figure)
+    scenarios: list[str] = field(default_factory=lambda: ["single-stream"])  # --scenario: measure/scenarios.py
+    batch_sizes: list[int] = field(default_factory=lambda: [1])  # --batch-sizes 1,8
 
     def run_id(self, model_name: str, device: str) -> str:
         if self.run_name:
@@ -95,7 +98,7 @@ class CompareOptions:
                                                                           "executor_options", "measure_timeout_s",
                                                                           "wait_quiet_s")
                     and not (k == "partial_weights" and not v)}  # a new option at its default keeps old run ids
-        for key, default in (("clock", "wall"), ("processes", 1)):
+        for key, default in (("clock", "wall"), ("processes", 1), ("scenarios", ["single-stream"]), ("batch_sizes", [1])):
             if settings.get(key) == default:
                 settings.pop(key)  # defaults keep the run folders of earlier versions resumable
         return f"{model_name}-{device}-{content_key(settings)[:8]}"
@@ -126,7 +129,8 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
                not_run: Optional[list[Measurement]] = None) -> list[MeasureTask]:
     """The measurements to run; what is planned but cannot run goes into `not_run` as rows."""
     settings = PlanSettings(runtimes=opts.runtimes, timing=asdict(opts.timing), layer_profile=opts.layer_profile,
-                            timeout_s=opts.measure_timeout_s, clock=opts.clock, processes=opts.processes)
+                            timeout_s=opts.measure_timeout_s, clock=opts.clock, processes=opts.processes,
+                            scenarios=tuple(opts.scenarios), batch_sizes=tuple(opts.batch_sizes))
     return plan_measurements(info, profile, run_dir, settings, measured_on, inputs, available, not_run)
 
 
@@ -145,6 +149,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         raise UsageError(f"--processes must be at least 1, not {opts.processes}")
     if opts.clock not in ("wall", "runtime"):
         raise UsageError(f"--clock must be wall or runtime, not '{opts.clock}'")
+    opts.scenarios = parse_scenarios(opts.scenarios)
+    opts.batch_sizes = parse_batch_sizes(",".join(map(str, opts.batch_sizes)))
     load_at_start = check_before_run(opts.wait_quiet_s, reporter.note)
     executor = make_executor(opts.executor, **opts.executor_options)
     target, is_target = measurement_target(asked, executor)

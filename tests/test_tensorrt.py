@@ -69,3 +69,24 @@ def test_int8_from_float_onnx_needs_calibration_data(tiny_onnx, digits, tmp_path
     runner.load(tiny_onnx["onnx"], Placement("gpu", "int8", options={"calibration": str(calib)}))
     assert runner.infer({"input": digits.eval.x[:1]})[0].shape == (1, 10)
     runner.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.tensorrt
+@pytest.mark.skipif(not trt_ready, reason="tensorrt unavailable")
+def test_throughput_mode_runs_one_context_and_stream_per_request(tiny_onnx, digits):
+    """UNVERIFIED until run on an NVIDIA GPU: several execution contexts on one engine, each with
+    its own CUDA stream, complete requests in flight at batch 4."""
+    from edgebench.measure.throughput import ThroughputConfig, measure_throughput
+
+    runner = create_runner("tensorrt")
+    placement = Placement("gpu", "fp32", None, 4, {"hint": "throughput", "streams": 3})
+    runner.prepare(tiny_onnx["onnx"], placement)
+    runner.load(tiny_onnx["onnx"], placement)
+    try:
+        stats, latency, samples = measure_throughput(runner.throughput_streams(), {"input": digits.eval.x[:4]}, 4,
+                                                     ThroughputConfig(warmup_s=0.1, time_budget_s=0.5))
+    finally:
+        runner.close()
+    assert stats.in_flight == 3 and stats.completed >= 3 and stats.completed == len(samples) == latency.iterations
+    assert "execution contexts" in stats.idiom and stats.samples_per_s > 0

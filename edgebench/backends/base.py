@@ -8,10 +8,11 @@ runner the same way, so differences between runtimes are the runtimes', not the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
@@ -38,6 +39,49 @@ class Availability:
     precisions: tuple = ()
     reason: Optional[str] = None  # why not, when unavailable
     install: Optional[str] = None  # the pip extra that brings it
+
+
+class InFlight(ABC):
+    """Several requests in flight on one loaded model, kept running in the runtime's own idiom
+    (OpenVINO's AsyncInferQueue, threads on a shared ONNX Runtime session, one TensorRT execution
+    context per request). It never reads the clock: `measure.throughput` passes `started`, called
+    just before each request is submitted (its value is that request's token), and `finished`,
+    called with the token as soon as that request completes; `finished` returns False once no
+    further request should be submitted."""
+    count: int  # requests in flight
+    idiom: str  # how, in words, for the record
+
+    @abstractmethod
+    def run(self, inputs: dict[str, np.ndarray], started: Callable[[], Any], finished: Callable[[Any], bool]) -> None:
+        """Keep `count` requests running on `inputs` until `finished` says stop; return once every
+        submitted request has completed. A runtime error in any request is raised here."""
+
+
+class ThreadStreams(InFlight):
+    """One Python thread per request in flight, each calling a blocking `infer` of its own (for
+    runtimes that release the GIL while they compute)."""
+
+    def __init__(self, calls: list[Callable[[dict[str, np.ndarray]], Any]], idiom: str):
+        self.calls, self.count, self.idiom = calls, len(calls), idiom
+
+    def run(self, inputs, started, finished) -> None:
+        def loop(call) -> None:
+            more = True
+            while more:
+                token = started()
+                call(inputs)
+                more = finished(token)
+
+        with ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="edgebench-stream") as pool:
+            futures = [pool.submit(loop, call) for call in self.calls]
+            for f in futures:
+                f.result()  # re-raises a stream's error here
+
+
+def split_threads(threads: Optional[int], streams: int) -> Optional[int]:
+    """Compute threads per stream, so that `streams` concurrent requests share the cores the
+    placement was given rather than each taking all of them (oversubscription)."""
+    return max(1, threads // max(1, streams)) if threads else None
 
 
 class Runner(ABC):
@@ -120,6 +164,13 @@ class Runner(ABC):
         if placement.processor not in cls.devices:
             raise IncompatibleError(f"{cls.name} cannot run on the {placement.processor} "
                                     f"(it runs on {', '.join(cls.devices)})")
+
+    def throughput_streams(self) -> InFlight:
+        """Requests in flight on the loaded model for the offline scenario. The placement's
+        options say how many ("streams", where the runtime does not choose itself) and that the
+        model was loaded for throughput ("hint": "throughput"). A runtime without a throughput mode
+        raises IncompatibleError with why: its offline row is skipped with that reason."""
+        raise IncompatibleError(f"{self.name} has no throughput mode in edgebench")
 
     def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
         """Runtime-specific figures stored beside the timing (e.g. GPU compute vs copies); {} by default."""

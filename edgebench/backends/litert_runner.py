@@ -9,12 +9,13 @@ dequantizes the output, as a deployed application would.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
-from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, InFlight, Placement, Runner, ThreadStreams, split_threads, unavailable
 
 INTEGER_TYPES = (np.int8, np.uint8, np.int16)
 
@@ -44,6 +45,7 @@ class LiteRtRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
 
         self.placement = placement
+        self._artifact = artifact
         self.interpreter = Interpreter(model_path=str(artifact), num_threads=placement.threads)
         self.interpreter.allocate_tensors()
         self.inputs = self.interpreter.get_input_details()
@@ -64,6 +66,19 @@ class LiteRtRunner(Runner):
             self.interpreter.set_tensor(detail["index"], _quantize(x, detail))
         self.interpreter.invoke()
         return [_dequantize(self.interpreter.get_tensor(d["index"]), d) for d in self.outputs]
+
+    def throughput_streams(self) -> InFlight:
+        """One interpreter per stream (an interpreter is not safe to invoke from two threads),
+        each on its share of the threads; invoke() releases the GIL, so the streams overlap."""
+        count = int(self.placement.options.get("streams") or 2)
+        threads = split_threads(self.placement.threads, count)
+        streams = []
+        for _ in range(count):
+            one = LiteRtRunner()
+            one.load(self._artifact, replace(self.placement, threads=threads))
+            streams.append(one)
+        self._stream_runners = streams
+        return ThreadStreams([s.infer for s in streams], f"{count} interpreters, {threads or 'default'} threads each")
 
     def executed_precision(self) -> Optional[str]:
         """Read back from the loaded model's tensor types: 'int8' when inputs, outputs and the
@@ -89,6 +104,9 @@ class LiteRtRunner(Runner):
         return []  # the Python interpreter exposes no per-op timer
 
     def close(self) -> None:
+        for stream in getattr(self, "_stream_runners", []):
+            stream.close()
+        self._stream_runners = []
         self.interpreter = None
 
     def _ops(self) -> Optional[list]:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, InFlight, Placement, Runner, ThreadStreams, split_threads, unavailable
 from edgebench.core.errors import IncompatibleError
 
 PROVIDERS_FOR = {
@@ -49,13 +49,16 @@ class OnnxRuntimeRunner(Runner):
                 f"onnxruntime has no execution provider for {placement.processor} here (installed: {', '.join(have)})")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if placement.threads:
-            options.intra_op_num_threads = placement.threads
+        # Throughput mode runs `streams` concurrent session.run calls: each gets its share of the threads.
+        self._streams = int(placement.options.get("streams") or 1)
+        threads = split_threads(placement.threads, self._streams)
+        if threads:
+            options.intra_op_num_threads = threads
         self._precise_u8u8 = asks_for_precise_u8u8(Path(artifact))
         if self._precise_u8u8:
             # ORT applies it only on x86 without VNNI, and only to weights outside [-64, 63].
             options.add_session_config_entry("session.x64quantprecision", "1")
-        self._options_for_profile = (str(artifact), providers, placement.threads)
+        self._options_for_profile = (str(artifact), providers, threads)
         self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=_with_cpu_fallback(providers))
         self.providers = self.session.get_providers()
         self._executed = graph_precision(Path(artifact))
@@ -66,9 +69,17 @@ class OnnxRuntimeRunner(Runner):
     def executed_precision(self) -> Optional[str]:
         return self._executed
 
+    def throughput_streams(self) -> InFlight:
+        """N threads each calling run() on the one session: ORT releases the GIL inside run() and a
+        session is safe to run concurrently, so this is how a server keeps several requests in flight."""
+        session = self.session
+        calls = [lambda feed: session.run(None, feed) for _ in range(self._streams)]
+        threads = split_threads(self.placement.threads, self._streams)
+        return ThreadStreams(calls, f"{self._streams} threads on one session, {threads or 'default'} intra-op threads each")
+
     def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
         extra = {"providers": list(self.providers), "graph_optimization": "ORT_ENABLE_ALL",
-                 "intra_op_threads": self.placement.threads}
+                 "intra_op_threads": split_threads(self.placement.threads, self._streams)}
         if self._precise_u8u8:
             extra["x64quantprecision"] = True
         return extra

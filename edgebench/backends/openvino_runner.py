@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, InFlight, Placement, Runner, unavailable
 from edgebench.core.errors import IncompatibleError
 
 OV_DEVICE = {"cpu": "CPU", "gpu": "GPU", "npu": "NPU"}
@@ -79,6 +79,16 @@ class OpenVinoRunner(Runner):
         self.request.infer()
         return [self.request.get_output_tensor(i).data.copy() for i in range(self._outputs)]
 
+    def throughput_streams(self) -> InFlight:
+        """An AsyncInferQueue of as many requests as the compiled model asks for
+        (OPTIMAL_NUMBER_OF_INFER_REQUESTS), as benchmark_app -hint throughput runs it."""
+        import openvino.properties as props
+
+        if self.placement.options.get("hint") != "throughput":
+            raise IncompatibleError("openvino: throughput mode needs the model compiled with the THROUGHPUT hint")
+        count = int(self.compiled.get_property(props.optimal_number_of_infer_requests))
+        return _AsyncQueue(self._ov.AsyncInferQueue(self.compiled, count), count)
+
     def runtime_latency_ms(self) -> Optional[float]:
         return float(self.request.latency)  # InferRequest.latency: ms of the last infer(), as benchmark_app counts
 
@@ -129,13 +139,53 @@ class OpenVinoRunner(Runner):
         return sorted(totals.values(), key=lambda r: -r["time_us"])
 
 
+class _AsyncQueue(InFlight):
+    """OpenVINO's AsyncInferQueue driven from this thread, without a Python completion callback:
+    with one, destroying the queue or the compiled model could deadlock (the destructor joins
+    OpenVINO's threads while holding the GIL that a callback's thread waits for; seen with
+    openvino 2026.4, fixed upstream in openvinotoolkit/openvino#37073). Completions are seen
+    through get_idle_request_id(), which waits with the GIL released and returns the request that
+    finished; a completion is stamped when this thread sees it (microseconds late at most, when
+    two finish together), and the last ones after wait_all()."""
+
+    def __init__(self, queue, count: int):
+        self.queue, self.count = queue, count
+        self.idiom = f"AsyncInferQueue({count}), THROUGHPUT hint"
+
+    def run(self, inputs, started, finished) -> None:
+        pending: dict[int, object] = {}  # request id -> its token, while in flight
+        more = True
+        try:
+            while more:
+                # Idle: never started, or just finished (then its completion is counted first, and
+                # the wait for a free request is not part of the next request's latency).
+                handle = self.queue.get_idle_request_id()
+                if handle in pending:
+                    more = finished(pending.pop(handle))
+                    if not more:
+                        break
+                pending[handle] = started()
+                self.queue.start_async(inputs, share_inputs=True)  # runs on the idle request just returned
+        finally:
+            self.queue.wait_all()  # requests still in flight finish and are counted before we return or raise
+            for token in pending.values():
+                finished(token)
+
+
 def reshape_dynamic(model, shapes: dict, batch_size: int = 1) -> None:
     """Fix a model's dynamic inputs: at `shapes` ({name: dims}) where given, else a dynamic
-    leading dim at `batch_size`. Static shapes let the CPU plugin pick its fastest kernels."""
+    leading dim at `batch_size` (and a static batch of 1 too, when `batch_size` is larger).
+    Static shapes let the CPU plugin pick its fastest kernels."""
     new = {}
     for port in model.inputs:
         shape = port.get_partial_shape()
         if not shape.is_dynamic:
+            # An IR converted at batch 1 from a model with a dynamic batch (edgebench's own export
+            # does this; a fixed-batch ONNX is declined before it gets here): set the batch asked
+            # for, as benchmark_app's -b does. A graph that cannot take it fails to reshape, loudly.
+            if batch_size > 1 and shape.rank.get_length() > 0 and shape[0].get_length() == 1:
+                shape[0] = batch_size
+                new[port] = shape
             continue
         name = port.get_any_name()
         if name in shapes:

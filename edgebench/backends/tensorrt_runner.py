@@ -25,7 +25,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, InFlight, Placement, Runner, ThreadStreams, unavailable
 from edgebench.core.errors import CorruptInputError, IncompatibleError, RuntimeUnavailableError
 
 WORKSPACE_BYTES = 1 << 30
@@ -197,29 +197,14 @@ class TensorRtRunner(Runner):
 
         if getattr(self, "_plan", None) is None:
             self.prepare(artifact, placement)
-        cudart = _cudart()
         self.placement = placement
         self._runtime = trt.Runtime(self._logger)
         if placement.options.get("dla_core") is not None:
             self._runtime.DLA_core = int(placement.options["dla_core"])
         self.engine = self._runtime.deserialize_cuda_engine(self._plan)
-        self.context = self.engine.create_execution_context()
-        self.stream = _check(cudart.cudaStreamCreate())
-        self.inputs: list[_Buffer] = []
-        self.outputs: list[_Buffer] = []
-        self.input_names: list[str] = []
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-            shape = _input_shape(name, self.engine.get_tensor_shape(name), placement)
-            if is_input:
-                self.context.set_input_shape(name, shape)
-                self.input_names.append(name)
-            else:
-                shape = tuple(self.context.get_tensor_shape(name))
-            buf = _Buffer(shape, trt.nptype(self.engine.get_tensor_dtype(name)))
-            self.context.set_tensor_address(name, int(buf.device))
-            (self.inputs if is_input else self.outputs).append(buf)
+        self.context, self.stream, self.inputs, self.outputs, self.input_names = _bound_context(
+            trt, self.engine, placement)
+        self._streams: list[_ContextStream] = []
 
     def _enqueue(self, events=None) -> None:
         cudart = _cudart()
@@ -317,14 +302,76 @@ class TensorRtRunner(Runner):
         ordered = [p for p in ("int8", "fp16", "fp32") if p in found]
         return "+".join(ordered) or None
 
+    def throughput_streams(self) -> InFlight:
+        """One execution context, CUDA stream and set of pinned buffers per request in flight, on
+        the one engine (as trtexec --infStreams does); a Python thread drives each, and each waits
+        only on its own stream. UNVERIFIED until the gpu tests run on an NVIDIA GPU."""
+        import tensorrt as trt
+
+        count = int(self.placement.options.get("streams") or 2)
+        self._streams = [_ContextStream(*_bound_context(trt, self.engine, self.placement)) for _ in range(count)]
+        return ThreadStreams([s.infer for s in self._streams],
+                             f"{count} execution contexts, a CUDA stream each, one engine")
+
     def close(self) -> None:
         cudart = _cudart()
+        for extra in getattr(self, "_streams", []):
+            extra.free()
+        self._streams = []
         for buf in getattr(self, "inputs", []) + getattr(self, "outputs", []):
             buf.free()
         if getattr(self, "stream", None) is not None:
             cudart.cudaStreamDestroy(self.stream)
         self.inputs, self.outputs, self.stream = [], [], None
         self.context = self.engine = self._plan = None
+
+
+def _bound_context(trt, engine, placement: Placement):
+    """A new execution context on `engine` with its own CUDA stream and pinned I/O buffers:
+    (context, stream, inputs, outputs, input names)."""
+    context = engine.create_execution_context()
+    stream = _check(_cudart().cudaStreamCreate())
+    inputs: list[_Buffer] = []
+    outputs: list[_Buffer] = []
+    names: list[str] = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        shape = _input_shape(name, engine.get_tensor_shape(name), placement)
+        if is_input:
+            context.set_input_shape(name, shape)
+            names.append(name)
+        else:
+            shape = tuple(context.get_tensor_shape(name))
+        buf = _Buffer(shape, trt.nptype(engine.get_tensor_dtype(name)))
+        context.set_tensor_address(name, int(buf.device))
+        (inputs if is_input else outputs).append(buf)
+    return context, stream, inputs, outputs, names
+
+
+class _ContextStream:
+    """One request in flight: its own context, stream and buffers; `infer` blocks on its stream only."""
+
+    def __init__(self, context, stream, inputs: list[_Buffer], outputs: list[_Buffer], names: list[str]):
+        self.context, self.stream, self.inputs, self.outputs, self.input_names = context, stream, inputs, outputs, names
+
+    def infer(self, feed: dict[str, np.ndarray]) -> None:
+        cudart = _cudart()
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name, buf in zip(self.input_names, self.inputs):
+            np.copyto(buf.host, feed[name], casting="same_kind")
+            _check(cudart.cudaMemcpyAsync(buf.device, buf.host_ptr, buf.nbytes, h2d, self.stream))
+        if not self.context.execute_async_v3(self.stream):
+            raise RuntimeError("tensorrt: execute_async_v3 failed")
+        for buf in self.outputs:
+            _check(cudart.cudaMemcpyAsync(buf.host_ptr, buf.device, buf.nbytes, d2h, self.stream))
+        _check(cudart.cudaStreamSynchronize(self.stream))
+
+    def free(self) -> None:
+        for buf in self.inputs + self.outputs:
+            buf.free()
+        _cudart().cudaStreamDestroy(self.stream)
+        self.context = None
 
 
 def gpu_name() -> Optional[str]:

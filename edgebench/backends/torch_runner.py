@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.backends.base import Availability, Placement, Runner, unavailable
+from edgebench.backends.base import Availability, InFlight, Placement, Runner, ThreadStreams, split_threads, unavailable
 from edgebench.core.errors import IncompatibleError
 from edgebench.core.signing import check_artifact
 
@@ -33,8 +33,10 @@ class TorchRunner(Runner):
         import torch
 
         self.placement = placement
-        if placement.threads:
-            torch.set_num_threads(placement.threads)
+        self._streams = int(placement.options.get("streams") or 1)
+        threads = split_threads(placement.threads, self._streams)  # shared by concurrent streams in throughput mode
+        if threads:
+            torch.set_num_threads(threads)
         if placement.processor == "gpu" and not torch.cuda.is_available():
             raise IncompatibleError("pytorch: no CUDA GPU is visible")
         if placement.precision == "fp16" and placement.processor == "cpu":
@@ -64,6 +66,27 @@ class TorchRunner(Runner):
         if first is None:
             return None
         return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(str(first.dtype).split(".")[-1])
+
+    def throughput_streams(self) -> InFlight:
+        """N threads calling the one module (torch releases the GIL inside its kernels), with
+        torch.set_num_threads split between them at load; on a GPU each thread gets its own CUDA
+        stream and waits only on it."""
+        torch = self._torch
+
+        def call_on(stream):
+            def call(feed):
+                if stream is None:
+                    return self.infer(feed)
+                with torch.cuda.stream(stream):
+                    out = self.infer(feed)
+                    stream.synchronize()
+                    return out
+            return call
+
+        gpu = self.device.type == "cuda"
+        calls = [call_on(torch.cuda.Stream() if gpu else None) for _ in range(self._streams)]
+        return ThreadStreams(calls, f"{self._streams} threads on one module, "
+                                    f"{'a CUDA stream each' if gpu else f'{torch.get_num_threads()} torch threads'}")
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

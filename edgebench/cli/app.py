@@ -85,6 +85,12 @@ def compare(
     wait_quiet: float = typer.Option(0.0, "--wait-quiet", min=0.0, metavar="SECONDS",
                                      help="Wait up to SECONDS for other processes to leave the CPUs before starting "
                                           "(figures measured on a busy machine are flagged unreliable)."),
+    scenario: Optional[list[str]] = typer.Option(None, "--scenario", help="MLPerf scenario(s), repeatable or "
+                                                 "comma-separated: single-stream (default; p90 latency), multi-stream "
+                                                 "(8-sample queries; p99 latency) or offline (requests in flight; "
+                                                 "samples per second)."),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", metavar="N,N", help="Batch sizes to measure, "
+                                              "e.g. 1,8 (each its own row; default 1)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout (progress goes to "
                                                         "stderr)."),
 ) -> None:
@@ -95,8 +101,10 @@ def compare(
     from edgebench.cli.progress import RichReporter
     from edgebench.compare import CompareOptions
     from edgebench.compare import compare as run_compare
+    from edgebench.measure.scenarios import parse_batch_sizes, parse_scenarios
     from edgebench.measure.timing import TimingConfig
 
+    scenarios, batches = parse_scenarios(scenario), parse_batch_sizes(batch_sizes)  # bad values: one line, exit 2
     if resize not in ("resize", "center-crop", "letterbox"):
         raise typer.BadParameter("use resize, center-crop or letterbox", param_hint="--resize")
     opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
@@ -108,7 +116,7 @@ def compare(
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,
                           wait_quiet_s=wait_quiet, clock=clock,
-                          processes=processes)
+                          processes=processes, scenarios=scenarios, batch_sizes=batches)
     if ray_address:
         opts.executor, opts.executor_options = "ray", {"address": ray_address}
     from edgebench.cli.outcome import counts, outcome_error

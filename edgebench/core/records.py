@@ -49,6 +49,23 @@ class LatencyStats(_Record):
 
 
 @dataclass(frozen=True)
+class ThroughputStats(_Record):
+    """Several requests in flight for a time budget (the offline scenario): how many completed."""
+    in_flight: int  # requests kept running at once (streams, infer requests, execution contexts)
+    completed: int  # requests that finished inside the measured span
+    elapsed_s: float  # first submission to last completion
+    batch_size: int
+    samples_per_s: float  # batch_size x completed / elapsed_s
+    idiom: str  # how the runtime kept them in flight, e.g. "AsyncInferQueue(4), THROUGHPUT hint"
+    stop_reason: str  # "time-budget" | "max-requests"
+
+
+# MLPerf LoadGen's scenario names, as users know them: one query at a time (p90 latency), queries
+# of several samples (p99 latency per query), everything at once (samples per second).
+SCENARIOS = ("single-stream", "multi-stream", "offline")
+
+
+@dataclass(frozen=True)
 class AccuracyResult(_Record):
     top1: float  # fraction in [0, 1]
     correct: int
@@ -111,6 +128,9 @@ class Measurement(_Record):
     shape: Optional[str] = None  # the input shape set measured (models/inputs.shape_label); None: the run's only one
     quality: Optional[dict] = None  # measure.quality.QualityResult.to_dict(): what the quality figure is
     session: Optional[int] = None  # the run.json session that stored it (its settings and environment)
+    # MLPerf LoadGen's names (measure/scenarios.py); records written before scenarios existed are single-stream.
+    scenario: str = "single-stream"
+    throughput: Optional[dict] = None  # measure.throughput.ThroughputStats.to_dict() on an offline row
 
     @property
     def ok(self) -> bool:
@@ -126,6 +146,8 @@ class Measurement(_Record):
 
 
 def measurement_key(candidate: str, backend: str, processor: str, precision: str, device: str,
-                    batch_size: int = 1, shape: Optional[str] = None) -> str:
+                    batch_size: int = 1, shape: Optional[str] = None, scenario: str = "single-stream") -> str:
     key = f"{candidate}|{backend}|{processor}|{precision}|{device}|b{batch_size}"
-    return f"{key}|{shape}" if shape else key
+    key = f"{key}|{shape}" if shape else key
+    # Single-stream keys are the keys of runs made before scenarios existed, so those runs resume.
+    return key if scenario == "single-stream" else f"{key}|{scenario}"

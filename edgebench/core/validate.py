@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from edgebench.core.records import AccuracyResult, CandidateInfo, LatencyStats, Measurement
+from edgebench.core.records import SCENARIOS, AccuracyResult, CandidateInfo, LatencyStats, Measurement, ThroughputStats
 
 STATUSES = ("ok", "failed", "skipped", "unavailable")
 SOURCES = ("measured", "estimated")
@@ -54,6 +54,7 @@ _MEASUREMENT = TypeAdapter(Measurement)
 _CANDIDATE = TypeAdapter(CandidateInfo)
 _LATENCY = TypeAdapter(LatencyStats)
 _ACCURACY = TypeAdapter(AccuracyResult)
+_THROUGHPUT = TypeAdapter(ThroughputStats)
 _SAMPLES = TypeAdapter(tuple[float, ...])
 _LAYERS = TypeAdapter(tuple[_Layer, ...])
 _STRINGS = TypeAdapter(dict[str, str])
@@ -84,6 +85,8 @@ def measurement(row: Any) -> Measurement:
             _LATENCY.validate_json(_json(m.latency), strict=True)
         if m.accuracy is not None:
             _ACCURACY.validate_json(_json(m.accuracy), strict=True)
+        if m.throughput is not None:
+            _THROUGHPUT.validate_json(_json(m.throughput), strict=True)
         _SAMPLES.validate_json(_json(list(m.samples_ms)), strict=True)
         _LAYERS.validate_json(_json(list(m.layers)), strict=True)
     except ValidationError as e:
@@ -92,6 +95,8 @@ def measurement(row: Any) -> Measurement:
         raise InvalidRecord(f"status: '{m.status}' is none of {', '.join(STATUSES)}")
     if m.source not in SOURCES:
         raise InvalidRecord(f"source: '{m.source}' is none of {', '.join(SOURCES)}")
+    if m.scenario not in SCENARIOS:
+        raise InvalidRecord(f"scenario: '{m.scenario}' is none of {', '.join(SCENARIOS)}")
     if m.status == "ok" and m.latency is None and m.backend != "(build)":
         raise InvalidRecord("status is ok but there is no latency")
     return m

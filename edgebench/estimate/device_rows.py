@@ -85,7 +85,9 @@ def add_estimates(store, infos, asked, host_device: str, run_dir: Path, runs_dir
     host = host_hardware()
     cached, validation = load_cached_points()
     points = cached + run_points(run_dir, host_device, host, run_dir.name)
-    measured = [m for m in store.measurements() if m.ok and m.source == "measured" and m.device == host_device]
+    # Estimates are of batch-1 single-stream latency: only such rows are scaled (offline and batched rows are not).
+    measured = [m for m in store.measurements() if m.ok and m.source == "measured" and m.device == host_device
+                and m.batch_size == 1 and m.scenario == "single-stream"]
     existing = {m.key: m for m in store.measurements() if m.source == "estimated"}
     calib = _Calibration(points, validation)
     skipped_runtimes = set()

@@ -85,7 +85,7 @@ def run_points(run_dir: Path, device: str, hw: Hardware, model_label: str) -> li
     for m in store.measurements():
         c = cands.get(m.candidate)
         if not (m.ok and m.source == "measured" and m.device == device and c and "onnx" in c.artifacts
-                and m.latency and m.batch_size == 1):
+                and m.latency and m.batch_size == 1 and m.scenario == "single-stream"):
             continue
         path = Path(run_dir) / c.artifacts["onnx"]
         if not path.is_file():

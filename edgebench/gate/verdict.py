@@ -60,10 +60,13 @@ class Comparison:
     device: str
     batch_size: int
     checks: list[Check] = field(default_factory=list)
+    scenario: str = "single-stream"
+    shape: Optional[str] = None
 
     @property
     def label(self) -> str:
-        return f"{self.candidate} / {self.backend} / {self.processor} / {self.precision} / {self.device}"
+        return _key_text((self.candidate, self.backend, self.processor, self.precision, self.device, self.batch_size,
+                          self.scenario, self.shape))
 
     @property
     def verdict(self) -> str:
@@ -113,7 +116,9 @@ class GateResult:
 
 def match_key(run: GateRun, m: Measurement) -> tuple:
     c = run.candidates.get(m.candidate)
-    return (c.name if c else m.candidate, m.backend, m.processor, m.precision, m.device, m.batch_size)
+    # Scenario and shape too: an offline row and a single-stream row of one model are different figures.
+    return (c.name if c else m.candidate, m.backend, m.processor, m.precision, m.device, m.batch_size, m.scenario,
+            m.shape)
 
 
 def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateSettings()) -> GateResult:
@@ -153,7 +158,7 @@ def evaluate(baseline: GateRun, current: GateRun, settings: GateSettings = GateS
             raise IncompatibleError(f"refusing a latency verdict across different devices: {_key_text(key)} was "
                                     f"measured on {hw_b} in the baseline and on {hw_c} in the current run")
         comparison = Comparison(candidate=key[0], backend=key[1], processor=key[2], precision=key[3], device=key[4],
-                                batch_size=key[5])
+                                batch_size=key[5], scenario=key[6], shape=key[7])
         comparison.checks = [latency_check(b, c, settings), accuracy_check(b, c, settings),
                              size_check(baseline, b, current, c, settings)]
         comparisons.append(comparison)
@@ -227,7 +232,8 @@ def artifact_bytes(run: GateRun, m: Measurement) -> Optional[int]:
 
 
 def _key_text(key: tuple) -> str:
-    return " / ".join(str(k) for k in key[:5]) + (f" / batch {key[5]}" if key[5] != 1 else "")
+    return (" / ".join(str(k) for k in key[:5]) + (f" / batch {key[5]}" if key[5] != 1 else "")
+            + (f" / {key[6]}" if key[6] != "single-stream" else "") + (f" / {key[7]}" if key[7] else ""))
 
 
 def _names(keys: dict) -> str:

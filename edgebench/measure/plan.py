@@ -14,6 +14,7 @@ from edgebench.core.signing import trusted_sha256
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.measure import unplanned
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
+from edgebench.measure.scenarios import SCENARIO, batch_decline, batched_shapes, planned_batches
 from edgebench.measure.worker import MeasureTask
 
 
@@ -26,6 +27,9 @@ class PlanSettings:
     clock: str = "wall"  # which clock ranks: wall | runtime
     processes: int = 1  # worker processes per measurement; the interval spans their spread
     skip_formats: tuple[str, ...] = ()  # `measure` leaves out torch files: their signature is the builder's
+    scenarios: tuple[str, ...] = ("single-stream",)  # measure/scenarios.py
+    batch_sizes: tuple[int, ...] = (1,)
+    streams: Optional[int] = None  # offline: requests in flight where the runtime does not choose (None: a default)
 
 
 def plan_measurements(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, settings: PlanSettings,
@@ -34,20 +38,29 @@ def plan_measurements(info: CandidateInfo, profile: DeviceProfile, run_dir: Path
     """The measurements to run; what is planned but cannot run (no runner, runtime unavailable,
     no loadable artifact) goes into `not_run` as rows with the reason."""
     not_run = [] if not_run is None else not_run
-    return [t for shape_set in inputs.sets
-            for t in _plan_shape(info, profile, run_dir, settings, measured_on, inputs, shape_set, available, not_run)]
+    return [t for scenario in settings.scenarios for batch in planned_batches(scenario, list(settings.batch_sizes))
+            for shape_set in inputs.sets
+            for t in _plan_shape(info, profile, run_dir, settings, measured_on, inputs, shape_set, available, not_run,
+                                 scenario, batch)]
+
+
+def default_streams(threads: Optional[int]) -> int:
+    """Requests in flight for a runtime that leaves the choice to us: two at least (else nothing
+    overlaps), about one per two cores, each stream getting its share of the threads."""
+    return max(2, (threads or 2) // 2)
 
 
 def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, settings: PlanSettings,
                 measured_on: str, inputs: RunInputs, shape_set: ShapeSet, available,
-                not_run: list[Measurement]) -> list[MeasureTask]:
+                not_run: list[Measurement], scenario: str = "single-stream", batch: int = 1) -> list[MeasureTask]:
     tasks = []
     wanted = [BACKENDS.canonical(r) for r in settings.runtimes] if settings.runtimes else None
 
     def row(runtime: str, processor_name: str, precisions: list[str], status: str, reason: str) -> None:
         for precision in precisions or [info.precision]:
             not_run.append(unplanned.not_run(info, runtime, processor_name, precision, profile.name, measured_on,
-                                             status, reason, shape=shape_set.label))
+                                             status, reason, shape=shape_set.label, batch_size=batch,
+                                             scenario=scenario))
 
     for processor_name, processor in profile.processors.items():
         for runtime in processor.runtimes:
@@ -76,13 +89,22 @@ def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, sett
                     f"this candidate has {', '.join(info.artifacts) or 'no artifact'}")
                 continue
             artifact = run_dir / info.artifacts[fmt]
+            onnx = run_dir / info.artifacts["onnx"] if fmt in ("onnx", "openvino") and "onnx" in info.artifacts else None
+            declined = batch_decline(batch, shape_set.input_shapes, onnx)
+            if declined:
+                row(runtime, processor_name, precisions, "skipped", f"batch {batch}: {declined}")
+                continue
             options: dict[str, object] = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
             if settings.clock != "wall":
                 options["clock"] = settings.clock
             if shape_set.label:
-                options["input_shapes"] = shape_set.input_shapes
+                options["input_shapes"] = batched_shapes(shape_set.input_shapes, batch)
+            if SCENARIO[scenario].throughput:
+                options["hint"] = "throughput"
+                options["streams"] = settings.streams or default_streams(profile.threads)
             for precision in precisions:
-                key = measurement_key(info.id, runtime, processor_name, precision, profile.name, shape=shape_set.label)
+                key = measurement_key(info.id, runtime, processor_name, precision, profile.name, batch,
+                                      shape_set.label, scenario)
                 tasks.append(MeasureTask(
                     key=key, candidate=info.id, backend=runtime, artifact=str(artifact), options=options,
                     processor=processor_name, precision=precision, device=profile.name, measured_on=measured_on,
@@ -91,5 +113,5 @@ def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, sett
                     timeout_s=settings.timeout_s * max(1, settings.processes), score=inputs.labelled,
                     processes=settings.processes, shape=shape_set.label,
                     reference=str(shape_set.reference) if shape_set.reference else None, metric=inputs.metric,
-                    quality_note=inputs.quality_note))
+                    quality_note=inputs.quality_note, batch_size=batch, scenario=scenario))
     return tasks

@@ -50,6 +50,13 @@ def merge(results: list[Measurement], timing: dict) -> Measurement:
     if busy:
         extra["contention"] = busy[0]
     accuracy = next((m.accuracy for m in ok if m.accuracy), None)
+    throughput = first.throughput
+    if throughput:
+        # Processes ran one after another: their samples and their seconds add up.
+        parts = [m.throughput for m in ok if m.throughput]
+        completed, elapsed = sum(t["completed"] for t in parts), sum(t["elapsed_s"] for t in parts)
+        throughput = dict(throughput, completed=completed, elapsed_s=elapsed,
+                          samples_per_s=throughput["batch_size"] * completed / elapsed if elapsed > 0 else 0.0)
     return dataclasses.replace(first, latency=LatencyStats.to_dict(stats), samples_ms=tuple(round(float(s), 5)
                                                                                              for s in pooled),
-                               accuracy=accuracy, extra=extra)
+                               accuracy=accuracy, extra=extra, throughput=throughput)

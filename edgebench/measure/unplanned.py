@@ -14,11 +14,12 @@ BUILD = "(build)"  # the backend of a recipe's build row
 
 
 def not_run(info: CandidateInfo, runtime: str, processor: str, precision: str, device: str, measured_on: str,
-            status: str, reason: str, shape: Optional[str] = None) -> Measurement:
-    return Measurement(key=measurement_key(info.id, runtime, processor, precision, device, shape=shape),
+            status: str, reason: str, shape: Optional[str] = None, batch_size: int = 1,
+            scenario: str = "single-stream") -> Measurement:
+    return Measurement(key=measurement_key(info.id, runtime, processor, precision, device, batch_size, shape, scenario),
                        candidate=info.id, backend=runtime, processor=processor, precision=precision, device=device,
                        source="measured", status=status, error=reason, measured_on=measured_on, shape=shape,
-                       timestamp=time.time())
+                       timestamp=time.time(), batch_size=batch_size, scenario=scenario)
 
 
 def build_key(recipe: str, device: str) -> str:

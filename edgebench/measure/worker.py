@@ -29,6 +29,8 @@ from edgebench.measure.energy import energy_meter
 from edgebench.measure.eval_sets import load_eval_set, load_reference, run_over
 from edgebench.measure.processes import merge, per_process_tasks
 from edgebench.measure.quality import QualityResult, agreement, not_measured, top1, user_metric
+from edgebench.measure.scenarios import SCENARIO, batch_feed, run_over_batched
+from edgebench.measure.throughput import ThroughputConfig, measure_throughput
 from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, summarize, timed
 
 
@@ -56,19 +58,21 @@ class MeasureTask(_Record):
     reference: Optional[str] = None  # .npz of FP32 reference outputs on the eval inputs: agreement
     metric: Optional[str] = None  # a user metric (module:function or registered name)
     quality_note: Optional[str] = None  # why quality is not measured (synthetic inputs)
+    scenario: str = "single-stream"  # measure/scenarios.py
 
 
 def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, status: str = "failed") -> Measurement:
     return Measurement(key=task.key, candidate=task.candidate, backend=task.backend, processor=task.processor,
                        precision=task.precision, device=task.device, source="measured", status=status,
                        error=error, exit_signal=exit_signal, measured_on=task.measured_on,
-                       batch_size=task.batch_size, threads=task.threads, timestamp=time.time(), shape=task.shape)
+                       batch_size=task.batch_size, threads=task.threads, timestamp=time.time(), shape=task.shape,
+                       scenario=task.scenario)
 
 
 def execute(task: MeasureTask) -> Measurement:
     """Load, time and score one artifact in this process. Runs inside the worker."""
     feed_list, labels = load_eval_set(Path(task.eval_data))
-    sample = feed_list[0]
+    sample = batch_feed(feed_list, task.batch_size)  # a query of batch_size samples
     runner = create_runner(task.backend)
     placement = Placement(task.processor, task.precision, task.threads, task.batch_size, dict(task.options))
     runner.check_placement(placement)
@@ -89,9 +93,21 @@ def execute(task: MeasureTask) -> Measurement:
     meter.start()
     probe = LoadProbe()
     own_ms: list[float] = []
-    stats, samples = measure(runner, sample, TimingConfig(**task.timing), runtime_samples=own_ms)
+    throughput = None
+    if SCENARIO[task.scenario].throughput:
+        try:
+            streams = runner.throughput_streams()
+        except IncompatibleError as e:
+            runner.close()
+            return failed(task, str(e), status="skipped")  # a runtime without a throughput mode says so
+        throughput, stats, samples = measure_throughput(streams, sample, task.batch_size,
+                                                        ThroughputConfig.from_timing(TimingConfig(**task.timing)))
+        extra["ranked_by"] = "throughput"
+    else:
+        stats, samples = measure(runner, sample, TimingConfig(**task.timing), runtime_samples=own_ms)
     extra["contention"] = assess(before, probe.stop(), samples, task.threads)
-    stats, samples = choose_clock(task, stats, samples, own_ms, extra)
+    if throughput is None:
+        stats, samples = choose_clock(task, stats, samples, own_ms, extra)
     extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
     extra.update(runner.extra_metrics(sample))
     quality = judge(task, runner, feed_list, labels)
@@ -115,7 +131,8 @@ def execute(task: MeasureTask) -> Measurement:
         samples_ms=tuple(round(float(s), 5) for s in samples), load_s=load_s, first_inference_ms=first_s * 1e3,
         peak_rss_mb=peak_rss_mb(), batch_size=task.batch_size, threads=task.threads, runtime_version=version,
         measured_on=task.measured_on, node_id=os.environ.get("EDGEBENCH_NODE_ID"), layers=tuple(layers),
-        extra=extra, timestamp=time.time(), shape=task.shape, quality=quality.to_dict())
+        extra=extra, timestamp=time.time(), shape=task.shape, quality=quality.to_dict(), scenario=task.scenario,
+        throughput=throughput.to_dict() if throughput else None)
 
 
 def judge(task: MeasureTask, runner, feed_list: list[dict], labels) -> QualityResult:
@@ -125,7 +142,7 @@ def judge(task: MeasureTask, runner, feed_list: list[dict], labels) -> QualityRe
         return not_measured(task.quality_note)
     if not (task.score and labels is not None) and not task.metric and not task.reference:
         return not_measured("no labels that fit the model and no FP32 reference")
-    outputs = run_over(runner, feed_list)
+    outputs = run_over(runner, feed_list) if task.batch_size == 1 else run_over_batched(runner, feed_list, task.batch_size)
     if task.score and labels is not None:
         if outputs[0].reshape(len(labels), -1).shape[1] != task.num_classes:
             raise IncompatibleError(f"model output shape {list(outputs[0].shape[1:])} does not fit the "

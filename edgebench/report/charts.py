@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 
+from edgebench.report.pareto import rank_ms
 from edgebench.report.summary import chart_groups, group_key
 
 RUNTIME_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
@@ -36,7 +37,8 @@ def hover_text(r: dict, run_label: str | None = None) -> str:
              f"executed {esc(r['executed_precision'] or '?')}",
              f"recipe: {esc(r['lineage'])}",
              f"median {_num(r['median_ms'])} ms (95% CI {_num(r['ci_low_ms'])}-{_num(r['ci_high_ms'])}), "
-             f"p99 {_num(r['p99_ms'])} ms",
+             f"p99 {_num(r['p99_ms'])} ms" + (f"; {esc(r['scenario'])}: {esc(r['scenario_text'])}"
+                                               if r.get("scenario", "single-stream") != "single-stream" else ""),
              f"top-1 {_num(r['top1'], '.2f', 100)}% (95% CI {_num(r['top1_ci_low'], '.1f', 100)}-"
              f"{_num(r['top1_ci_high'], '.1f', 100)})" if r["top1"] is not None else esc(r.get("quality_text") or "")]
     if r.get("speedup"):
@@ -70,13 +72,15 @@ def _errors(points: list[dict]) -> tuple[dict, dict]:
         return [max(0.0, scale * (p[hi] - p[mid])) if p[hi] is not None else 0 for p in points], \
                [max(0.0, scale * (p[mid] - p[lo])) if p[lo] is not None else 0 for p in points]
     xp, xm = arr("ci_high_ms", "ci_low_ms", "median_ms")
+    if any(p.get("axis") == "throughput" for p in points):  # the latency CI does not bound ms per sample
+        xp, xm = [0.0] * len(points), [0.0] * len(points)
     yp, ym = arr("top1_ci_high", "top1_ci_low", "top1", 100)
     style = {"type": "data", "symmetric": False, "thickness": 1, "width": 3}
     return dict(style, array=xp, arrayminus=xm), dict(style, array=yp, arrayminus=ym, color="rgba(90,90,90,0.45)")
 
 
 def axis_type(rows: list[dict]) -> str:
-    lat = [r["median_ms"] for r in rows if r["median_ms"]]
+    lat = [rank_ms(r) for r in rows if rank_ms(r)]
     return "log" if lat and max(lat) / min(lat) > 8 else "linear"
 
 
@@ -94,7 +98,7 @@ def scatter_traces(members: list[dict], colors: dict, run_label: str | None = No
         traces.append({
             "type": "scatter", "mode": "markers", "name": esc(name), "meta": "points",
             "legendgroup": esc(run_label or backend),
-            "x": [p["median_ms"] for p in points], "y": [y_value(p) for p in points],
+            "x": [rank_ms(p) for p in points], "y": [y_value(p) for p in points],
             "error_x": dict(ex, color=color), "error_y": ey,
             "customdata": [p["key"] for p in points],
             "text": [hover_text(p, run_label) for p in points], "hovertemplate": "%{text}<extra></extra>",
@@ -105,9 +109,9 @@ def scatter_traces(members: list[dict], colors: dict, run_label: str | None = No
 
 
 def front_trace(members: list[dict], name: str = "Pareto front", color: str = "#333") -> dict:
-    front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
+    front = sorted((r for r in members if r["pareto"]), key=rank_ms)
     return {"type": "scatter", "mode": "lines+text", "name": esc(name), "meta": "front",
-            "x": [r["median_ms"] for r in front], "y": [y_value(r) for r in front],
+            "x": [rank_ms(r) for r in front], "y": [y_value(r) for r in front],
             "customdata": [r["key"] for r in front],
             "text": [esc(f"{r['name']} · {r['backend']} {r['precision']}") for r in front],
             "textposition": "top right", "textfont": {"size": 11, "color": color},
@@ -115,7 +119,7 @@ def front_trace(members: list[dict], name: str = "Pareto front", color: str = "#
 
 
 def ship_annotation(choice: dict) -> dict:
-    return {"x": math.log10(choice["median_ms"]) if choice.get("_log") else choice["median_ms"],
+    return {"x": math.log10(rank_ms(choice)) if choice.get("_log") else rank_ms(choice),
             "y": y_value(choice), "text": "<b>ship this</b>", "showarrow": True, "arrowhead": 2,
             "ax": 0, "ay": 46, "font": {"color": "#14632d", "size": 12}, "bgcolor": "#e7f6ec",
             "bordercolor": "#6cbf84"}
@@ -127,7 +131,7 @@ def run_charts(rows: list[dict], picks: dict) -> list[dict]:
     charts: list[dict] = []
     for key in list(picks) + [k for k in chart_groups(rows) if k not in picks]:
         members = [r for r in rows if group_key(r) == key and r["status"] == "ok"
-                   and r["quality"] is not None and r["median_ms"] is not None]
+                   and r["quality"] is not None and rank_ms(r) is not None]
         unscored = sum(1 for r in rows if group_key(r) == key and r["status"] == "ok" and r["quality"] is None)
         if not members:
             continue
@@ -139,8 +143,8 @@ def run_charts(rows: list[dict], picks: dict) -> list[dict]:
         if key in picks:
             annotations.append(ship_annotation(dict(picks[key], _log=axis == "log")))
         source = "estimated" if key[1] == "estimated" else "measured"
-        layout = chart_layout(f"{key[0]} ({source})", axis, annotations, [r["median_ms"] for r in members],
-                              y_title(members))
+        layout = chart_layout(f"{key[0]} ({source})", axis, annotations, [rank_ms(r) for r in members],
+                              y_title(members), throughput=any(r.get("axis") == "throughput" for r in members))
         charts.append({"id": f"chart{len(charts)}", "group": key[0], "source": key[1], "unscored": unscored,
                        "points": len(members), "data": traces, "layout": layout})
     return charts
@@ -158,10 +162,12 @@ def log_ticks(values: list[float]) -> dict:
 
 
 def chart_layout(title: str, axis: str, annotations: list[dict], latencies: Sequence[float] = (),
-                 y_axis: str = "top-1 accuracy, % (bars: 95% Wilson CI)") -> dict:
+                 y_axis: str = "top-1 accuracy, % (bars: 95% Wilson CI)", throughput: bool = False) -> dict:
     ticks = log_ticks(list(latencies)) if axis == "log" and latencies else {}
+    x_title = ("ms per sample = 1 / throughput (offline: requests in flight)" if throughput else
+               "median latency per image, ms (batch 1; bars: 95% CI)")
     return {"title": {"text": esc(title), "font": {"size": 14}, "x": 0.01, "xanchor": "left"},
-            "xaxis": {"title": {"text": "median latency per image, ms (batch 1; bars: 95% CI)" +
+            "xaxis": {"title": {"text": x_title +
                                 ("; log scale" if axis == "log" else "")}, "type": axis, "zeroline": False, **ticks},
             "yaxis": {"title": {"text": esc(y_axis)}},
             "annotations": annotations, "hovermode": "closest", "hoverlabel": {"align": "left"},

@@ -41,7 +41,8 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     for p in picks:
         c = p["choice"]
         where = f" ({md(p['group'])}, {p['source']})" if len(picks) > 1 else ""
-        lines += [f"**Ship{where}:** {_label(c)}: {_fmt(c['median_ms'])} ms median, {md(c['quality_text'])}", ""]
+        figure = md(c["scenario_text"]) if c.get("axis") == "throughput" else f"{_fmt(c['median_ms'])} ms median"
+        lines += [f"**Ship{where}:** {_label(c)}: {figure}, {md(c['quality_text'])}", ""]
         lines += [f"- {md(why)}" for why in p["reasons"]] + [""]
     picked = {(p["group"], p["source"]) for p in picks}
     for group in chart_groups(rows):
@@ -90,10 +91,15 @@ def _latency_table(rows: list[dict]) -> list[str]:
                       key=lambda r: (r["group"], r["source"], r["median_ms"]))
     if not measured:
         return []
+    # A run of single-stream batch-1 rows only keeps the table it always had.
+    scenarios = any(r.get("scenario", "single-stream") != "single-stream" or r.get("batch_size", 1) != 1
+                    for r in measured)
+    extra = " scenario | scenario figure |" if scenarios else ""
     lines = ["**All measurements**", "", "| candidate | runtime | precision | input shape | median ms | p99 ms | "
-             "quality | where |", "|---|---|---|---|---|---|---|---|"]
+             f"quality |{extra} where |", "|---|---|---|---|---|---|---|" + ("---|---|" if scenarios else "") + "---|"]
     for r in measured:
+        cells = f" {md(r['scenario'])} b{r['batch_size']} | {md(r['scenario_text'])} |" if scenarios else ""
         lines.append(f"| {md(r['name'])} | {md(r['backend'])} | {md(r['executed_precision'] or r['precision'])} | "
                      f"{md(r['shape'] or '-')} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
-                     f"{md(r['quality_text'])} | {md(r['group'])}, {r['source']} |")
+                     f"{md(r['quality_text'])} |{cells} {md(r['group'])}, {r['source']} |")
     return lines

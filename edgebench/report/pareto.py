@@ -18,3 +18,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
         if not dominated:
             front.append(i)
     return sorted(front, key=lambda i: points[i][0])
+
+
+def rank_ms(row: dict):
+    """What a report row is ranked on, lower being better: its median latency, or for an offline
+    (throughput) row its ms per sample, 1 / throughput (report/table.py `scenario_fields`)."""
+    return row["axis_ms"] if "axis_ms" in row else row["median_ms"]

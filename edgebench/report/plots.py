@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebench.report.charts import y_title, y_value
+from edgebench.report.pareto import rank_ms
 from edgebench.report.summary import chart_groups, group_key, recommend
 
 MARKERS = {"fp32": "o", "bf16": "s", "fp16": "D", "int8": "^"}
@@ -19,9 +20,14 @@ def plain(text) -> str:
     return str(text).replace("$", r"\$")
 
 
+def _throughput(members: list[dict]) -> bool:
+    """An offline group: x is ms per sample, 1 / throughput, which has no latency interval."""
+    return any(r.get("axis") == "throughput" for r in members)
+
+
 def _latency_err(r: dict):
     # max(0, ...): an interval from an estimate need not contain the point (matplotlib refuses)
-    if r["ci_low_ms"] is None or r["ci_high_ms"] is None:
+    if r["ci_low_ms"] is None or r["ci_high_ms"] is None or r.get("axis") == "throughput":
         return None
     return [[max(0.0, r["median_ms"] - r["ci_low_ms"])], [max(0.0, r["ci_high_ms"] - r["median_ms"])]]
 
@@ -29,13 +35,14 @@ def _latency_err(r: dict):
 def _latency_axis(ax, members: list[dict]) -> None:
     import matplotlib.ticker
 
-    lat = [r["median_ms"] for r in members]
+    lat = [rank_ms(r) for r in members]
     if max(lat) / min(lat) > 8:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
             lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))  # 2 and 5 only: no crowding
-    ax.set_xlabel("median latency, ms (batch 1; bars: 95% CI)")
+    ax.set_xlabel("ms per sample = 1 / throughput (offline)" if _throughput(members)
+                  else "median latency, ms (bars: 95% CI)")
     ax.grid(alpha=0.3)
 
 
@@ -52,26 +59,26 @@ def _scored_panel(ax, rows: list[dict], key: tuple[str, str], members: list[dict
     for r in members:
         yerr = [[max(0.0, 100 * (r["top1"] - r["top1_ci_low"]))], [max(0.0, 100 * (r["top1_ci_high"] - r["top1"]))]] \
             if r["top1"] is not None and r["top1_ci_low"] is not None and r["top1_ci_high"] is not None else None
-        ax.errorbar(r["median_ms"], y_value(r), xerr=_latency_err(r), yerr=yerr, fmt=MARKERS.get(r["precision"], "o"),
+        ax.errorbar(rank_ms(r), y_value(r), xerr=_latency_err(r), yerr=yerr, fmt=MARKERS.get(r["precision"], "o"),
                     color=colors[r["backend"]], markersize=9 if r["pareto"] else 6,
                     markeredgecolor="black" if r["pareto"] else "none", alpha=0.9, capsize=2)
-    front = sorted((r for r in members if r["pareto"]), key=lambda r: r["median_ms"])
-    ax.plot([r["median_ms"] for r in front], [y_value(r) for r in front], "k--", lw=1, label="Pareto front")
+    front = sorted((r for r in members if r["pareto"]), key=lambda r: rank_ms(r))
+    ax.plot([rank_ms(r) for r in front], [y_value(r) for r in front], "k--", lw=1, label="Pareto front")
     for r in front:
-        ax.annotate(plain(f"{r['name']} ({r['backend']}, {r['precision']})"), (r["median_ms"], y_value(r)),
+        ax.annotate(plain(f"{r['name']} ({r['backend']}, {r['precision']})"), (rank_ms(r), y_value(r)),
                     textcoords="offset points", xytext=(5, 5), fontsize=7)
     choice = recommend(rows, group=key)
     if choice:
-        ax.plot(choice["median_ms"], y_value(choice), "*", color="#1a9641", markersize=20,
+        ax.plot(rank_ms(choice), y_value(choice), "*", color="#1a9641", markersize=20,
                 markeredgecolor="black", zorder=5, label="recommended")
     ax.set_ylabel(plain(y_title(members)))
 
 
 def _latency_only_panel(ax, members: list[dict], colors: dict) -> None:
     """No quality to plot against: one line per option, its latency and interval."""
-    ordered = sorted(members, key=lambda r: r["median_ms"], reverse=True)  # fastest on top
+    ordered = sorted(members, key=lambda r: rank_ms(r), reverse=True)  # fastest on top
     for i, r in enumerate(ordered):
-        ax.errorbar(r["median_ms"], i, xerr=_latency_err(r), fmt=MARKERS.get(r["precision"], "o"),
+        ax.errorbar(rank_ms(r), i, xerr=_latency_err(r), fmt=MARKERS.get(r["precision"], "o"),
                     color=colors[r["backend"]], markersize=7, alpha=0.9, capsize=2)
     ax.set_yticks(range(len(ordered)))
     ax.set_yticklabels([plain(f"{r['name']} ({r['backend']}, {r['precision']})" + (f" {r['shape']}" if r.get("shape")

@@ -1,7 +1,8 @@
 """The answer a report leads with: which candidate to ship for each chart, and why.
 
-Latencies are compared only inside one group (device / processor / input shape, measured or
-estimated): a figure taken on this machine and an estimate for a Jetson are not on the same scale.
+Latencies are compared only inside one group (device / processor / input shape / batch /
+scenario, measured or estimated; an offline group is ranked on throughput): a figure taken on
+this machine and an estimate for a Jetson are not on the same scale.
 
 The quality axis is whatever the row's quality is (report/table.py `quality_fields`): top-1 on
 labels, agreement with FP32, or a user metric, and every sentence names it. No pick is made from
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from edgebench.report.pareto import pareto_front
+from edgebench.report.pareto import pareto_front, rank_ms
 
 ACCURACY_TOLERANCE = 0.01  # a candidate within 1 point of the best accuracy counts as "as accurate"
 # Agreement is a cosine similarity: 0.001 below the best is already a visible change in outputs.
@@ -51,26 +52,26 @@ def recommend(rows: list[dict], tolerance: Optional[float] = None,
         if not scored:
             return None
         group = scored[0]
-    members = [r for r in rows if group_key(r) == group and r["status"] == "ok" and r["median_ms"] is not None
+    members = [r for r in rows if group_key(r) == group and r["status"] == "ok" and rank_ms(r) is not None
                and r["quality"] is not None]
     # Figures taken while the machine was busy are noise: they neither win nor hide a reliable option
     # from the front. Only when nothing reliable is left is the pick made from them, and says so.
     pool = [r for r in members if not r.get("contended")] or members
     if not pool:
         return None
-    front = [pool[i] for i in pareto_front([(r["median_ms"], r["quality"]) for r in pool])]
+    front = [pool[i] for i in pareto_front([(rank_ms(r), r["quality"]) for r in pool])]
     best = max(r["quality"] for r in front)
     eligible = [r for r in front if as_accurate(r, best, tolerance) and not _at_or_below_chance(r)]
     if not eligible:
         return None
-    fastest = min(eligible, key=lambda r: r["median_ms"])
+    fastest = min(eligible, key=lambda r: rank_ms(r))  # latency, or ms per sample for an offline group
     if group[1] != "estimated":
         return fastest
     # Estimates whose intervals overlap cannot be told apart on latency (as accuracies within their
     # intervals cannot): among those, the most accurate is the safer pick.
     tied = [r for r in pool if _overlaps(r, fastest) and as_accurate(r, best, tolerance)
             and not _at_or_below_chance(r)] or [fastest]
-    return max(tied, key=lambda r: (r["quality"], -r["median_ms"]))
+    return max(tied, key=lambda r: (r["quality"], -rank_ms(r)))
 
 
 def no_pick_reason(rows: list[dict], group: tuple[str, str]) -> str:
@@ -96,7 +97,7 @@ def as_accurate(r: dict, best_acc: float, tolerance: Optional[float] = None) -> 
 
 def _same_group(choice: dict, rows: list[dict]) -> list[dict]:
     return [r for r in rows if group_key(r) == group_key(choice) and r["status"] == "ok"
-            and r["median_ms"] is not None and r["quality"] is not None]
+            and rank_ms(r) is not None and r["quality"] is not None]
 
 
 def _baseline(choice: dict, rows: list[dict]) -> Optional[dict]:
@@ -110,11 +111,12 @@ def label(r: dict) -> str:
 
 def explain(choice: dict, rows: list[dict]) -> str:
     """One sentence: what to ship, its figures, and how it compares with the FP32 baseline."""
-    text = f"{label(choice)}: {choice['median_ms']:.3g} ms median, {_q(choice)}"
+    figure = choice["scenario_text"] if choice.get("axis") == "throughput" else f"{choice['median_ms']:.3g} ms median"
+    text = f"{label(choice)}: {figure}, {_q(choice)}"
     base = _baseline(choice, rows)
     if base and base["key"] != choice["key"]:
-        text += (f"; {base['median_ms'] / choice['median_ms']:.2f}x the FP32 baseline's speed on the same runtime "
-                 f"({_q(base)})")
+        text += (f"; {rank_ms(base) / rank_ms(choice):.2f}x the FP32 baseline's "
+                 f"{'throughput' if choice.get('axis') == 'throughput' else 'speed'} on the same runtime ({_q(base)})")
     warning = (" " + chance_warning(choice)) if at_chance(choice) else ""
     if len(_same_group(choice, rows)) == 1:
         return text + ". It is the only option measured here, so there is nothing to choose between." + warning
@@ -165,15 +167,15 @@ def _reasons_labelled(choice: dict, peers: list[dict], rows: list[dict]) -> list
                    f"{100 * choice['top1_ci_high']:.1f}%) cannot be told apart from the best "
                    f"({100 * best['top1']:.1f}%, {label(best)}) on this evaluation set.")
     slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])
-                     and r["median_ms"] >= choice["median_ms"]), key=lambda r: r["median_ms"])
+                     and rank_ms(r) >= rank_ms(choice)), key=lambda r: rank_ms(r))
     faster = [r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["top1"])
-              and r["median_ms"] < choice["median_ms"]]
+              and rank_ms(r) < rank_ms(choice)]
     if faster:  # picked over faster estimates it cannot be told apart from (said in the estimate reasons)
         pass
     elif slower:
         nxt = slower[0]
-        out.append(f"Every other option about as accurate is slower; the next fastest, {label(nxt)}, takes "
-                   f"{nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms).")
+        out.append(f"Every other option about as accurate is slower; the next fastest, {label(nxt)}, "
+                   f"{_slower_by(nxt, choice)}.")
     else:
         out.append(f"Every other option scored lower, by more than {100 * ACCURACY_TOLERANCE:.0f} point and by more "
                    "than its own 95% interval.")
@@ -224,6 +226,12 @@ def _estimate_reasons(choice: dict, rows: list[dict]) -> list[str]:
     return out
 
 
+def _slower_by(nxt: dict, choice: dict) -> str:
+    if choice.get("axis") == "throughput":
+        return f"does {rank_ms(choice) / rank_ms(nxt):.2f}x the samples per second ({nxt['scenario_text']})"
+    return f"takes {nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms)"
+
+
 def _reasons_unlabelled(choice: dict, peers: list[dict]) -> list[str]:
     """Reasons when quality is agreement with FP32 or a user metric (no labels, no intervals)."""
     best = max(peers, key=lambda r: r["quality"])
@@ -231,11 +239,11 @@ def _reasons_unlabelled(choice: dict, peers: list[dict]) -> list[str]:
     out = [f"Its {what} is {choice['quality']:.4g}" + (" (the best measured)." if best["key"] == choice["key"] else
                                                          f"; the best is {best['quality']:.4g} ({label(best)}).")]
     slower = sorted((r for r in peers if r["key"] != choice["key"] and as_accurate(r, choice["quality"])),
-                    key=lambda r: r["median_ms"])
+                    key=lambda r: rank_ms(r))
     if slower:
         nxt = slower[0]
-        out.append(f"Every other option with as good a {what} is slower; the next fastest, {label(nxt)}, takes "
-                   f"{nxt['median_ms'] / choice['median_ms']:.2f}x as long ({nxt['median_ms']:.3g} ms).")
+        out.append(f"Every other option with as good a {what} is slower; the next fastest, {label(nxt)}, "
+                   f"{_slower_by(nxt, choice)}.")
     else:
         out.append(f"Every other option's {what} is lower by more than {_tolerance(choice):g}.")
     if choice.get("quality_metric") == "agreement":

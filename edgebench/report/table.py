@@ -12,6 +12,7 @@ from edgebench.core.errors import CorruptInputError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
 from edgebench.measure.contention import busy_text, is_busy
+from edgebench.measure.scenarios import SCENARIO
 from edgebench.measure.unplanned import BUILD
 from edgebench.report.pareto import pareto_front
 
@@ -26,8 +27,31 @@ def lineage_text(lineage) -> str:
 
 
 def _group(m: Measurement) -> str:
-    """Rows compared with each other: one device / processor, and one input shape set."""
-    return f"{m.device} / {m.processor}" + (f" / {m.shape}" if m.shape else "")
+    """Rows compared with each other: one device / processor, one input shape set, one batch size
+    and one scenario (single-stream batch 1 reads as before scenarios existed)."""
+    return (f"{m.device} / {m.processor}" + (f" / {m.shape}" if m.shape else "")
+            + (f" / batch {m.batch_size}" if m.batch_size != 1 else "")
+            + (f" / {m.scenario}" if m.scenario != "single-stream" else ""))
+
+
+def scenario_fields(m: Measurement) -> dict:
+    """The scenario's own figure (MLPerf's statistic for it) and the axis the row is ranked on:
+    latency (median ms) for single- and multi-stream, throughput for offline, drawn as ms per
+    sample (1 / throughput) so that lower is better on every chart."""
+    scenario = SCENARIO.get(m.scenario, SCENARIO["single-stream"])
+    lat, tp = m.latency or {}, m.throughput or {}
+    per_s = tp.get("samples_per_s")
+    if scenario.throughput:
+        value = per_s
+        text = f"{per_s:.4g} samples/s ({tp.get('in_flight')} in flight)" if per_s else "-"
+    else:
+        value = lat.get(scenario.statistic)
+        text = f"{scenario.statistic_label} {value:.3g} ms" if value is not None else "-"
+    throughput_axis = bool(scenario.throughput and per_s)
+    return {"scenario": m.scenario, "batch_size": m.batch_size, "scenario_statistic": scenario.statistic_label,
+            "scenario_value": value, "scenario_text": text, "samples_per_s": per_s, "in_flight": tp.get("in_flight"),
+            "in_flight_idiom": tp.get("idiom"), "axis": "throughput" if throughput_axis else "latency",
+            "axis_ms": 1000.0 / per_s if throughput_axis and per_s else lat.get("median_ms")}
 
 
 def quality_fields(m: Measurement) -> dict:
@@ -54,9 +78,12 @@ def quality_fields(m: Measurement) -> dict:
 def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement]) -> list[dict[str, Any]]:
     by_id = {c.id: c for c in candidates}
     ok = [m for m in measurements if m.ok and m.latency]
-    baseline_latency = {(m.device, m.processor, m.backend, m.source, m.shape): m.latency["median_ms"]
+    # Speed is compared like with like: the same group (shape, batch, scenario) on the same runtime,
+    # on the row's axis (latency, or ms per sample for an offline row).
+    axis = {m.key: scenario_fields(m)["axis_ms"] for m in ok}
+    baseline_latency = {(m.device, m.processor, m.backend, m.source, _group(m)): axis[m.key]
                         for m in ok if m.latency and m.candidate == "baseline" and m.precision == "fp32"}
-    parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source, m.shape): m.latency["median_ms"]
+    parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source, _group(m)): axis[m.key]
                       for m in ok if m.latency and m.precision == "fp32"}
     rows = []
     for m in measurements:
@@ -75,7 +102,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "median_ms": lat.get("median_ms"), "p90_ms": lat.get("p90_ms"), "p99_ms": lat.get("p99_ms"),
             "mean_ms": lat.get("mean_ms"), "ci_low_ms": lat.get("ci_low_ms"), "ci_high_ms": lat.get("ci_high_ms"),
             "iterations": lat.get("iterations"), "stop_reason": lat.get("stop_reason"),
-            "throughput_ips": (1000.0 * m.batch_size / lat["median_ms"]) if lat.get("median_ms") else None,
+            "throughput_ips": (m.throughput or {}).get("samples_per_s") or
+            ((1000.0 * m.batch_size / lat["median_ms"]) if lat.get("median_ms") else None),
             "size_mb": _size_mb(c, m.backend), "params": c.params if c else None, "macs": c.macs if c else None,
             "peak_rss_mb": m.peak_rss_mb, "load_s": m.load_s, "first_inference_ms": m.first_inference_ms,
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
@@ -88,7 +116,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "ranked_by": m.extra.get("ranked_by") if m.source == "measured" else None,
             "runtime_median_ms": (m.extra.get("runtime_clock") or {}).get("median_ms"),
             "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
-            "shape": m.shape, "agreement": _agreement_rows(m), **quality_fields(m),
+            "shape": m.shape, "agreement": _agreement_rows(m), **quality_fields(m), **scenario_fields(m),
         }
         runner = BACKENDS.get(m.backend) if m.backend in BACKENDS else None
         if runner is not None and runner.unverified and m.status == "ok":
@@ -100,22 +128,24 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
         if row["contended"]:
             row["flags"].append(f"{'based on figures ' if m.source == 'estimated' else ''}measured while the machine "
                                 f"was busy ({busy_text(m.extra)}): unreliable, left out of the Ship pick")
-        base = baseline_latency.get((m.device, m.processor, m.backend, m.source, m.shape))
-        if base and lat.get("median_ms"):
-            row["speedup"] = base / lat["median_ms"]
-            # Conservative interval from the two medians' CIs (exact enough for a table; the gate bootstraps).
-            base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
-                          (x.device, x.processor, x.backend, x.source, x.shape) ==
-                          (m.device, m.processor, m.backend, m.source, m.shape))
-            base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
-            row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
-            row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
-        if c and c.precision == "int8" and lat.get("median_ms"):
-            parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source, m.shape)) \
-                or base
-            if parent and lat["median_ms"] > parent:
+        base = baseline_latency.get((m.device, m.processor, m.backend, m.source, _group(m)))
+        mine = row["axis_ms"] if m.ok else None
+        if base and mine:
+            row["speedup"] = base / mine
+            if row["axis"] == "latency":
+                # Conservative interval from the two medians' CIs (exact enough for a table; the gate bootstraps).
+                base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
+                              (x.device, x.processor, x.backend, x.source, _group(x)) ==
+                              (m.device, m.processor, m.backend, m.source, _group(m)))
+                base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
+                row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
+                row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
+        if c and c.precision == "int8" and mine:
+            parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source,
+                                         _group(m))) or base
+            if parent and mine > parent:
                 row["flags"].append(f"INT8 slower than its FP32 parent on {m.backend} "
-                                    f"({lat['median_ms'] / parent:.2f}x){_float_ops_hint(m)}")
+                                    f"({mine / parent:.2f}x){_float_ops_hint(m)}")
         rows.append(row)
     _mark_front(rows)
     return rows
@@ -150,10 +180,10 @@ def _float_ops_hint(m: Measurement) -> str:
 def _mark_front(rows: list[dict]) -> None:
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        if r["status"] == "ok" and r["median_ms"] is not None and r["quality"] is not None:
+        if r["status"] == "ok" and r["axis_ms"] is not None and r["quality"] is not None:
             groups.setdefault(f"{r['group']}|{r['source']}", []).append(r)
     for members in groups.values():
-        for i in pareto_front([(r["median_ms"], r["quality"]) for r in members]):
+        for i in pareto_front([(r["axis_ms"], r["quality"]) for r in members]):
             members[i]["pareto"] = True
 
 
