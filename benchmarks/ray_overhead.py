@@ -151,9 +151,10 @@ def main() -> None:
 
     t = time.perf_counter()
     node = dict(node_ip_address=LOOPBACK, object_store_memory=100 * 1024 ** 2)
-    # Ray writes /tmp/ray/ray_current_cluster whatever temp_dir says, and fails where that
-    # folder does not exist yet (a fresh machine).
-    Path("/tmp/ray").mkdir(parents=True, exist_ok=True)
+    # Ray writes <system temp>/ray/ray_current_cluster whatever temp_dir says ($RAY_TMPDIR, else
+    # $TMPDIR, else /tmp), and fails where that folder does not exist yet (a fresh machine).
+    system_temp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    Path(system_temp, "ray").mkdir(parents=True, exist_ok=True)
     cluster = Cluster(initialize_head=True, head_node_args=dict(num_cpus=2, temp_dir=tempfile.mkdtemp(prefix="ebray"), **node))
     cluster.add_node(num_cpus=0, resources={"device:raspberry-pi-5": 1}, **node)
     cluster.wait_for_nodes()

@@ -38,9 +38,10 @@ NODE = dict(node_ip_address=LOOPBACK, object_store_memory=80 * 1024 ** 2)
 @pytest.fixture(scope="module")
 def cluster():
     temp = tempfile.mkdtemp(prefix="ebray", dir="/tmp")  # short: Ray's socket paths are length-limited
-    # Ray writes /tmp/ray/ray_current_cluster whatever temp_dir says, and fails where that
-    # folder does not exist yet (a fresh machine).
-    Path("/tmp/ray").mkdir(parents=True, exist_ok=True)
+    # Ray writes <system temp>/ray/ray_current_cluster whatever temp_dir says ($RAY_TMPDIR, else
+    # $TMPDIR, else /tmp), and fails where that folder does not exist yet (a fresh machine).
+    system_temp = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"
+    Path(system_temp, "ray").mkdir(parents=True, exist_ok=True)
     c = Cluster(initialize_head=True, head_node_args=dict(
         num_cpus=1, resources={"device:lab-fpga": 1}, temp_dir=temp, **NODE,
         _system_config={"health_check_period_ms": 500, "health_check_failure_threshold": 3}))
