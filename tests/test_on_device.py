@@ -204,3 +204,42 @@ def test_every_stored_input_shape_is_measured_with_compares_keys(two_shape_run, 
     report = json.loads((two_shape_run / "report.json").read_text())
     assert {(r["device"], r["shape"]) for r in report["rows"]} >= {("lab-box", "1x3x16x16"), ("lab-box", "1x3x24x32"),
                                                                    ("host", "1x3x16x16"), ("host", "1x3x24x32")}
+
+
+def _rows(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "measurements.jsonl").read_text().splitlines()]
+
+
+def test_measure_takes_the_runs_scenarios_and_batches_so_keys_line_up(two_shape_run, tmp_path):
+    """A run made with --scenario offline --batch-sizes 2 is measured on the device in that
+    scenario and batch, under the keys compare gives those rows."""
+    from edgebench.core.records import measurement_key
+    from edgebench.measure.on_device import measure_run
+
+    device_run = _copy_bundle(two_shape_run, tmp_path / "device")
+    info = json.loads((device_run / "run.json").read_text())
+    info["options"].update(scenarios=["offline"], batch_sizes=[2])
+    (device_run / "run.json").write_text(json.dumps(info))
+    result = measure_run(device_run, device="host", runtimes=["onnxruntime"])
+    rows = _rows(result.out_dir)
+    built = _rows(two_shape_run)
+    assert sorted(r["key"] for r in rows) == sorted(
+        measurement_key(b["candidate"], b["backend"], b["processor"], b["precision"], "host", 2, b["shape"], "offline")
+        for b in built)
+    assert all(r["status"] == "ok" and r["throughput"]["batch_size"] == 2 for r in rows), rows
+
+
+def test_measure_scenario_override_and_bad_values(two_shape_run, light_env, tmp_path):
+    device_run = _copy_bundle(two_shape_run, tmp_path / "device")
+    bad = _cli(["measure", str(device_run), "--batch-sizes", "0"], light_env)
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "--batch-sizes: 0" in lines[0], bad.stderr
+    assert not (device_run / "on-device").exists()  # refused before anything was measured
+    proc = _cli(["measure", str(device_run), "--device", "host", "--runtimes", "onnxruntime",
+                 "--scenario", "multi-stream"], light_env)
+    assert proc.returncode == 0, proc.stderr
+    rows = _rows(device_run / "on-device" / "host")
+    assert sorted((r["scenario"], r["batch_size"], r["shape"]) for r in rows) == [
+        ("multi-stream", 8, "1x3x16x16"), ("multi-stream", 8, "1x3x24x32")]
+    assert all(r["status"] == "ok" and r["key"].endswith("|multi-stream") for r in rows), rows
+    assert "/ multi-stream / batch 8:" in proc.stdout

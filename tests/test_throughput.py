@@ -161,10 +161,92 @@ def test_plan_rows_per_batch_and_scenario_and_fixed_batch_declines(tiny, tmp_pat
     assert eight.options["input_shapes"] == {"x": [8, 3, 16, 16]} and eight.options["hint"] == "throughput"
 
     tasks, rows = plan(tiny["fixed"], batch_sizes=(1, 8), scenarios=("single-stream", "multi-stream"))
-    assert [(t.scenario, t.batch_size) for t in tasks] == [("single-stream", 1)]
-    assert {(r.scenario, r.batch_size, r.status) for r in rows} == {("single-stream", 8, "skipped"),
-                                                                     ("multi-stream", 8, "skipped")}
+    # Multi-stream on a model fixed at batch 1: a query of 8, keyed as any multi-stream row, served
+    # as 8 batch-1 requests in flight; single-stream batch 8 still declines.
+    assert [(t.scenario, t.batch_size) for t in tasks] == [("single-stream", 1), ("multi-stream", 8)]
+    query = tasks[1]
+    assert query.key.endswith("|b8|1x3x16x16|multi-stream") and query.options["input_shapes"] == {"x": [1, 3, 16, 16]}
+    assert (query.options["query_as_requests"], query.options["streams"], query.options["hint"]) == (8, 8, "throughput")
+    assert [(r.scenario, r.batch_size, r.status) for r in rows] == [("single-stream", 8, "skipped")]
     assert all("fixed batch dimension of 1" in r.error and "\n" not in r.error for r in rows)
+
+
+def test_fixed_batch_multi_stream_declines_where_the_runtime_has_no_throughput_mode(tiny, tmp_path, monkeypatch):
+    from edgebench.backends import Availability
+    from edgebench.backends.host import local_device
+    from edgebench.backends.onnxruntime_runner import OnnxRuntimeRunner
+    from edgebench.measure.plan import PlanSettings, plan_measurements
+    from edgebench.measure.run_inputs import RunInputs, ShapeSet
+    from edgebench.models.inputs import InputSpec
+
+    monkeypatch.setattr(OnnxRuntimeRunner, "has_throughput_mode", classmethod(lambda cls: False))
+    inputs = RunInputs([ShapeSet("1x3x16x16", [InputSpec("x", (1, 3, 16, 16), "float32", "NCHW")], tmp_path / "e.npz")],
+                       "random")
+    rows: list = []
+    tasks = plan_measurements(CandidateInfo(id="c", name="c", artifacts={"onnx": tiny["fixed"].name}), local_device(),
+                              tiny["fixed"].parent, PlanSettings(runtimes=["onnxruntime"], scenarios=("multi-stream",)),
+                              "here", inputs, lambda runtime: Availability(True, processors=("cpu",)), rows)
+    assert not tasks and [(r.scenario, r.status) for r in rows] == [("multi-stream", "skipped")]
+    assert "fixed batch dimension of 1" in rows[0].error and "no throughput mode" in rows[0].error
+
+
+def test_a_query_of_requests_runs_them_together_and_times_to_the_last(tmp_path):
+    """8 sleeping calls stand in for batch-1 requests of a runtime that releases the GIL: a query
+    takes about one call's time, not eight (generous margin), and never less than one call."""
+    from edgebench.backends.base import InFlight
+    from edgebench.measure.throughput import measure_query_of_requests
+    from edgebench.measure.timing import TimingConfig
+
+    calls = [0]
+    lock = threading.Lock()
+
+    def call(feed):
+        with lock:
+            calls[0] += 1
+        time.sleep(0.01)
+
+    config = TimingConfig(warmup_iterations=1, warmup_s=0.0, min_iterations=5, max_iterations=20, time_budget_s=0.3)
+    streams = ThreadStreams([call] * 8, "8 sleepers")
+    try:
+        stats, samples = measure_query_of_requests(streams, {}, 8, config)
+    finally:
+        streams.close()
+    assert calls[0] == 8 * (stats.iterations + stats.warmup_iterations)  # exactly 8 requests per query
+    assert np.all(samples >= 10.0) and stats.median_ms < 8 * 10.0 / 2
+    with pytest.raises(IncompatibleError, match="keeps 2 requests in flight, not the query's 8"):
+        measure_query_of_requests(ThreadStreams([call] * 2, "2 sleepers"), {}, 8, config)
+
+    class Queue(InFlight):
+        count, idiom = 8, "a queue"
+
+        def run(self, inputs, started, finished):
+            raise AssertionError("not reached")
+
+    with pytest.raises(IncompatibleError, match="a queue: edgebench cannot issue exactly one request"):
+        measure_query_of_requests(Queue(), {}, 8, config)
+
+
+def test_fixed_batch_multi_stream_end_to_end_in_the_worker(tiny, tmp_path):
+    """ONNX Runtime serves the 8-sample query of a batch-1 model as 8 requests in flight: p99 over
+    queries, the row says how it was served, quality scored one sample at a time."""
+    from edgebench.measure.eval_sets import write_reference
+    from edgebench.measure.worker import MeasureTask, execute
+    from edgebench.report.table import scenario_fields
+
+    eval_path = tmp_path / "eval-0.npz"
+    np.savez(eval_path, **{"in:x": np.random.default_rng(1).random((5, 1, 3, 16, 16), dtype=np.float32)})
+    reference = write_reference(tiny["fixed"], eval_path, tmp_path / "reference-0.npz", 1)
+    task = MeasureTask(key=measurement_key("c", "onnxruntime", "cpu", "fp32", "host", 8, None, "multi-stream"),
+                       candidate="c", backend="onnxruntime", artifact=str(tiny["fixed"]), processor="cpu",
+                       precision="fp32", device="host", measured_on="here", eval_data=str(eval_path), num_classes=4,
+                       threads=2, batch_size=8, layer_profile=False, score=False, reference=str(reference),
+                       timing={"time_budget_s": 0.3, "warmup_s": 0.05, "min_iterations": 5, "warmup_iterations": 2},
+                       options={"hint": "throughput", "streams": 8, "query_as_requests": 8}, scenario="multi-stream")
+    m = execute(task)
+    assert m.ok and (m.scenario, m.batch_size) == ("multi-stream", 8) and m.latency["p99_ms"] > 0, m.error
+    assert m.extra["served_as"].startswith("served as 8 batch-1 requests in flight (8 threads on one session")
+    assert m.quality["metric"] == "agreement" and m.quality["value"] > 0.999
+    assert "served as 8 batch-1 requests in flight" in scenario_fields(m)["scenario_text"]
 
 
 def test_batch_helpers(tiny):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -56,6 +56,15 @@ class InFlight(ABC):
         """Keep `count` requests running on `inputs` until `finished` says stop; return once every
         submitted request has completed. A runtime error in any request is raised here."""
 
+    def run_each_once(self, inputs: dict[str, np.ndarray]) -> None:
+        """Issue exactly one request on each of the `count` in flight, together, and return when
+        the last has completed: a multi-stream query served as requests (measure/throughput.py).
+        A driver that cannot promise exactly one each says so, and the row is skipped with it."""
+        raise IncompatibleError(f"{self.idiom}: edgebench cannot issue exactly one request on each in flight")
+
+    def close(self) -> None:  # noqa: B027 - a no-op default for drivers that hold nothing of their own
+        """Free what the driver itself holds (threads); the runner's model is the runner's to free."""
+
 
 class ThreadStreams(InFlight):
     """One Python thread per request in flight, each calling a blocking `infer` of its own (for
@@ -63,6 +72,7 @@ class ThreadStreams(InFlight):
 
     def __init__(self, calls: list[Callable[[dict[str, np.ndarray]], Any]], idiom: str):
         self.calls, self.count, self.idiom = calls, len(calls), idiom
+        self._pool: Optional[ThreadPoolExecutor] = None
 
     def run(self, inputs, started, finished) -> None:
         def loop(call) -> None:
@@ -72,10 +82,23 @@ class ThreadStreams(InFlight):
                 call(inputs)
                 more = finished(token)
 
-        with ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="edgebench-stream") as pool:
-            futures = [pool.submit(loop, call) for call in self.calls]
-            for f in futures:
-                f.result()  # re-raises a stream's error here
+        # One pool kept across runs: a query served as requests calls run() once per query, and
+        # starting `count` threads each time would be timed as part of every query.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="edgebench-stream")
+        futures = [self._pool.submit(loop, call) for call in self.calls]
+        wait(futures)  # every stream has ended before an error is raised and the model may be freed
+        for f in futures:
+            f.result()  # re-raises a stream's error here
+
+    def run_each_once(self, inputs) -> None:
+        # Every stream loops until `finished` says stop: saying so at once runs each call exactly once.
+        self.run(inputs, lambda: None, lambda _token: False)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def split_threads(threads: Optional[int], streams: int) -> Optional[int]:
@@ -171,6 +194,12 @@ class Runner(ABC):
         model was loaded for throughput ("hint": "throughput"). A runtime without a throughput mode
         raises IncompatibleError with why: its offline row is skipped with that reason."""
         raise IncompatibleError(f"{self.name} has no throughput mode in edgebench")
+
+    @classmethod
+    def has_throughput_mode(cls) -> bool:
+        """Whether this runtime keeps requests in flight at all (the planner asks before it plans a
+        multi-stream query as requests)."""
+        return cls.throughput_streams is not Runner.throughput_streams
 
     def extra_metrics(self, inputs: dict[str, np.ndarray]) -> dict:
         """Runtime-specific figures stored beside the timing (e.g. GPU compute vs copies); {} by default."""

@@ -229,17 +229,29 @@ def measure(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the measurements go "
                                                                  "(default: RUN/on-device/DEVICE)."),
     runtimes: Optional[list[str]] = typer.Option(None, "--runtimes", help="Only these runtimes (comma-separated)."),
+    scenario: Optional[list[str]] = typer.Option(None, "--scenario", help="MLPerf scenario(s) as for compare "
+                                                 "(default: the ones the run was made with)."),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", metavar="N,N", help="Batch sizes to measure "
+                                              "(default: the ones the run was made with)."),
 ) -> None:
     """Measure a copied run folder on this device (a light install is enough); merge the result
     on the building machine with `edgebench report RUN --merge FOLDER`."""
     from edgebench.measure.on_device import measure_run
+    from edgebench.measure.scenarios import parse_batch_sizes, parse_scenarios
+
+    # Validated as compare's are, before anything is measured (bad values: one line, exit 2).
+    scenarios = parse_scenarios(scenario) if scenario else None
+    batches = parse_batch_sizes(batch_sizes) if batch_sizes is not None else None
 
     def progress(m, done, total):
         state = f"{m.median_ms:.3f} ms" if m.ok and m.median_ms else (m.error or m.status)
-        console.print(f"[{done}/{total}] {escape(m.candidate)} / {m.backend} ({m.precision}): {escape(state)}",
-                      highlight=False)
+        where = (f" / {m.scenario}" if m.scenario != "single-stream" else "") + \
+                (f" / batch {m.batch_size}" if m.batch_size != 1 else "")
+        console.print(f"[{done}/{total}] {escape(m.candidate)} / {m.backend} ({m.precision}){escape(where)}: "
+                      f"{escape(state)}", highlight=False)
 
-    result = measure_run(run, device=device, out_dir=out, runtimes=_split(runtimes), on_result=progress)
+    result = measure_run(run, device=device, out_dir=out, runtimes=_split(runtimes), scenarios=scenarios,
+                         batch_sizes=batches, on_result=progress)
     if result.identity_warning:
         err_console.print(f"[yellow]warning:[/yellow] {escape(result.identity_warning)}", highlight=False)
     ok = sum(m.ok for m in result.measurements)

@@ -15,18 +15,31 @@ def summary_json(run_dir: Path, counts: dict) -> dict:
     """What `compare --json` prints: the pick, the front and how many rows ended how."""
     run, _, _, rows = load_tables(run_dir)
     keep = ("name", "candidate", "backend", "processor", "precision", "executed_precision", "device", "source",
-            "top1", "median_ms", "p99_ms", "speedup", "estimate_error_pct")
+            "scenario", "batch_size", "top1", "median_ms", "p99_ms", "speedup", "estimate_error_pct")
     choice = recommend(rows)
     return {"run_dir": str(run_dir), "report": str(Path(run_dir) / "report.html"), "counts": counts,
             "ship": {k: choice[k] for k in keep} if choice else None,
             "pareto": [{k: r[k] for k in keep} for r in rows if r["pareto"]],
-            "not_measured": [{k: r[k] for k in ("name", "backend", "processor", "precision", "status", "error")}
+            "not_measured": [{k: r[k] for k in ("name", "backend", "processor", "precision", "scenario", "batch_size",
+                                                "status", "error")}
                              for r in rows if r["status"] != "ok"],
             "dropped": run.get("dropped") or {}}
 
 
+def varying_dimensions(rows: list[dict]) -> tuple[bool, bool]:
+    """Whether the run's rows span more than one scenario, and more than one batch size: only
+    then does the table need those columns to tell its rows apart (a default run prints as before)."""
+    return len({r["scenario"] for r in rows}) > 1, len({r["batch_size"] for r in rows}) > 1
+
+
+def _where(r: dict, scenarios: bool, batches: bool) -> str:
+    """The scenario and batch a one-line message is about, when the run has several."""
+    return (f" / {r['scenario']}" if scenarios else "") + (f" / batch {r['batch_size']}" if batches else "")
+
+
 def print_summary(console: Console, run_dir: Path) -> None:
     run, _, _, rows = load_tables(run_dir)
+    scenarios, batches = varying_dimensions(rows)
     if not run.get("figures_are_target", True):
         console.print(f"[yellow]Asked for {escape(str(run['device']))}; figures were measured on "
                       f"{escape(str(run['measured_on']))}. Estimates for {escape(str(run['device']))} are "
@@ -36,11 +49,17 @@ def print_summary(console: Console, run_dir: Path) -> None:
     quality = (run.get("inputs") or {}).get("quality") or "top-1"
     title = "Pareto front" if front else "Measured (quality not measured: no front)"
     table = Table(title=escape(f"{title}: {run.get('model_name')} for {run.get('device')}; quality = {quality}"))
-    for col in ("candidate", "runtime", "precision", "shape", "quality", "median ms", "p99 ms", "speedup", "source"):
+    columns = ["candidate", "runtime", "precision", "shape", "quality", "median ms", "p99 ms", "speedup", "source"]
+    # Rows of several scenarios or batches would otherwise read as duplicates; the scenario's own
+    # figure (p99 per query, samples per second) goes beside its name, since median ms is not it.
+    columns[4:4] = (["scenario"] if scenarios else []) + (["batch"] if batches else [])
+    for col in columns:
         table.add_column(col, overflow="fold")
     for r in sorted(shown, key=lambda r: (r["group"], r["median_ms"])):
+        where = ([escape(f"{r['scenario']}: {r['scenario_text']}")] if scenarios else []) + \
+                ([str(r["batch_size"])] if batches else [])
         table.add_row(escape(r["name"]), escape(f"{r['backend']} ({r['processor']})"),
-                      escape(r["executed_precision"] or r["precision"]), escape(r["shape"] or "-"),
+                      escape(r["executed_precision"] or r["precision"]), escape(r["shape"] or "-"), *where,
                       escape(r["quality_text"]), f"{r['median_ms']:.3f}",
                       f"{r['p99_ms']:.3f}" if r["p99_ms"] else "-",
                       f"{r['speedup']:.2f}x" if r["speedup"] else "-",
@@ -55,12 +74,14 @@ def print_summary(console: Console, run_dir: Path) -> None:
                           "machine was busy; rerun on a quiet machine (--wait-quiet SECONDS).", highlight=False)
     for r in rows:
         for flag in r["flags"]:
-            console.print(f"[yellow]flag:[/yellow] {escape(r['name'])} / {escape(r['backend'])}: {escape(flag)}",
+            console.print(f"[yellow]flag:[/yellow] {escape(r['name'])} / {escape(r['backend'])}"
+                          f"{escape(_where(r, scenarios, batches))}: {escape(flag)}",
                           highlight=False)
     for status, colour in (("failed", "red"), ("skipped", "yellow"), ("unavailable", "yellow")):
         for r in (r for r in rows if r["status"] == status):
             console.print(f"[{colour}]{status}:[/{colour}] " + escape(f"{r['name']} / {r['backend']} / "
-                                                                      f"{r['precision']}: {r['error']}"),
+                                                                      f"{r['precision']}"
+                                                                      f"{_where(r, scenarios, batches)}: {r['error']}"),
                           highlight=False)
     for what, why in (run.get("dropped") or {}).items():
         console.print("[yellow]left out of the report:[/yellow] " + escape(f"{what}: {why}"), highlight=False)

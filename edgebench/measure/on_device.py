@@ -23,6 +23,7 @@ from edgebench.measure.environment import fingerprint
 from edgebench.measure.identity import label_with_identity
 from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
+from edgebench.measure.scenarios import parse_batch_sizes, parse_scenarios
 from edgebench.measure.worker import run_isolated
 from edgebench.models.inputs import InputSpec
 from edgebench.models.onnx_io import output_fits_classes
@@ -42,7 +43,8 @@ def default_out_dir(run_dir: Path, device: str) -> Path:
 
 
 def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[Path] = None,
-                runtimes: Optional[list[str]] = None,
+                runtimes: Optional[list[str]] = None, scenarios: Optional[list[str]] = None,
+                batch_sizes: Optional[list[int]] = None,
                 on_result: Callable[[Measurement, int, int], None] = lambda m, done, total: None) -> OnDeviceResult:
     run_dir = Path(run_dir)
     source = RunStore(run_dir)
@@ -53,9 +55,13 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
                             f"(it needs run.json, data/eval.npz or data/eval-N.npz, and candidates/)")
     profile = device_profile(device) if device else local_device()
     options = info.get("options", {})
+    # The run's own scenarios and batches unless overridden, so the keys are the builder's rows' keys.
+    scenarios = parse_scenarios(scenarios or options.get("scenarios"))
+    batch_sizes = parse_batch_sizes(",".join(map(str, batch_sizes or options.get("batch_sizes") or [1])))
     settings = PlanSettings(runtimes=runtimes or options.get("runtimes"), timing=options.get("timing") or {},
                             layer_profile=options.get("layer_profile", True),
-                            timeout_s=options.get("measure_timeout_s", 600.0), skip_formats=("torch",))
+                            timeout_s=options.get("measure_timeout_s", 600.0), skip_formats=("torch",),
+                            scenarios=tuple(scenarios), batch_sizes=tuple(batch_sizes))
     out_dir = Path(out_dir) if out_dir else default_out_dir(run_dir, profile.name)
     with RunStore(out_dir) as store:
         store.write_run_info({"measured_by": "edgebench measure", "device": profile.name,

@@ -14,7 +14,14 @@ from edgebench.core.signing import trusted_sha256
 from edgebench.devices.profiles import DeviceProfile
 from edgebench.measure import unplanned
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
-from edgebench.measure.scenarios import SCENARIO, batch_decline, batched_shapes, planned_batches
+from edgebench.measure.scenarios import (
+    MULTI_STREAM_SAMPLES,
+    SCENARIO,
+    batch_decline,
+    batched_shapes,
+    planned_batches,
+    serve_as_requests,
+)
 from edgebench.measure.worker import MeasureTask
 
 
@@ -91,15 +98,22 @@ def _plan_shape(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, sett
             artifact = run_dir / info.artifacts[fmt]
             onnx = run_dir / info.artifacts["onnx"] if fmt in ("onnx", "openvino") and "onnx" in info.artifacts else None
             declined = batch_decline(batch, shape_set.input_shapes, onnx)
-            if declined:
+            as_requests = bool(declined) and serve_as_requests(scenario, shape_set.input_shapes, onnx)
+            if as_requests and not runner.has_throughput_mode():
+                declined = (f"{declined}; {runtime} has no throughput mode to serve the query as {batch} batch-1 "
+                            "requests in flight")
+                as_requests = False
+            if declined and not as_requests:
                 row(runtime, processor_name, precisions, "skipped", f"batch {batch}: {declined}")
                 continue
             options: dict[str, object] = {"sha256": trusted_sha256(artifact)} if fmt == "torch" else {}
             if settings.clock != "wall":
                 options["clock"] = settings.clock
             if shape_set.label:
-                options["input_shapes"] = batched_shapes(shape_set.input_shapes, batch)
-            if SCENARIO[scenario].throughput:
+                options["input_shapes"] = batched_shapes(shape_set.input_shapes, 1 if as_requests else batch)
+            if as_requests:  # the row keeps batch 8 (its key is a multi-stream query's); the model runs at 1
+                options.update(hint="throughput", streams=MULTI_STREAM_SAMPLES, query_as_requests=MULTI_STREAM_SAMPLES)
+            elif SCENARIO[scenario].throughput:
                 options["hint"] = "throughput"
                 options["streams"] = settings.streams or default_streams(profile.threads)
             for precision in precisions:

@@ -3,7 +3,9 @@
 - single-stream: one query of one batch at a time, sequentially (today's timing loop); MLPerf
   reports its p90 latency. With `--batch-sizes 1,8` each batch size is its own row.
 - multi-stream: queries of 8 samples (one batch of 8), sequentially; MLPerf reports the p99
-  latency per query. A model whose batch is fixed at 1 declines it with the reason.
+  latency per query. A model whose batch is fixed at 1 serves each query as 8 batch-1 requests in
+  flight where the runtime has a throughput mode (MLPerf lets a query's samples be issued apart),
+  and declines with the reason where it has none.
 - offline: every sample available at once: several requests in flight in the runtime's own idiom
   (measure/throughput.py); the figure is samples per second.
 
@@ -95,6 +97,16 @@ def batch_decline(batch: int, input_shapes: dict[str, list], onnx_path: Optional
                 return f"the model's input '{name}' has a fixed batch dimension of {declared[0]}; export it with a " \
                        f"dynamic batch to measure batch {batch}"
     return None
+
+
+def serve_as_requests(scenario: str, input_shapes: dict[str, list], onnx_path: Optional[Path]) -> bool:
+    """Whether a multi-stream query has to be served as MULTI_STREAM_SAMPLES batch-1 requests in
+    flight: the shape set measures one sample at a time and the model's ONNX fixes its batch at 1."""
+    if scenario != "multi-stream" or onnx_path is None or not onnx_path.is_file():
+        return False
+    if any(dims and int(dims[0]) != 1 for dims in input_shapes.values()):
+        return False
+    return any(declared and declared[0] == 1 for _, declared, _ in declared_inputs(onnx_path))
 
 
 def batched_shapes(input_shapes: dict[str, list], batch: int) -> dict[str, list]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgebench.backends.base import InFlight
+from edgebench.core.errors import IncompatibleError
 from edgebench.core.records import LatencyStats, ThroughputStats
-from edgebench.measure.timing import TimingConfig, summarize
+from edgebench.measure.timing import TimingConfig, measure, summarize
 
 
 @dataclass(frozen=True)
@@ -78,3 +79,29 @@ def _run_for(streams: InFlight, inputs: dict[str, np.ndarray], seconds: float, c
             return clock() < end and done[0] < cap
 
     streams.run(inputs, lambda: None, finished)
+
+
+class _QueryOfRequests:
+    """A multi-stream query served as `count` batch-1 requests in flight, in the shape of a runner
+    (infer, synchronize), so that `timing.measure` times each query as it times one inference,
+    with the same warm-up and stopping rule: a sample is the time from issuing the requests to
+    the last completion."""
+
+    def __init__(self, streams: InFlight):
+        self.streams = streams
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> None:
+        self.streams.run_each_once(inputs)
+
+    def synchronize(self) -> None:
+        """run_each_once returns only once every request has completed."""
+
+
+def measure_query_of_requests(streams: InFlight, inputs: dict[str, np.ndarray], requests: int,
+                              config: TimingConfig = TimingConfig()) -> tuple[LatencyStats, np.ndarray]:
+    """MLPerf MultiStream on a model that takes one sample at a time: each query of `requests`
+    samples is `requests` batch-1 requests issued together; its latency runs to the last completion,
+    and the statistics (p99 the scenario's figure) are over queries."""
+    if streams.count != requests:
+        raise IncompatibleError(f"{streams.idiom} keeps {streams.count} requests in flight, not the query's {requests}")
+    return measure(_QueryOfRequests(streams), inputs, config)

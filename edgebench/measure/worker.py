@@ -30,7 +30,7 @@ from edgebench.measure.eval_sets import load_eval_set, load_reference, run_over
 from edgebench.measure.processes import merge, per_process_tasks
 from edgebench.measure.quality import QualityResult, agreement, not_measured, top1, user_metric
 from edgebench.measure.scenarios import SCENARIO, batch_feed, run_over_batched
-from edgebench.measure.throughput import ThroughputConfig, measure_throughput
+from edgebench.measure.throughput import ThroughputConfig, measure_query_of_requests, measure_throughput
 from edgebench.measure.timing import TimingConfig, measure, peak_rss_mb, summarize, timed
 
 
@@ -72,9 +72,12 @@ def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, sta
 def execute(task: MeasureTask) -> Measurement:
     """Load, time and score one artifact in this process. Runs inside the worker."""
     feed_list, labels = load_eval_set(Path(task.eval_data))
-    sample = batch_feed(feed_list, task.batch_size)  # a query of batch_size samples
+    # A multi-stream query on a model fixed at batch 1 is served as that many batch-1 requests.
+    requests = int(task.options.get("query_as_requests") or 0)
+    model_batch = 1 if requests else task.batch_size
+    sample = batch_feed(feed_list, model_batch)  # a query of batch_size samples, or one of its requests
     runner = create_runner(task.backend)
-    placement = Placement(task.processor, task.precision, task.threads, task.batch_size, dict(task.options))
+    placement = Placement(task.processor, task.precision, task.threads, model_batch, dict(task.options))
     runner.check_placement(placement)
     extra: dict = {}
     _, build_s = timed(lambda: runner.prepare(Path(task.artifact), placement))
@@ -94,7 +97,17 @@ def execute(task: MeasureTask) -> Measurement:
     probe = LoadProbe()
     own_ms: list[float] = []
     throughput = None
-    if SCENARIO[task.scenario].throughput:
+    if requests:
+        try:
+            streams = runner.throughput_streams()
+            stats, samples = measure_query_of_requests(streams, sample, requests, TimingConfig(**task.timing))
+        except IncompatibleError as e:
+            runner.close()
+            return failed(task, f"batch {task.batch_size}: the model's batch is fixed at 1 and the query cannot be "
+                                f"served as {requests} batch-1 requests in flight: {e}", status="skipped")
+        streams.close()
+        extra["served_as"] = f"served as {requests} batch-1 requests in flight ({streams.idiom})"
+    elif SCENARIO[task.scenario].throughput:
         try:
             streams = runner.throughput_streams()
         except IncompatibleError as e:
@@ -110,7 +123,7 @@ def execute(task: MeasureTask) -> Measurement:
         stats, samples = choose_clock(task, stats, samples, own_ms, extra)
     extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
     extra.update(runner.extra_metrics(sample))
-    quality = judge(task, runner, feed_list, labels)
+    quality = judge(task, runner, feed_list, labels, model_batch)
     accuracy = None
     if quality.metric == "top1":
         accuracy = AccuracyResult(top1=float(quality.value or 0.0), correct=quality.extra["correct"], total=quality.samples,
@@ -135,14 +148,16 @@ def execute(task: MeasureTask) -> Measurement:
         throughput=throughput.to_dict() if throughput else None)
 
 
-def judge(task: MeasureTask, runner, feed_list: list[dict], labels) -> QualityResult:
+def judge(task: MeasureTask, runner, feed_list: list[dict], labels, batch: Optional[int] = None) -> QualityResult:
     """The task's quality figure: top-1 on labels made for the model, a user metric, agreement
-    with the FP32 reference, or not measured with the reason."""
+    with the FP32 reference, or not measured with the reason; the model is run `batch` samples at a
+    time (default: the task's batch size)."""
+    batch = task.batch_size if batch is None else batch
     if task.quality_note:
         return not_measured(task.quality_note)
     if not (task.score and labels is not None) and not task.metric and not task.reference:
         return not_measured("no labels that fit the model and no FP32 reference")
-    outputs = run_over(runner, feed_list) if task.batch_size == 1 else run_over_batched(runner, feed_list, task.batch_size)
+    outputs = run_over(runner, feed_list) if batch == 1 else run_over_batched(runner, feed_list, batch)
     if task.score and labels is not None:
         if outputs[0].reshape(len(labels), -1).shape[1] != task.num_classes:
             raise IncompatibleError(f"model output shape {list(outputs[0].shape[1:])} does not fit the "

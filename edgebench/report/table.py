@@ -47,6 +47,8 @@ def scenario_fields(m: Measurement) -> dict:
     else:
         value = lat.get(scenario.statistic)
         text = f"{scenario.statistic_label} {value:.3g} ms" if value is not None else "-"
+        if value is not None and m.extra.get("served_as"):  # a fixed-batch model's query, as requests in flight
+            text += f", {m.extra['served_as']}"
     throughput_axis = bool(scenario.throughput and per_s)
     return {"scenario": m.scenario, "batch_size": m.batch_size, "scenario_statistic": scenario.statistic_label,
             "scenario_value": value, "scenario_text": text, "samples_per_s": per_s, "in_flight": tp.get("in_flight"),
