@@ -100,7 +100,7 @@ class OnnxRuntimeRunner(Runner):
         self.session = None
         self._binding = None
         self._bound = None
-        self._bound_values: list = []
+        self._bound_values = []
 
     def layer_profile(self, inputs: dict[str, np.ndarray], iterations: int = 20) -> list[dict]:
         """Per-op-type time from ORT's own profiler (a separate session, so timing is undisturbed)."""
