@@ -3,7 +3,11 @@
 - OpenVINO: edgebench's OpenVINO runner + timing loop vs OpenVINO's `benchmark_app` (shipped with
   the openvino wheel; `python -m openvino.tools.benchmark.main` is the same tool) on the same IR,
   latency hint, sync API, same thread count (all physical cores) and inference precision.
-- ONNX Runtime: vs a minimal `session.run` loop (the wheel ships no perf tool).
+- ONNX Runtime: vs `onnxruntime_perf_test` where it is on PATH (it is not in the pip wheel; it
+  comes with a source build), else vs a minimal loop of the call edgebench times
+  (`run_with_iobinding` on bound inputs, outputs copied back). edgebench's wall clock is compared:
+  ORT's only own clock is its profiler's `model_run`, which slows Run (about x3 on this model), so
+  its ratio to the wall median is printed beside, not compared.
 - PyTorch: vs a minimal `model(x)` loop under inference_mode.
 - TensorRT: vs `trtexec`, only where a GPU and trtexec exist (not on this machine).
 
@@ -69,6 +73,22 @@ def edgebench_median(runtime: str, artifact: Path, precision: str, threads: int,
             raise RuntimeError(f"{runtime} keeps no clock of its own")
         return float(np.median(own))
     return stats.median_ms
+
+
+def ort_profiled_ratio(onnx_path: Path, threads: int, sample: np.ndarray) -> dict:
+    """What ORT's own clock says beside edgebench's wall median, side by side in one process: the
+    median `model_run` of a separate profiled pass over the median wall time of unprofiled calls."""
+    from edgebench.backends import Placement, create_runner
+    from edgebench.measure.timing import TimingConfig, measure
+
+    runner = create_runner("onnxruntime")
+    runner.load(onnx_path, Placement("cpu", "fp32", threads))
+    feed = {"input": sample}
+    stats, _ = measure(runner, feed, TimingConfig(time_budget_s=1.0))
+    profiled = float(np.median(runner.profiled_latency_ms(feed, 100)))
+    runner.close()
+    return {"skipped": f"not compared: profiled model_run {profiled:.3f} ms vs wall {stats.median_ms:.3f} ms, "
+                       f"x{profiled / stats.median_ms:.2f} (the profiler's own cost)"}
 
 
 def benchmark_app_median(xml: Path, threads: int, precision: str, seconds: float) -> float:
@@ -150,8 +170,27 @@ def main() -> None:
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return minimal_loop(lambda: session.run(None, {name: sample}), args.seconds)
+        binding = session.io_binding()
+        binding.bind_cpu_input(session.get_inputs()[0].name, sample)
+        binding.bind_output(session.get_outputs()[0].name)
+
+        def call() -> None:
+            session.run_with_iobinding(binding)
+            binding.copy_outputs_to_cpu()
+
+        return minimal_loop(call, args.seconds)
+
+    def ort_perf_test() -> float:
+        # -m times -r N: a fixed number of runs (its duration mode prints no median); -x intra-op threads.
+        runs = max(10, int(args.seconds * 1e3 / max(ort_reference_ms[0], 0.05)))
+        out = subprocess.run([str(shutil.which("onnxruntime_perf_test")), "-e", "cpu", "-m", "times", "-r", str(runs),
+                              "-x", str(threads), str(onnx_path)], capture_output=True, text=True, timeout=600).stdout
+        match = re.search(r"P50 Latency:\s+([\d.eE+-]+) s", out)
+        if not match:
+            raise RuntimeError("onnxruntime_perf_test printed no P50 latency:\n" + out[-2000:])
+        return float(match.group(1)) * 1e3
+
+    ort_reference_ms = [ort_reference()]  # sizes perf_test's run count to about --seconds
 
     def ov_python_reference() -> float:
         import openvino as ov
@@ -184,8 +223,12 @@ def main() -> None:
         "openvino fp32 throughput (ms/sample) vs benchmark_app -hint throughput": (
             lambda: edgebench_ms_per_sample(xml, "fp32", sample, args.seconds),
             lambda: benchmark_app_ms_per_sample(xml, "f32", args.seconds)),
-        "onnxruntime fp32 vs session.run loop": (lambda: edgebench_median("onnxruntime", onnx_path, "fp32", threads,
-                                                                          sample, args.seconds), ort_reference),
+        # Unverified here: onnxruntime_perf_test is not on this machine (not in the pip wheel).
+        **({"onnxruntime fp32 vs onnxruntime_perf_test": (lambda: edgebench_median(
+            "onnxruntime", onnx_path, "fp32", threads, sample, args.seconds), ort_perf_test)}
+           if shutil.which("onnxruntime_perf_test") else {}),
+        "onnxruntime fp32 vs run_with_iobinding loop": (lambda: edgebench_median(
+            "onnxruntime", onnx_path, "fp32", threads, sample, args.seconds), ort_reference),
         "pytorch fp32 vs eager loop": (lambda: edgebench_median("pytorch", work / "model.pt", "fp32", threads, sample,
                                                                 args.seconds), torch_reference),
     }
@@ -198,6 +241,10 @@ def main() -> None:
             print(f"{label:40s} round {r}: edgebench {a:.3f} ms, reference {b:.3f} ms, ratio {a / b:.3f}", flush=True)
         ratio = float(np.median([x["ratio"] for x in rounds]))
         results[label] = {"rounds": rounds, "median_ratio": ratio, "within_5pct": abs(ratio - 1) <= 0.05}
+    if not shutil.which("onnxruntime_perf_test"):
+        results["onnxruntime vs onnxruntime_perf_test"] = {
+            "skipped": "onnxruntime_perf_test not on PATH (not in the pip wheel); compared with a minimal loop only"}
+    results["onnxruntime profiler model_run / edgebench wall"] = ort_profiled_ratio(onnx_path, threads, sample)
     results["tensorrt vs trtexec"] = {"skipped": "no NVIDIA GPU / trtexec on this machine" if not shutil.which(
         "trtexec") else "not automated yet"}
 

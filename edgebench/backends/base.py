@@ -166,6 +166,13 @@ class Runner(ABC):
         without the Python call around it), or None where the runtime keeps none."""
         return None
 
+    def profiled_latency_ms(self, inputs: dict[str, np.ndarray], iterations: int) -> list[float]:
+        """For a runtime whose only own clock slows the runs it times (ONNX Runtime's profiler):
+        its own figure for each of `iterations` runs of a separate, instrumented pass made after
+        the timed calls, which stay unprofiled; [] where there is none. Recorded beside the wall
+        time as such, never ranked by: its instrumentation is part of what it measures."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - a no-op default that runners override when they need it
         """Free the model; the runner is not used afterwards."""
 

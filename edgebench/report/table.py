@@ -117,6 +117,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             f"{m.extra['processes']['count']} processes" if m.extra.get("processes") else "one process",
             "ranked_by": m.extra.get("ranked_by") if m.source == "measured" else None,
             "runtime_median_ms": (m.extra.get("runtime_clock") or {}).get("median_ms"),
+            # "per timed call" (OpenVINO) or "separate profiled pass" (ONNX Runtime's profiler, never ranked by)
+            "runtime_clock_basis": (m.extra.get("runtime_clock") or {}).get("basis"),
             "wall_median_ms": (m.extra.get("wall_clock") or {}).get("median_ms") or lat.get("median_ms"),
             "shape": m.shape, "agreement": _agreement_rows(m), **quality_fields(m), **scenario_fields(m),
         }
