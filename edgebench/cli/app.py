@@ -318,7 +318,14 @@ def gate(
     input_size: Optional[int] = typer.Option(None, help="Interleaved mode: input size for models without a fixed one."),
     data: Optional[str] = typer.Option(None, help="Interleaved mode: also gate accuracy on this dataset (digits, "
                                                   "mnist, imagefolder:PATH, or npz:FILE with one array per "
-                                                  "input name and 'targets')."),
+                                                  "input name and optionally 'targets')."),
+    quality: str = typer.Option("auto", help="Interleaved mode, with --data: top1 (labels), agreement (the "
+                                            "current model's outputs against the baseline's), or auto: top1 "
+                                            "where labels fit the models, agreement otherwise."),
+    min_agreement: float = typer.Option(0.99, help="Agreement with the baseline's outputs below this fails: "
+                                                   "top-1 agreement for class scores, else cosine of the first output."),
+    input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="Interleaved mode: NAME=1x3x224x224 "
+                                                    "per input with dynamic dims (repeatable)."),
     markdown: Optional[Path] = typer.Option(None, help="Write a Markdown summary (pull-request comment) here."),
     junit: Optional[Path] = typer.Option(None, help="Write JUnit XML here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full verdict as JSON here."),
@@ -332,10 +339,12 @@ def gate(
 
     settings = GateSettings(metric=metric, max_slowdown=parse_fraction(max_slowdown, "--max-slowdown"),
                             max_accuracy_drop=max_accuracy_drop,
-                            max_size_increase=parse_fraction(max_size_increase, "--max-size-increase"), alpha=alpha)
+                            max_size_increase=parse_fraction(max_size_increase, "--max-size-increase"), alpha=alpha,
+                            min_agreement=min_agreement)
     opts = GateOptions(baseline=baseline, current=current, baseline_model=baseline_model, current_model=current_model,
                        settings=settings, runtime=runtime, threads=threads, budget_s=budget, target_ci=target_ci,
-                       input_size=input_size, data=data, markdown=markdown, junit=junit, json=json_out,
+                       input_size=input_size, data=data, quality=quality, input_shapes=tuple(input_shape or ()),
+                       markdown=markdown, junit=junit, json=json_out,
                        annotations=annotations)
     result = run_gate(opts)
     console.print(console_table(result))

@@ -32,6 +32,8 @@ class GateOptions:
     target_ci: float = 0.01
     input_size: Optional[int] = None
     data: Optional[str] = None
+    quality: str = "auto"  # with --data: auto | top1 | agreement (with the baseline's outputs)
+    input_shapes: tuple = ()  # --input-shape NAME=DIMS values, as compare takes them
     markdown: Optional[Path] = None
     junit: Optional[Path] = None
     json: Optional[Path] = None
@@ -48,7 +50,12 @@ def run_gate(opts: GateOptions) -> GateResult:
     if runs == models:
         raise UsageError("give either --baseline and --current (run folders or report.json files), or "
                          "--baseline-model and --current-model (measured now, interleaved)")
+    if not -1.0 <= opts.settings.min_agreement <= 1.0:
+        raise UsageError(f"--min-agreement must be between -1 and 1 (cosine) or 0 and 1 (top-1 agreement), "
+                         f"not {opts.settings.min_agreement:g}")
     if runs:
+        if opts.input_shapes or opts.quality != "auto":
+            raise UsageError("--input-shape and --quality apply to --baseline-model/--current-model (interleaved)")
         if opts.baseline is None or opts.current is None:
             raise UsageError("give both --baseline and --current")
 
@@ -62,7 +69,8 @@ def run_gate(opts: GateOptions) -> GateResult:
 
     return gate_models(opts.baseline_model, opts.current_model, opts.settings, backend=opts.runtime,
                        timing={"time_budget_s": opts.budget_s, "target_ci": opts.target_ci}, threads=opts.threads,
-                       input_size=opts.input_size, data=opts.data)
+                       input_size=opts.input_size, data=opts.data, quality=opts.quality,
+                       input_shapes=list(opts.input_shapes))
 
 
 def write_outputs(result: GateResult, opts: GateOptions, echo) -> None:

@@ -31,25 +31,40 @@ def _value_cell(check: Check, fmt: str) -> str:
     return f"{check.baseline:{fmt}} → {check.current:{fmt}} {check.unit}"
 
 
+def _quality_cell(check: Check) -> str:
+    """The accuracy column names its metric: top-1 on labels, or agreement with the baseline."""
+    if "agreement" in check.metric:
+        return "–" if check.current is None else f"{md(check.metric)} {check.current:.4f}"
+    cell = _value_cell(check, ".2f")
+    return cell if cell == "–" or not check.metric else f"{md(check.metric)} {cell}"
+
+
+def _name(check: Check) -> str:
+    return f"{check.kind} ({check.metric})" if check.metric else check.kind
+
+
 def markdown(result: GateResult) -> str:
     s = result.settings
     head = "❌ **edgebench gate: regression**" if not result.passed else "✅ **edgebench gate: passed**"
+    gated = sorted({k.metric for c in result.comparisons for k in c.checks if "agreement" in k.metric})
+    agreement = (f" ({', '.join(gated)} of the current model with the baseline's outputs must stay at least "
+                 f"{s.min_agreement:g})") if gated else ""
     lines = [head, "",
              f"Baseline `{md(result.baseline)}` vs current `{md(result.current)}` ({result.mode}). "
              f"A latency regression must exceed **{s.max_slowdown:.1%}** on **{s.metric}** and be significant "
              f"(one-sided {'Mann-Whitney U' if s.metric == 'p50' else 'bootstrap'} p < {s.alpha:g} and the "
              f"{s.confidence:.0%} bootstrap CI of the ratio above 1); accuracy may drop {s.max_accuracy_drop:g} "
-             f"points; size may grow {s.max_size_increase:.1%}.",
+             f"points{agreement}; size may grow {s.max_size_increase:.1%}.",
              "",
-             f"| candidate | runtime | processor | precision | device | {s.metric} latency | p | accuracy (top-1) | "
+             f"| candidate | runtime | processor | precision | device | {s.metric} latency | p | quality | "
              "size | verdict |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in result.comparisons:
         lat, acc, size = _check(c, "latency"), _check(c, "accuracy"), _check(c, "size")
         p = f"{lat.latency.p_value:.2g}" if lat.latency else "–"
-        verdicts = ", ".join(f"{k.kind} {k.verdict}" for k in c.checks if k.verdict not in ("pass", "skipped"))
+        verdicts = ", ".join(f"{_name(k)} {k.verdict}" for k in c.checks if k.verdict not in ("pass", "skipped"))
         lines.append(f"| {md(c.candidate)} | {md(c.backend)} | {md(c.processor)} | {md(c.precision)} | "
-                     f"{md(c.device)} | {_latency_cell(lat)} | {p} | {_value_cell(acc, '.2f')} | "
+                     f"{md(c.device)} | {_latency_cell(lat)} | {p} | {_quality_cell(acc)} | "
                      f"{_value_cell(size, '.3f')} | {ICON[c.verdict]} {md(verdicts or c.verdict)} |")
     lines.append("")
     lines.append("Latency cells: baseline → current, change and its confidence interval. "
@@ -74,9 +89,9 @@ def junit_xml(result: GateResult) -> str:
         suite.set("time", f"{result.gate_s:.3f}")
     for c in result.comparisons:
         for k in c.checks:
-            case = ET.SubElement(suite, "testcase", classname=c.label, name=k.kind)
+            case = ET.SubElement(suite, "testcase", classname=c.label, name=_name(k))
             if k.verdict == "regression":
-                ET.SubElement(case, "failure", message=f"{k.kind} regression: {k.detail}", type="regression").text = \
+                ET.SubElement(case, "failure", message=f"{_name(k)} regression: {k.detail}", type="regression").text = \
                     k.detail
             elif k.verdict == "skipped":
                 ET.SubElement(case, "skipped", message=k.detail)
@@ -103,7 +118,7 @@ def github_annotations(result: GateResult) -> list[str]:
     for c in result.comparisons:
         for k in c.checks:
             if k.verdict == "regression":
-                lines.append(f"::error title={_gh_property('edgebench gate: ' + k.kind + ' regression')}::"
+                lines.append(f"::error title={_gh_property('edgebench gate: ' + _name(k) + ' regression')}::"
                              f"{_gh_data(c.label + ': ' + k.detail)}")
             elif k.verdict == "noisy":
                 lines.append(f"::warning title={_gh_property('edgebench gate: noisy ' + k.kind)}::"

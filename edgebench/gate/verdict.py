@@ -5,7 +5,9 @@ candidate name, so the same recipe matches across runs even when its lineage has
 match gets three checks:
 
 - latency: threshold *and* significance (gate_stats.compare_latency) on the gated percentile;
-- accuracy: top-1 drop in percentage points on the deployed artifact;
+- accuracy: top-1 drop in percentage points on the deployed artifact; or, for models without
+  labels (interleaved mode, `--quality agreement`), the current model's agreement with the
+  baseline model's outputs on the same inputs, which must not fall below `min_agreement`;
 - size: growth of the artifact file the runtime loads.
 
 Latency is never compared across different hardware (gate_inputs.refuse_across_devices).
@@ -33,6 +35,7 @@ class GateSettings:
     max_slowdown: float = 0.05  # fraction
     max_accuracy_drop: float = 1.0  # percentage points of top-1
     max_size_increase: float = 0.05  # fraction
+    min_agreement: float = 0.99  # agreement with the baseline's outputs: top-1 agreement for class scores, else cosine
     alpha: float = 0.002  # asv's threshold for its Mann-Whitney test
     confidence: float = 0.95
     resamples: int = 2000
@@ -48,6 +51,7 @@ class Check:
     unit: str = ""
     detail: str = ""
     latency: Optional[LatencyComparison] = None
+    metric: str = ""  # what the values are: "top-1", "cosine agreement", "top-1 agreement", ...
 
 
 @dataclass
@@ -102,7 +106,8 @@ class GateResult:
     def summary_line(self) -> str:
         if self.passed:
             return f"gate passed: {len(self.comparisons)} comparison(s), no regression"
-        parts = [f"{c.label}: {k.kind} {k.detail}" for c, k in self.regressions[:3]]
+        parts = [f"{c.label}: {k.kind} ({k.metric}) {k.detail}" if k.metric else f"{c.label}: {k.kind} {k.detail}"
+                 for c, k in self.regressions[:3]]
         more = f" (+{len(self.regressions) - 3} more)" if len(self.regressions) > 3 else ""
         return f"gate failed: {len(self.regressions)} regression(s): " + "; ".join(parts) + more
 
@@ -200,6 +205,8 @@ def _shared_block(b: Measurement, c: Measurement) -> Optional[int]:
 
 
 def accuracy_check(b: Measurement, c: Measurement, s: GateSettings) -> Check:
+    if is_baseline_agreement(c.quality):
+        return agreement_check(c.quality or {}, s)
     if b.top1 is None or c.top1 is None:
         return Check("accuracy", "skipped", detail="not scored in both runs")
     drop = (b.top1 - c.top1) * 100.0
@@ -207,7 +214,40 @@ def accuracy_check(b: Measurement, c: Measurement, s: GateSettings) -> Check:
     if (b.accuracy or {}).get("total") != (c.accuracy or {}).get("total"):
         detail += "; scored on eval sets of different sizes"
     verdict = "regression" if drop > s.max_accuracy_drop else "improvement" if -drop > s.max_accuracy_drop else "pass"
-    return Check("accuracy", verdict, b.top1 * 100, c.top1 * 100, "%", detail)
+    return Check("accuracy", verdict, b.top1 * 100, c.top1 * 100, "%", detail, metric="top-1")
+
+
+def is_baseline_agreement(quality: Optional[dict]) -> bool:
+    """Agreement measured against the baseline model in this session (interleaved), not a run's
+    agreement with its own FP32 reference, which says nothing about the baseline."""
+    return bool(quality) and (quality or {}).get("extra", {}).get("reference") == "baseline"
+
+
+def gated_agreement(quality: dict) -> tuple[str, Optional[float], str]:
+    """(metric name, value, output) gated for an agreement record: compare's per-output rows, on the
+    first output; top-1 agreement where that output looks like class scores, else cosine similarity."""
+    first = (quality.get("per_output") or [{}])[0]
+    output = str(first.get("output", "?"))
+    if "top1_agreement" in first:
+        return "top-1 agreement", float(first["top1_agreement"]), output
+    cosine = first.get("cosine")
+    return "cosine agreement", float(cosine) if cosine is not None else None, output
+
+
+def agreement_check(quality: dict, s: GateSettings) -> Check:
+    metric, value, output = gated_agreement(quality)
+    samples = quality.get("samples", 0)
+    if quality.get("metric") != "agreement" or value is None:
+        reason = quality.get("reason") or "no agreement figure"
+        return Check("accuracy", "regression", detail=f"current outputs do not match the baseline's: {reason}",
+                     metric=metric)
+    first = (quality.get("per_output") or [{}])[0]
+    sqnr = first.get("sqnr_db")
+    extra = "identical outputs" if first.get("identical") else f"SQNR {sqnr:.1f} dB" if sqnr is not None else ""
+    detail = (f"{metric} with the baseline {value:.4f} on output '{output}' over {samples} sample(s) "
+              f"(min {s.min_agreement:g}" + (f"; {extra})" if extra else ")"))
+    verdict = "regression" if value < s.min_agreement else "pass"
+    return Check("accuracy", verdict, 1.0, value, "", detail, metric=metric)
 
 
 def size_check(base_run: GateRun, b: Measurement, cur_run: GateRun, c: Measurement, s: GateSettings) -> Check:
