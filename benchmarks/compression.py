@@ -12,12 +12,20 @@ Figures depend on the machine and on its load; rerun on a quiet machine before q
 
     EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/compression.py            # 3 seeds: ~35-45 min on 2 cores
     python benchmarks/compression.py --seeds 0 --skip-compare                     # distillation only
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/compression.py --levers   # + pruning levers: ~50-60 min
+
+--levers adds, beside the default recipes, the pruning levers at 50% as extra recipes (YAML files in a
+temporary folder): latency-aware against uniform per-layer ratios, Taylor and BN-scale against
+magnitude importance, recovery without KD against the default KD from the unpruned model, and a
+3-step prune-recover schedule; each is one more prune build (1.5 epochs of recovery per budget unit,
+the same as prune50's) plus its timing, and the goal "latency-aware beats uniform's measured latency
+at equal accuracy" is marked met or not.
 
 With several seeds, `compare` runs once per seed (baseline and every pass trained with that seed)
 and each technique's accuracy change and latency ratio are given as the mean and a 95% t interval
 over the seeds.
 
-Writes benchmarks/results/compression.json and compression.md (or --name).
+Writes benchmarks/results/compression.json and compression.md (or --name; --out for another folder).
 """
 from __future__ import annotations
 
@@ -38,14 +46,43 @@ sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another inst
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+# The pruning levers, each one change from the default prune50 (uniform ratios, magnitude importance,
+# KD recovery from the unpruned model, one step), which is their reference.
+LEVERS: dict[str, tuple[str, dict]] = {
+    "prune50": ("reference: uniform, magnitude, KD recovery, 1 step", {}),
+    "prune50-latency": ("latency-aware per-layer ratios (NetAdapt-style)", {"ratios": "latency"}),
+    "prune50-taylor": ("Taylor importance", {"importance": "taylor"}),
+    "prune50-bn": ("BN-scale importance", {"importance": "bn"}),
+    "prune50-nokd": ("recovery on labels alone, no KD", {"distill": False}),
+    "prune50-steps3": ("3 prune-recover steps, same total recovery", {"steps": 3}),
+}
+
+
+def lever_recipes(folder: Path) -> list[str]:
+    """The levers other than the reference (a default recipe) as recipe YAML files in `folder`."""
+    import yaml
+
+    paths = []
+    for name, (_, change) in LEVERS.items():
+        if not change:
+            continue
+        path = folder / f"{name}.yaml"
+        path.write_text(yaml.safe_dump({"name": name, "passes": [{"pass": "prune", "config": {"ratio": 0.5, **change}}]}))
+        paths.append(str(path))
+    return paths
+
+
 def run_compare(args, seed: int = 0) -> dict:
     from edgebench.compare import CompareOptions, compare
+    from edgebench.compress import DEFAULT_RECIPES
     from edgebench.measure.timing import TimingConfig
     from edgebench.report.table import load_tables
 
+    # None keeps compare's own default list; --levers adds the lever recipes after it.
+    recipes = (list(DEFAULT_RECIPES) + lever_recipes(Path(tempfile.mkdtemp(prefix="levers-")))) if args.levers else None
     opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
                           epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir), seed=seed,
-                          timing=TimingConfig(time_budget_s=args.timing_budget))
+                          recipes=recipes, timing=TimingConfig(time_budget_s=args.timing_budget))
     started = time.perf_counter()
     result = compare(opts)
     wall = time.perf_counter() - started
@@ -114,6 +151,31 @@ def goals(compare_result: dict) -> list[dict]:
                         "value": round(-r["top1_delta_points_vs_baseline"], 2),
                         "met": r["top1_delta_points_vs_baseline"] >= -0.5})
     return out
+
+
+def levers(runs: list[dict], budget: str) -> dict:
+    """Each lever's accuracy and latency against the baseline over the seeds (FP32 rows), and whether
+    latency-aware ratios beat uniform ones on measured latency at equal accuracy (within 1 point)."""
+    from edgebench.compress.base import parse_budget
+    from edgebench.compress.prune import RECOVERY_EPOCHS
+
+    rows = [r for r in across_seeds(runs) if r["candidate"] in LEVERS and r["precision"] == "fp32"]
+    table = [dict(r, change=LEVERS[r["candidate"]][0]) for r in rows]
+    goal = []
+    for backend in sorted({r["backend"] for r in rows}):
+        got = {r["candidate"]: r for r in rows if r["backend"] == backend}
+        uniform, latency = got.get("prune50"), got.get("prune50-latency")
+        if not (uniform and latency) or None in (uniform["latency_ratio"]["mean"], latency["latency_ratio"]["mean"]):
+            goal.append({"goal": f"latency-aware beats uniform's measured latency at equal accuracy on {backend}",
+                         "value": "not measured (a lever has no FP32 row here)", "met": False})
+            continue
+        faster = latency["latency_ratio"]["mean"] < uniform["latency_ratio"]["mean"]
+        accuracy_gap = 100 * (latency["top1"]["mean"] - uniform["top1"]["mean"])
+        goal.append({"goal": f"latency-aware beats uniform's measured latency at equal accuracy on {backend}",
+                     "value": f"{latency['latency_ratio']['mean']:.3f}x vs {uniform['latency_ratio']['mean']:.3f}x, "
+                              f"top-1 {accuracy_gap:+.2f} points", "met": faster and accuracy_gap >= -1.0})
+    return {"table": table, "goals": goal, "recovery_epochs_each": RECOVERY_EPOCHS * parse_budget(budget),
+            "notes": {name: run["notes"].get(name, []) for run in runs[:1] for name in LEVERS}}
 
 
 def distill_vs_scratch(args) -> dict:
@@ -191,6 +253,21 @@ def markdown(data: dict) -> str:
                   "|---|---|---|---|---|---|"]
         lines += [f"| {r['candidate']} | {r['backend']} | {r['precision']} | {fmt(r['top1'], 100)} | "
                   f"{fmt(r['top1_delta_points'])} | {fmt(r['latency_ratio'], 1.0, 'x')} |" for r in seeds]
+    lev = data.get("levers")
+    if lev:
+        def cell(i, scale=1.0, suffix=""):
+            if i["mean"] is None:
+                return ""
+            hw = "" if i["half_width"] is None else f" ± {scale * i['half_width']:.2f}"
+            return f"{scale * i['mean']:.2f}{hw}{suffix}"
+        lines += ["", f"Pruning levers at 50%, FP32, over {len(data['compare_runs'])} seed(s) (mean ± 95% t interval); "
+                  f"each is one prune build with {lev['recovery_epochs_each']:g} epochs of recovery:", "",
+                  "| lever | change from prune50 | runtime | top-1 % | vs baseline (points) | latency vs baseline |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['candidate']} | {r['change']} | {r['backend']} | {cell(r['top1'], 100)} | "
+                  f"{cell(r['top1_delta_points'])} | {cell(r['latency_ratio'], 1.0, 'x')} |" for r in lev["table"]]
+        lines += ["", "| goal | value | met |", "|---|---|---|"]
+        lines += [f"| {g['goal']} | {g['value']} | {'yes' if g['met'] else 'NO'} |" for g in lev["goals"]]
     dist = data.get("distill")
     if dist:
         lines += ["", f"Distillation: {dist['student']} taught by {dist['teacher']} (top-1 {100 * dist['teacher_top1']:.1f}%), "
@@ -214,6 +291,8 @@ def main() -> None:
     parser.add_argument("--skip-distill", action="store_true")
     parser.add_argument("--runs-dir", default=str(Path(tempfile.gettempdir()) / "edgebench-bench-runs"))
     parser.add_argument("--name", default="compression")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for NAME.json and NAME.md (smoke runs: a temporary one)")
+    parser.add_argument("--levers", action="store_true", help="add the pruning levers at 50%% as extra recipes")
     quiet.add_argument(parser)
     args = parser.parse_args()
     guard = quiet.start(args)
@@ -230,13 +309,16 @@ def main() -> None:
         data["compare_runs"] = runs
         data["across_seeds"] = across_seeds(runs)
         data["goals"] = [dict(g, seed=run["seed"]) for run in runs for g in goals(run)]
+        if args.levers:
+            data["levers"] = levers(runs, args.budget)
     if not args.skip_distill:
         data["distill"] = distill_vs_scratch(args)
     data["load_end"] = [round(x, 1) for x in os.getloadavg()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     data["load"] = guard.check_writable()
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
-    (RESULTS / f"{args.name}.md").write_text(markdown(data))
+    (out / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
+    (out / f"{args.name}.md").write_text(markdown(data))
     print(markdown(data))
 
 

@@ -69,3 +69,24 @@ def test_non_transformers_are_declined_in_one_line(digits, tmp_path):
     ctx = Context(dataset=digits, baseline=base, model_source=resolve_model("tiny-cnn"), work_dir=tmp_path)
     reason = PASSES.get("tdistill")({}).check(base, ctx)
     assert reason.startswith("tdistill:") and "VisionTransformer" in reason
+
+
+def test_default_recipes_validate_on_a_cnn_and_tdistill_declines_there_in_one_line(digits, tmp_path):
+    from edgebench.compress import DEFAULT_RECIPES, instantiate, validate_recipes
+
+    source = resolve_model("tiny-cnn")
+    validate_recipes(list(DEFAULT_RECIPES.items()), source, digits)  # a CNN must not abort compare before training
+    base = Candidate("baseline", module=build_module(source, 10))
+    ctx = Context(dataset=digits, baseline=base, model_source=source, work_dir=tmp_path)
+    (tdistill,) = instantiate(DEFAULT_RECIPES["tdistill"])
+    reason = tdistill.check(base, ctx)
+    assert reason.startswith("tdistill:") and "\n" not in reason
+
+
+def test_a_student_deeper_than_its_teacher_is_declined_not_an_error(teacher, digits, tmp_path):
+    base = Candidate("baseline", module=teacher)
+    ctx = Context(dataset=digits, baseline=base, model_source=resolve_model("vit-tiny"), work_dir=tmp_path)
+    depth = len(teacher.encoder.layers)
+    reason = PASSES.get("tdistill")({"layers": depth + 1, "width": 0.5}).check(base, ctx)
+    assert reason.startswith("tdistill:") and f"{depth}-layer teacher" in reason
+    assert PASSES.get("tdistill")({"layers": depth - 1}).check(base, ctx) is None

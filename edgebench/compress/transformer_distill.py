@@ -71,16 +71,17 @@ class TransformerDistillPass(Pass):
         width = f"-w{round(100 * self.config.width)}" if self.config.width < 1 else ""
         return f"vit{self.config.layers}l{width}-{self.config.loss}"
 
-    def validate(self, model, dataset) -> None:
-        layer_map(len(encoder_blocks(model)), self.config.layers, "every-other")
-
     def check(self, candidate: Candidate, ctx: Context):
         reason = super().check(candidate, ctx)
         if reason:
             return reason
         if not hasattr(getattr(candidate.module, "encoder", None), "layers"):
             return "tdistill: the model is not a torchvision VisionTransformer (encoder.layers)"
+        # Model mismatches are declines here (a skipped row with the reason), not validate() errors:
+        # tdistill is a default recipe, and a CNN or a shallow ViT must not abort the whole compare.
         teacher_layers = len(candidate.module.encoder.layers)
+        if self.config.layers > teacher_layers:
+            return f"tdistill: a {self.config.layers}-layer student cannot come from a {teacher_layers}-layer teacher"
         if self.config.layers >= teacher_layers and self.config.width >= 1:
             return f"tdistill: a {self.config.layers}-layer full-width student is not smaller than the teacher"
         return None
