@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgebench.report.summary import explain, recommend
+from edgebench.report.summary import recommend, recommendations
 from edgebench.report.table import load_tables
 
 
@@ -66,9 +66,13 @@ def print_summary(console: Console, run_dir: Path) -> None:
                       f"estimated ±{r['estimate_error_pct']:.0f}%" if r["estimate_error_pct"] else
                       "estimated, unvalidated" if r["source"] == "estimated" else r["source"])
     console.print(table)
-    choice = recommend(rows)
-    if choice:
-        console.print(f"[bold green]Ship:[/bold green] {escape(explain(choice, rows))}", highlight=False)
+    picks = recommendations(rows, run.get("device"))
+    for pick in picks:
+        choice = pick["choice"]
+        # One pick per group (device and processor, batch, scenario; measured or estimated); the
+        # label only when there are several, so the usual one-group run reads as before.
+        label = f" ({pick['group']}, {pick['source']})" if len(picks) > 1 else ""
+        console.print(f"[bold green]Ship{escape(label)}:[/bold green] {escape(pick['sentence'])}", highlight=False)
         if choice.get("contended"):
             console.print("[bold red]UNRELIABLE:[/bold red] every latency behind this pick was measured while the "
                           "machine was busy; rerun on a quiet machine (--wait-quiet SECONDS).", highlight=False)

@@ -30,9 +30,11 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
                   + f". Quality: {md(inputs.get('quality'))}.", ""]
     clocks = sorted({r["ranked_by"] for r in rows if r.get("ranked_by")})
     if clocks:
-        lines += ["Latencies are ranked by the " + " and ".join(
-            "runtime's own clock (no Python call)" if c == "runtime" else "wall clock of the Python call"
-            for c in clocks) + "; results.csv has both where the runtime keeps its own.", ""]
+        clock_names = {"runtime": "runtime's own clock (no Python call)",
+                       "throughput": "samples per second (offline rows, several requests in flight)"}
+        names = dict.fromkeys(clock_names.get(c, "wall clock of the Python call") for c in clocks)
+        lines += ["Latencies are ranked by the " + " and ".join(names)
+                  + "; results.csv has both where the runtime keeps its own.", ""]
     busy = [r for r in rows if r.get("contended")]
     if busy:
         lines += [f"> **Unreliable figures:** {len(busy)} of {len(rows)} measurements were taken while the machine was "
