@@ -46,7 +46,7 @@ def test_scenarios_and_batches_get_columns_and_rows_no_longer_look_alike(tmp_pat
     small = [line for line in lines if line.lstrip("│┃| ").startswith("small ")]
     # The same candidate on the same runtime three times: the scenario and batch cells set them apart.
     assert len(small) == 3 and len(set(small)) == 3
-    assert any("offline: 1600 samples/s (2 in flight)" in line and "│ 8 " in line for line in small), small
+    assert any("offline: 1,600 samples/s (2 in flight)" in line and "│ 8 " in line for line in small), small
     assert any("single-stream: p90 latency" in line and "│ 1 " in line for line in small), small
     assert "skipped: small / pytorch / int8 / single-stream / batch 1: pytorch loads torch" in text
 
