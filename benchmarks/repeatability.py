@@ -30,7 +30,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 def run_compare(args, run_dir: Path) -> None:
     cmd = [sys.executable, "-m", "edgebench.cli", "compare", args.model, "--device", "host", "--data", args.data,
            "--input-size", str(args.input_size), "--runs-dir", str(run_dir.parent), "--name", run_dir.name,
-           "--timing-budget", str(args.timing_budget)]
+           "--timing-budget", str(args.timing_budget), "--processes", str(args.processes)]
     if args.runtimes:
         cmd += ["--runtimes", args.runtimes]
     if args.recipes:
@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--runtimes", default=None, help="comma-separated (default: every runtime here)")
     parser.add_argument("--recipes", default=None, help="comma-separated (default: the default recipes)")
     parser.add_argument("--timing-budget", type=float, default=3.0)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="worker processes per configuration (compare --processes): the stated interval then "
+                             "predicts a rerun from the spread between processes")
     parser.add_argument("--pause", type=float, default=60.0, help="seconds between the two compares")
     parser.add_argument("--work", default=None, help="where the two run folders go (default: a temporary folder)")
     parser.add_argument("--name", default="repeatability")

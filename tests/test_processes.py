@@ -40,3 +40,30 @@ def test_run_isolated_in_two_processes(tmp_path, tiny_onnx, digits):
     assert m.accuracy is not None and m.latency["stop_reason"] == "processes"
     assert m.latency["ci_low_ms"] <= min(m.extra["processes"]["medians_ms"])
     assert m.latency["ci_high_ms"] >= max(m.extra["processes"]["medians_ms"])
+
+
+def test_rerun_interval_covers_a_rerun_about_95_percent_of_the_time():
+    """The stated interval is a prediction for one more process's median: simulated processes whose
+    medians scatter log-normally (as they do between processes here), seeded."""
+    import numpy as np
+
+    from edgebench.measure.processes import rerun_interval
+
+    rng = np.random.default_rng(0)
+    inside = inside_range = 0
+    trials = 4000
+    for _ in range(trials):
+        medians = np.exp(rng.normal(0.0, 0.2, size=4))
+        rerun = float(np.exp(rng.normal(0.0, 0.2)))
+        low, high = rerun_interval(list(medians))
+        inside += low <= rerun <= high
+        inside_range += medians.min() <= rerun <= medians.max()
+    assert 0.92 <= inside / trials <= 0.98
+    # the range of the medians, which the interval used to be, covers (n-1)/(n+1) = 60% of reruns
+    assert 0.55 <= inside_range / trials <= 0.65
+
+
+def test_rerun_interval_of_one_process_is_its_median():
+    from edgebench.measure.processes import rerun_interval
+
+    assert rerun_interval([2.0]) == (2.0, 2.0)
