@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from portable import portable  # noqa: E402  (benchmarks/portable.py: no machine paths in results)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(ROOT))
@@ -51,7 +53,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "any_model_memory.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / "any_model_memory.json").write_text(json.dumps(portable(result), indent=2) + "\n")
 
 
 if __name__ == "__main__":

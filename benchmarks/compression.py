@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+from portable import portable  # noqa: E402  (benchmarks/portable.py: no machine paths in results)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another installed copy
@@ -317,7 +318,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data["load"] = guard.check_writable()
-    (out / f"{args.name}.json").write_text(json.dumps(data, indent=1, default=str))
+    (out / f"{args.name}.json").write_text(json.dumps(portable(data), indent=1, default=str))
     (out / f"{args.name}.md").write_text(markdown(data))
     print(markdown(data))
 

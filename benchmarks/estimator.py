@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+from portable import portable  # noqa: E402  (benchmarks/portable.py: no machine paths in results)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -166,7 +167,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result["load"] = guard.check_writable()
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".json").write_text(json.dumps(portable(result), indent=2))
     lines = [f"# Estimator validation ({cpu_model()}, {threads} threads, {args.clock} clock)", "",
              f"Leave-one-model-out over {len(set(args.models.split(',')))} torchvision models at sizes {args.sizes}, "
              "random weights. Goal: 90% within +-10%.", "",

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import quiet  # noqa: E402  (benchmarks/quiet.py: the shared quiet-machine guard)
+from portable import portable  # noqa: E402  (benchmarks/portable.py: no machine paths in results)
 
 
 def main() -> None:
@@ -69,7 +70,7 @@ def main() -> None:
                           fp32.latency["ci_high_ms"] / int8.latency["ci_low_ms"]]}
     out["load"] = guard.check_writable()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(out, indent=2))
+    args.out.with_suffix(".json").write_text(json.dumps(portable(out), indent=2))
     lines = [f"# LiteRT INT8 speedup: {args.model} ({args.data}, {args.size}x{args.size})", "",
              f"load average before/after: {load_before} / {out['load_avg_after']}; wall {out['wall_s']} s", "",
              "| runtime/precision | executed | median ms | 95% CI ms | top-1 % | delegate |", "|---|---|---|---|---|---|"]

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+from portable import portable  # noqa: E402  (benchmarks/portable.py: no machine paths in results)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -88,7 +89,7 @@ def main() -> None:
               "pause_s": args.pause, "runs": [str(first), str(second)]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["load"] = guard.check_writable()
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(portable(result), indent=2) + "\n")
     lines = ["# Repeatability: does the second compare's median fall inside the first's interval?", "",
              f"`{result['command']}`: {held} of {len(pairs)} inside"
              + (f" ({100 * held / len(pairs):.0f}%; goal >= 90%)." if pairs else "."), "",

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
+from portable import portable  # noqa: E402  (benchmarks/portable.py: no machine paths in results)
 
 from edgebench.report import render_run
 from edgebench.report.table import load_tables
@@ -60,7 +61,7 @@ def main() -> None:
                "repeat": args.repeat, "load_before": os.getloadavg()[0], "runs": [bench(r, args.repeat) for r in runs]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     results["load"] = guard.check_writable()
-    (RESULTS / "report_render.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "report_render.json").write_text(json.dumps(portable(results), indent=2) + "\n")
     lines = ["# report rendering", "", f"`python benchmarks/report_render.py` on {results['machine']}, "
              f"median of {args.repeat} renders (all outputs: HTML, JSON, CSV, Markdown, PNG, SVG); "
              f"1-minute load average before: {results['load_before']:.1f}.", "",

@@ -39,3 +39,28 @@ def test_the_check_sees_a_missing_name(tmp_path):
     bad.write_text("def f():\n    from edgebench.core.cache import no_such_name\n")
     assert list(_edgebench_imports(bad)) == [("edgebench.core.cache", "no_such_name")]
     assert not hasattr(importlib.import_module("edgebench.core.cache"), "no_such_name")
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
+def test_results_name_no_folder_of_the_machine_that_ran_them():
+    """Committed results must not carry this machine's paths (temp folders, home, the checkout)."""
+    import tempfile
+
+    markers = {"/tmp/", tempfile.gettempdir() + "/", str(Path.home()) + "/",
+               str(RESULTS.parent.parent) + "/"}
+    offenders = [f"{p.name}: {m}" for p in sorted(RESULTS.glob("*")) if p.is_file()
+                 for m in markers if m in p.read_text(errors="replace")]
+    assert not offenders, offenders
+
+
+def test_portable_takes_machine_paths_out():
+    import sys
+
+    sys.path.insert(0, str(RESULTS.parent))
+    from portable import ROOT, portable
+
+    data = {"run_dir": "/tmp/runs/model-host-1234", "cmd": [sys.executable, "-m", "x", str(ROOT / "benchmarks" / "a.py")],
+            "n": 3}
+    assert portable(data) == {"run_dir": "<tmp>/model-host-1234", "cmd": ["python", "-m", "x", "benchmarks/a.py"], "n": 3}
