@@ -246,6 +246,9 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if m.key not in done:  # never supersedes a stored measurement
                 keep(m)
         reporter.stage(f"measuring {len(tasks)} candidate x runtime pairs ({len(done)} already stored)")
+        if opts.processes > 1 and len(tasks) > 1:
+            reporter.note(f"each pair runs in {opts.processes} processes spread over the whole stage, interleaved with "
+                          f"the others: rows arrive in the last round")
         count = [0]
 
         def on_result(m: Measurement) -> None:

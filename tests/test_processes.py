@@ -67,3 +67,53 @@ def test_rerun_interval_of_one_process_is_its_median():
     from edgebench.measure.processes import rerun_interval
 
     assert rerun_interval([2.0]) == (2.0, 2.0)
+
+
+def _task(key, processes):
+    return MeasureTask(key=key, candidate=key, backend="onnxruntime", artifact="a.onnx", processor="cpu",
+                       precision="fp32", device="host", measured_on="here", eval_data="e.npz", num_classes=10,
+                       processes=processes, score=True, layer_profile=True, timing={"time_budget_s": 1.0})
+
+
+def test_processes_are_interleaved_across_configurations():
+    """Each configuration's processes spread over the stage (ABBA order), not one after another, so a
+    drift over minutes widens every configuration's interval instead of shifting one's median."""
+    from edgebench.measure.processes import run_interleaved
+
+    order, rows = [], []
+
+    def run_one(task):
+        order.append(task.key)
+        return _m([1.0 + 0.01 * len(order)] * 5)
+
+    run_interleaved([_task("a", 3), _task("b", 3), _task("c", 3)], run_one, rows.append)
+    assert order == ["a", "b", "c", "c", "b", "a", "a", "b", "c"]
+    assert [r.extra["processes"]["count"] for r in rows] == [3, 3, 3]
+    # Only the first process of each configuration scores accuracy and profiles layers.
+    assert len(rows) == 3 and all(r.latency["stop_reason"] == "processes" for r in rows)
+
+
+def test_interleaving_stops_a_configuration_after_a_failed_process():
+    from edgebench.measure.processes import run_interleaved
+    from edgebench.measure.worker import failed
+
+    order, rows, scored = [], [], []
+
+    def run_one(task):
+        order.append(task.key)
+        scored.append((task.key, task.score, task.layer_profile, task.processes))
+        if task.key == "bad" and order.count("bad") == 2:
+            return failed(task, "runtime crashed with SIGSEGV")
+        return _m([1.0, 1.1, 1.2])
+
+    run_interleaved([_task("ok", 3), _task("bad", 3), _task("single", 1)], run_one, rows.append)
+    assert order == ["ok", "bad", "single", "bad", "ok", "ok"]  # "bad" runs no third process
+    assert len(rows) == 3
+    single, bad, ok = rows  # delivered when finished: round 0, round 1, round 2
+    assert single.latency.get("stop_reason") != "processes" and "processes" not in single.extra
+    assert {k: bad.extra["processes"][k] for k in ("count", "failed", "not_run")} == {"count": 1, "failed": 1,
+                                                                                     "not_run": 1}
+    assert ok.extra["processes"]["count"] == 3 and ok.extra["processes"]["not_run"] == 0
+    # The single-process task is delivered as measured, in round 0, and every part runs in one process.
+    assert all(p == 1 for *_, p in scored)
+    assert [s for k, s, _, _ in scored if k == "ok"] == [True, False, False]

@@ -1,5 +1,6 @@
 """Where measurement tasks run. `local` runs each in an isolated worker process on this machine,
-one at a time so measurements never disturb each other; `ray` (ray_executor.py) runs them as Ray
+one at a time so measurements never disturb each other (a configuration's several processes
+interleaved with the others'); `ray` (ray_executor.py) runs them as Ray
 tasks on the cluster nodes that advertise the device."""
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from edgebench.backends import Availability, availability
 from edgebench.core.errors import NotFoundError, closest
 from edgebench.core.records import Measurement
 from edgebench.execute.ray.executor import RayExecutor  # imports Ray only when asked for
+from edgebench.measure.processes import run_interleaved
 from edgebench.measure.worker import MeasureTask, run_isolated
 
 OnResult = Callable[[Measurement], None]
@@ -44,8 +46,9 @@ class LocalExecutor:
         pass
 
     def run(self, tasks: Iterable[MeasureTask], on_result: OnResult) -> None:
-        for task in tasks:
-            on_result(run_isolated(task))
+        """One task at a time; a task of several processes has them spread over the whole stage,
+        interleaved with the other tasks' (measure/processes.py)."""
+        run_interleaved(list(tasks), run_isolated, on_result)
 
 
 def _ray_executor(**options) -> Executor:

@@ -22,6 +22,7 @@ from edgebench.core.store import RunStore
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.identity import label_with_identity
 from edgebench.measure.plan import PlanSettings, plan_measurements
+from edgebench.measure.processes import run_interleaved
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
 from edgebench.measure.scenarios import parse_batch_sizes, parse_scenarios
 from edgebench.measure.worker import run_isolated
@@ -61,6 +62,7 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
     settings = PlanSettings(runtimes=runtimes or options.get("runtimes"), timing=options.get("timing") or {},
                             layer_profile=options.get("layer_profile", True),
                             timeout_s=options.get("measure_timeout_s", 600.0), skip_formats=("torch",),
+                            clock=options.get("clock", "wall"), processes=int(options.get("processes") or 1),
                             scenarios=tuple(scenarios), batch_sizes=tuple(batch_sizes))
     out_dir = Path(out_dir) if out_dir else default_out_dir(run_dir, profile.name)
     with RunStore(out_dir) as store:
@@ -73,13 +75,19 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
                  for t in plan_measurements(c, profile, run_dir, settings, profile.description,
                                             stored_inputs(run_dir, info, c))
                  if t.key not in done]
-        warning = None
-        for i, task in enumerate(tasks):
-            m = label_with_identity(run_isolated(task), profile, where="this machine")
-            warning = warning or m.extra.get("identity_warning")
+        warnings: list[str] = []
+        measured: list[Measurement] = []
+
+        def keep(result: Measurement) -> None:
+            m = label_with_identity(result, profile, where="this machine")
+            if m.extra.get("identity_warning"):
+                warnings.append(m.extra["identity_warning"])
             store.append(m)
-            on_result(m, i + 1, len(tasks))
-        return OnDeviceResult(out_dir, profile.name, len(tasks), store.measurements(), warning)
+            measured.append(m)
+            on_result(m, len(measured), len(tasks))
+
+        run_interleaved(tasks, run_isolated, keep)  # as compare's local executor measures
+        return OnDeviceResult(out_dir, profile.name, len(tasks), store.measurements(), warnings[0] if warnings else None)
 
 
 def _eval_paths(run_dir: Path, info: dict) -> list[Path]:

@@ -28,7 +28,7 @@ from edgebench.core.records import AccuracyResult, Measurement, _Record
 from edgebench.measure.contention import LoadProbe, assess, sample_load
 from edgebench.measure.energy import energy_meter
 from edgebench.measure.eval_sets import load_eval_set, load_reference, run_over
-from edgebench.measure.processes import merge, per_process_tasks
+from edgebench.measure.processes import run_interleaved
 from edgebench.measure.quality import QualityResult, agreement, not_measured, top1, user_metric
 from edgebench.measure.scenarios import SCENARIO, batch_feed, run_over_batched
 from edgebench.measure.throughput import ThroughputConfig, measure_query_of_requests, measure_throughput
@@ -254,7 +254,9 @@ def run_isolated(task: MeasureTask) -> Measurement:
     """Run `execute(task)` in a fresh interpreter (in `task.processes` of them, one after another,
     merged); crashes and hangs become failed measurements."""
     if task.processes > 1:
-        return merge([run_isolated(t) for t in per_process_tasks(task, task.processes)], task.timing)
+        merged: list[Measurement] = []
+        run_interleaved([task], run_isolated, merged.append)
+        return merged[0]
     outcome = run_module_isolated("edgebench.measure.worker", {"task": task.to_dict()}, task.timeout_s)
     if outcome.answer is not None:
         try:
