@@ -112,3 +112,63 @@ def test_too_few_held_out_predictions_state_no_error():
     assert one.usable and len(one.anchors) == 1 and one.error is None and one.summary["status"] == "unvalidated"
     assert interval_error([0.1]) is None
     assert interval_error([-0.5, 1.0]) == pytest.approx(1.0)  # halving and doubling are the same error
+
+
+def test_fitted_shape_never_sees_the_held_out_anchor(monkeypatch):
+    from edgebench.estimate import anchors
+
+    pi5 = all_profiles()["raspberry-pi-5"]
+    seen = []
+    real_fit = anchors.fit_shape
+    monkeypatch.setattr(anchors, "fit_shape", lambda samples: seen.append([s.anchor for s in samples])
+                        or real_fit(samples))
+    found = check(pi5, "onnxruntime", "cpu", "fp32")
+    assert found.summary["n"] == 4 and found.shape is not None
+    trained = {id(a) for a in found.shape.trained_on()}
+    for a in found.anchors:
+        assert id(a) in trained  # every anchor trains the shape a candidate's estimate uses...
+        assert not any(x is a for x in found.shape.trained_on(exclude=a))  # ...but never its own prediction
+    assert len(seen) == len(found.anchors) and all(len(s) == len(trained) - 1 for s in seen)
+    # So a held-out anchor's prediction cannot depend on its own published figure
+    held = found.anchors[0]
+    moved = pi5.model_copy(update={"anchors": [a.model_copy(update={"latency_ms": 10 * a.latency_ms}) if a is held
+                                               else a for a in pi5.anchors]})
+    again = check(moved, "onnxruntime", "cpu", "fp32")
+    before = next(r for r in found.rows if r["model"] == held.model)
+    after = next(r for r in again.rows if r["model"] == held.model)
+    assert after["predicted_ms"] == pytest.approx(before["predicted_ms"], rel=1e-6)
+    assert after["published_ms"] == pytest.approx(10 * before["published_ms"])
+
+
+def test_shape_fit_is_the_prior_without_data_and_recovers_a_planted_shape():
+    import numpy as np
+
+    from edgebench.estimate.anchors import _Sample, fit_shape, shape_coef
+    from edgebench.estimate.roofline import PRIOR
+
+    assert shape_coef(np.zeros(3)) == pytest.approx(PRIOR) and fit_shape([]) == pytest.approx(np.zeros(3))
+    # Two groups whose latencies follow a shape with 3x the prior's per-op cost: the fit moves that way
+    rng = np.random.default_rng(0)
+    planted = shape_coef(np.array([0.0, 0.0, np.log(3.0)]))
+    samples = []
+    for g in range(4):
+        for m in range(5):
+            f = np.concatenate([rng.uniform(0.01, 0.5, len(GROUPS)), [rng.uniform(0.01, 0.3), 1.0]])
+            a = _anchor(f"m{m}", 1.0)
+            samples.append(_Sample(a, ("dev", g), float(np.log(7.0 * (g + 1) * (f @ planted))), f))
+    theta = fit_shape(samples)
+    assert 0.3 < theta[2] <= np.log(3.0) + 1e-6
+
+
+def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
+    from edgebench.estimate.anchors import anchor_hardware, device_hardware, precision_of
+
+    orin = all_profiles()["jetson-agx-orin"]
+    cpu = orin.processors["cpu"]
+    full, eight = device_hardware(cpu), device_hardware(cpu, 8)
+    assert eight.peak("fp32") == pytest.approx(full.peak("fp32") * 8 / 12)
+    assert eight.memory_bandwidth_gbs == full.memory_bandwidth_gbs  # bandwidth is shared, not per core
+    ncnn = next(a for a in orin.anchors if a.runtime == "ncnn" and a.threads == 8)
+    assert anchor_hardware(orin, ncnn) == eight
+    assert precision_of(ncnn) == "fp16"  # "fp32-model (fp16 compute on ARMv8.2)": ncnn computes in fp16
+    assert precision_of(_anchor("resnet18", 1.0)) == "fp32"
