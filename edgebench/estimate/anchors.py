@@ -151,7 +151,10 @@ def _samples(profiles: list[DeviceProfile], processor_class: str) -> list[_Sampl
 def fit_shape(samples: list[_Sample]) -> np.ndarray:
     """Shape parameters minimising, over every anchor group, the spread of log(latency / modelled
     time) around the group's mean (the transfer's own error: a group's scale is free), plus
-    PRIOR_WEIGHT x the squared distance from the prior (zeros). Only ratios inside a group inform it."""
+    PRIOR_WEIGHT x the squared distance from the prior (zeros). Only ratios inside a group inform it.
+    The pull is roofline.fit's PRIOR_WEIGHT, reused rather than tuned; for the record, a much weaker
+    pull (0.01) overfits the three anchors of a group (benchmarks/results/anchor_validation: fewer
+    within +-25%), 0.1 and 0.3 gave about the same leave-one-anchor-out figures when this was written."""
     from scipy.optimize import minimize
 
     groups: dict[tuple, list[_Sample]] = {}
