@@ -152,9 +152,10 @@ def fit_shape(samples: list[_Sample]) -> np.ndarray:
     """Shape parameters minimising, over every anchor group, the spread of log(latency / modelled
     time) around the group's mean (the transfer's own error: a group's scale is free), plus
     PRIOR_WEIGHT x the squared distance from the prior (zeros). Only ratios inside a group inform it.
-    The pull is roofline.fit's PRIOR_WEIGHT, reused rather than tuned; for the record, a much weaker
-    pull (0.01) overfits the three anchors of a group (benchmarks/results/anchor_validation: fewer
-    within +-25%), 0.1 and 0.3 gave about the same leave-one-anchor-out figures when this was written."""
+    The pull is roofline.fit's PRIOR_WEIGHT, reused rather than tuned. For the record, a one-off sweep
+    of an earlier draft of this fit (not in the committed results) saw a much weaker pull (0.01)
+    overfit groups of three or four anchors (fewer held-out anchors within +-25%), while 0.1 and
+    0.3 gave about the same leave-one-anchor-out figures."""
     from scipy.optimize import minimize
 
     groups: dict[tuple, list[_Sample]] = {}
