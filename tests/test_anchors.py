@@ -169,6 +169,25 @@ def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
     assert eight.peak("fp32") == pytest.approx(full.peak("fp32") * 8 / 12)
     assert eight.memory_bandwidth_gbs == full.memory_bandwidth_gbs  # bandwidth is shared, not per core
     ncnn = next(a for a in orin.anchors if a.runtime == "ncnn" and a.threads == 8)
-    assert anchor_hardware(orin, ncnn) == eight
+    assert anchor_hardware(orin, ncnn) == device_hardware(cpu, 8, sync_threads=8)
     assert precision_of(ncnn) == "fp16"  # "fp32-model (fp16 compute on ARMv8.2)": ncnn computes in fp16
     assert precision_of(_anchor("resnet18", 1.0)) == "fp32"
+
+
+def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises():
+    from edgebench.estimate.anchors import processor_hardware, sync_scale
+
+    assert sync_scale(None) == sync_scale(1) == 1.0 and sync_scale(8) == pytest.approx(4.0)
+    orin = all_profiles()["jetson-agx-orin"]
+    assert processor_hardware(orin, "cpu").overhead_scale == pytest.approx(sync_scale(12))  # every core
+    assert processor_hardware(orin, "cpu", 4).overhead_scale == pytest.approx(3.0)
+    assert processor_hardware(orin, "gpu").overhead_scale == 1.0  # CPU threads only
+
+
+def test_anchors_of_another_machine_never_stand_in():
+    from edgebench.estimate.anchors import comparable
+
+    here, there = _anchor("resnet18", 10.0), _anchor("resnet50", 25.0).model_copy(update={"device_detail": "other"})
+    assert not comparable(here, there) and comparable(here, _anchor("resnet50", 25.0))
+    profile = all_profiles()["raspberry-pi-5"].model_copy(update={"anchors": [here, there]})
+    assert leave_one_anchor_out(profile, lambda a, b: 1.0) == []

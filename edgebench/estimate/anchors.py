@@ -15,7 +15,8 @@ strictly inside the cross-validation: the shape that predicts a held-out anchor 
 other anchors only (`ShapeFit.coef(exclude=...)`), so no published figure contributes to its own
 prediction. A candidate's estimate in `compare` uses the shape fitted on every anchor.
 A run on fewer threads than the processor has cores gets that share of its compute peak
-(`anchor_hardware`); bandwidth is shared and stays whole.
+(`anchor_hardware`); bandwidth is shared and stays whole; a CPU run's per-operator cost grows
+with the threads it synchronises after each operator (`sync_scale`).
 
 `check` validates that transfer for one (device, runtime, processor, precision): every comparable
 anchor is predicted from the others (leave-one-anchor-out, never from itself) and compared with
@@ -78,22 +79,48 @@ def anchor_ops(anchor: Anchor) -> list:
     return reference_ops()[key(anchor.model, anchor.input_size or 0)]
 
 
-def device_hardware(processor: Processor, threads: Optional[int] = None) -> Optional[Hardware]:
+def sync_scale(threads: Optional[int]) -> float:
+    """How much a CPU runtime's per-operator cost grows with the threads it joins after every
+    operator: a fork-join barrier over T threads takes ceil(log2 T) rounds in the scalable
+    (tree/dissemination) barriers that OpenMP runtimes use (J. Mellor-Crummey, M. Scott,
+    "Algorithms for scalable synchronization on shared-memory multiprocessors", ACM TOCS 9(1),
+    1991), on top of one dispatch; that OpenMP barrier and parallel-loop overheads grow with the
+    thread count is measured by the EPCC OpenMP microbenchmarks (J. M. Bull, "Measuring
+    synchronisation and scheduling overheads in OpenMP", EWOMP 1999) and modelled across
+    implementations by C. Iwainsky et al., "How Many Threads will be too Many? On the Scalability
+    of OpenMP Implementations", Euro-Par 2015, LNCS 9233
+    (https://link.springer.com/chapter/10.1007/978-3-662-48096-0_35). 1 + log2 T is this module's
+    choice of form (the fitted per-op multiplier sets its size); a linear form was also tried on the
+    anchors and did as well on the share within +-25% (benchmarks/results/anchor_validation.md)."""
+    return 1.0 + math.log2(threads) if threads and threads > 1 else 1.0
+
+
+def device_hardware(processor: Processor, threads: Optional[int] = None,
+                    sync_threads: Optional[int] = None) -> Optional[Hardware]:
     """The processor's datasheet peaks derated to achievable, with no host in the picture: the same
     anchors must give the same estimate and error on every machine that runs `compare`. A run on
     `threads` of the processor's cores gets that share of the compute peak (the rest of the cores
-    idle); memory bandwidth is shared by all cores and stays whole."""
+    idle); memory bandwidth is shared by all cores and stays whole. `sync_threads`: a CPU run's
+    thread count, which scales its per-operator cost (sync_scale); None: no scaling (GPU, NPU)."""
     if not processor.peak_gflops or not processor.memory_bandwidth_gbs:
         return None
     share = min(1.0, threads / processor.cores) if threads and processor.cores else 1.0
     return Hardware({p: v * ACHIEVABLE_COMPUTE * share for p, v in processor.peak_gflops.items()},
-                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, 1.0)
+                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, sync_scale(sync_threads))
+
+
+def processor_hardware(profile: DeviceProfile, processor: str, threads: Optional[int] = None) -> Optional[Hardware]:
+    """A processor of `profile` run on `threads` (None: the source's default, every core)."""
+    proc = profile.processors.get(processor)  # type: ignore[call-overload]
+    if proc is None:
+        return None
+    sync = (threads or proc.cores or profile.threads) if processor == "cpu" else None
+    return device_hardware(proc, threads, sync)
 
 
 def anchor_hardware(profile: DeviceProfile, anchor: Anchor) -> Optional[Hardware]:
     """The hardware an anchor ran on: its processor's derated peaks at the threads it used."""
-    proc = profile.processors.get(anchor.processor)  # type: ignore[call-overload]
-    return device_hardware(proc, anchor.threads) if proc else None
+    return processor_hardware(profile, anchor.processor, anchor.threads)
 
 
 def roofline_time(processor: Processor, precision: str,
@@ -129,7 +156,7 @@ def shape_coef(theta: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Sample:
     anchor: Anchor
-    group: tuple  # (device, runtime, processor, precision, threads, batch): anchors that transfer to each other
+    group: tuple  # (device, runtime, processor, precision, threads, batch, machine): anchors that transfer
     log_latency: float
     features: np.ndarray  # roofline.features of its model on the hardware it ran on
 
@@ -143,7 +170,8 @@ def _samples(profiles: list[DeviceProfile], processor_class: str) -> list[_Sampl
             hw = anchor_hardware(profile, a)
             if hw is None or not a.latency_ms or not any(comparable(a, b) for b in usable if b is not a):
                 continue
-            out.append(_Sample(a, (profile.name, a.runtime, a.processor, a.precision, a.threads, a.batch),
+            out.append(_Sample(a, (profile.name, a.runtime, a.processor, a.precision, a.threads, a.batch,
+                                   a.device_detail),
                                math.log(a.latency_ms), features(anchor_ops(a), precision_of(a), hw)))
     return out
 
@@ -269,9 +297,11 @@ def leave_one_anchor_out(profile: DeviceProfile, ratio: Ratio) -> list[dict]:
 
 
 def comparable(a: Anchor, b: Anchor) -> bool:
-    """b can stand in for a: same runtime, processor, precision and threads; a different model."""
-    return (a.model != b.model and (a.runtime, a.processor, a.precision, a.threads, a.batch)
-            == (b.runtime, b.processor, b.precision, b.threads, b.batch))
+    """b can stand in for a: same runtime, processor, precision and threads, on the same machine (a
+    profile may cite figures of more than one machine of its class: `device_detail` tells them
+    apart); a different model."""
+    return (a.model != b.model and (a.runtime, a.processor, a.precision, a.threads, a.batch, a.device_detail)
+            == (b.runtime, b.processor, b.precision, b.threads, b.batch, b.device_detail))
 
 
 def roofline_ratio(profile: DeviceProfile, fitted: bool = True) -> Ratio:
@@ -373,9 +403,8 @@ class AnchorCheck:
 def check(profile: DeviceProfile, runtime: str, processor: str, precision: str) -> AnchorCheck:
     """The comparable anchors, each predicted from the others with the same roofline ratio, whose
     shape is fitted without the anchor predicted (leave-one-anchor-out, nested)."""
-    proc = profile.processors.get(processor)  # type: ignore[call-overload]
     anchors = comparable_anchors(profile, runtime, processor, precision)
-    found = AnchorCheck(anchors, device_hardware(proc) if proc else None, precision,
+    found = AnchorCheck(anchors, processor_hardware(profile, processor), precision,
                         _shape_fit(profile, processor) if anchors else None)
     if found.usable:
         for a in found.anchors:
