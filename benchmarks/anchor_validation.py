@@ -65,7 +65,8 @@ def run_anchor_validation(out_dir: Path = RESULTS) -> dict:
     overall["prior_shape"] = summarize_errors(prior_rows)
     result = {"benchmark": "anchor_validation", "method": "leave-one-anchor-out over published figures",
               "ratio_basis": "roofline on each device's derated datasheet peaks (compute peak scaled to the threads "
-                             "an anchor ran on), reference-model op costs from edgebench/estimate/reference_ops.json; "
+                             "an anchor ran on, a CPU's per-op cost to 1 + log2 of them, FP32 on Tensor Cores at the "
+                             "TF32 rate), reference-model op costs from edgebench/estimate/reference_ops.json; "
                              "factors: the prior's times a shape (depthwise conv, memory-bound ops, per-op dispatch) "
                              "fitted per processor class across devices, nested inside the cross-validation: each "
                              "held-out anchor is predicted with the shape fitted on the other anchors only",

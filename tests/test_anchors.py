@@ -191,3 +191,19 @@ def test_anchors_of_another_machine_never_stand_in():
     assert not comparable(here, there) and comparable(here, _anchor("resnet50", 25.0))
     profile = all_profiles()["raspberry-pi-5"].model_copy(update={"anchors": [here, there]})
     assert leave_one_anchor_out(profile, lambda a, b: 1.0) == []
+
+
+def test_fp32_on_tensor_cores_computes_at_the_tf32_rate_and_the_bound_allows_it():
+    from edgebench.estimate.anchors import compute_precision
+    from edgebench.estimate.bounds import peak_gops
+
+    nano = all_profiles()["jetson-orin-nano"]
+    gpu, cpu = nano.processors["gpu"], nano.processors["cpu"]
+    assert compute_precision("fp32", gpu, "onnxruntime") == compute_precision("fp32", gpu, "tensorrt") == "tf32"
+    assert compute_precision("fp32", gpu, "pytorch") == "fp32" and compute_precision("fp16", gpu, "tensorrt") == "fp16"
+    assert compute_precision("fp32", cpu, "onnxruntime") == "fp32"  # no Tensor Cores stated
+    found = check(nano, "onnxruntime", "gpu", "fp32")
+    assert found.precision == "tf32" and found.hardware.peak("tf32") == pytest.approx(0.8 * gpu.peak_gflops["tf32"])
+    # the physical bound of an FP32 graph is computed at the faster of the two rates, so it stays a bound
+    assert peak_gops(gpu.peak_gflops, "fp32") == gpu.peak_gflops["tf32"] > gpu.peak_gflops["fp32"]
+    assert peak_gops(cpu.peak_gflops, "fp32") == cpu.peak_gflops["fp32"]

@@ -16,7 +16,8 @@ other anchors only (`ShapeFit.coef(exclude=...)`), so no published figure contri
 prediction. A candidate's estimate in `compare` uses the shape fitted on every anchor.
 A run on fewer threads than the processor has cores gets that share of its compute peak
 (`anchor_hardware`); bandwidth is shared and stays whole; a CPU run's per-operator cost grows
-with the threads it synchronises after each operator (`sync_scale`).
+with the threads it synchronises after each operator (`sync_scale`); FP32 on a GPU that states a
+TF32 peak computes at that rate under runtimes that use TF32 by default (`compute_precision`).
 
 `check` validates that transfer for one (device, runtime, processor, precision): every comparable
 anchor is predicted from the others (leave-one-anchor-out, never from itself) and compared with
@@ -173,7 +174,7 @@ def _samples(profiles: list[DeviceProfile], processor_class: str) -> list[_Sampl
                 continue
             out.append(_Sample(a, (profile.name, a.runtime, a.processor, a.precision, a.threads, a.batch,
                                    a.device_detail),
-                               math.log(a.latency_ms), features(anchor_ops(a), precision_of(a), hw)))
+                               math.log(a.latency_ms), features(anchor_ops(a), anchor_precision(profile, a), hw)))
     return out
 
 
@@ -252,6 +253,26 @@ def precision_of(anchor: Anchor) -> str:
     return "fp16" if text.startswith("fp16") or "fp16 compute" in text else "fp32"
 
 
+# Runtimes whose FP32 convolutions and matmuls run on the Tensor Cores in TF32 by default: TensorRT
+# (BuilderFlag::kTF32, "Enabled by default", NVIDIA/TensorRT include/NvInfer.h) and ORT on a GPU,
+# which edgebench and the anchors' sources run through its TensorRT EP (see EQUIVALENT_RUNTIMES).
+TF32_RUNTIMES = ("tensorrt", "onnxruntime")
+
+
+def compute_precision(precision: str, processor: Optional[Processor], runtime: str) -> str:
+    """The precision the roofline models: FP32 on a GPU whose profile states a TF32 peak, under a
+    runtime that uses TF32 by default, computes at the TF32 rate (bytes stay 4 per element)."""
+    if (precision == "fp32" and processor is not None and "tf32" in processor.peak_gflops
+            and runtime in TF32_RUNTIMES):
+        return "tf32"
+    return precision
+
+
+def anchor_precision(profile: DeviceProfile, anchor: Anchor) -> str:
+    return compute_precision(precision_of(anchor), profile.processors.get(anchor.processor),  # type: ignore[call-overload]
+                             anchor.runtime)
+
+
 def edgebench_runtimes(anchor: Anchor) -> tuple[str, ...]:
     if not anchor.edgebench_runtime:
         return ()
@@ -319,8 +340,9 @@ def roofline_ratio(profile: DeviceProfile, fitted: bool = True) -> Ratio:
             fits[a.processor] = _shape_fit(profile, a.processor) if fitted else None
         fit = fits[a.processor]
         coef = fit.coef(exclude=a) if fit is not None else PRIOR
-        tb = predict(coef, anchor_ops(b), precision_of(a), hw)
-        return predict(coef, anchor_ops(a), precision_of(a), hw) / tb if tb > 0 else None
+        precision = anchor_precision(profile, a)
+        tb = predict(coef, anchor_ops(b), precision, hw)
+        return predict(coef, anchor_ops(a), precision, hw) / tb if tb > 0 else None
     return ratio
 
 
@@ -348,7 +370,7 @@ class AnchorCheck:
     """The anchors of one (device, runtime, processor, precision) and how well they predict each other."""
     anchors: list[Anchor]
     hardware: Optional[Hardware]  # the processor's derated peaks; None where its profile states none
-    precision: str
+    precision: str  # the precision the roofline computes in (compute_precision: fp32 may run as tf32)
     shape: Optional[ShapeFit] = None  # the roofline shape of the processor class; None: the prior
     rows: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
@@ -405,7 +427,8 @@ def check(profile: DeviceProfile, runtime: str, processor: str, precision: str) 
     """The comparable anchors, each predicted from the others with the same roofline ratio, whose
     shape is fitted without the anchor predicted (leave-one-anchor-out, nested)."""
     anchors = comparable_anchors(profile, runtime, processor, precision)
-    found = AnchorCheck(anchors, processor_hardware(profile, processor), precision,
+    proc = profile.processors.get(processor)  # type: ignore[call-overload]
+    found = AnchorCheck(anchors, processor_hardware(profile, processor), compute_precision(precision, proc, runtime),
                         _shape_fit(profile, processor) if anchors else None)
     if found.usable:
         for a in found.anchors:

@@ -196,7 +196,7 @@ def _anchor_transfer(anchored: AnchorCheck, ops, precision, own):
             error, basis = checked, f"90th percentile of |log error| on {len(own)} earlier measurements of this device"
     hw = anchored.hardware
     assert hw is not None  # usable
-    shares = op_times(ops, precision, hw, anchored.coef())
+    shares = op_times(ops, anchored.precision, hw, anchored.coef())
     detail = {"method": "anchor transfer",
               "how": "geometric mean over the anchors of published latency x (candidate / reference model), the "
                      "ratio from the additive roofline on the device's derated peaks, its factors the prior's "
