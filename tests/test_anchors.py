@@ -21,7 +21,7 @@ from edgebench.estimate.op_costs import GROUPS
 def test_profiles_carry_sourced_anchors():
     profiles = all_profiles()
     anchors = [a for p in profiles.values() for a in p.anchors]
-    assert len(anchors) == 96 and all(a.source and a.reliability in "ABC" for a in anchors)
+    assert len(anchors) == 100 and all(a.source and a.reliability in "ABC" for a in anchors)
     assert sum(a.usable_latency for a in profiles["jetson-agx-orin"].anchors) >= 10
     mlperf = next(a for a in profiles["jetson-agx-orin"].anchors if a.scenario == "SingleStream" and a.model == "resnet50")
     assert mlperf.latency_ms == 0.640 and mlperf.reliability == "A" and mlperf.precision == "int8"
@@ -112,3 +112,98 @@ def test_too_few_held_out_predictions_state_no_error():
     assert one.usable and len(one.anchors) == 1 and one.error is None and one.summary["status"] == "unvalidated"
     assert interval_error([0.1]) is None
     assert interval_error([-0.5, 1.0]) == pytest.approx(1.0)  # halving and doubling are the same error
+
+
+def test_fitted_shape_never_sees_the_held_out_anchor(monkeypatch):
+    from edgebench.estimate import anchors
+
+    pi5 = all_profiles()["raspberry-pi-5"]
+    seen = []
+    real_fit = anchors.fit_shape
+    monkeypatch.setattr(anchors, "fit_shape", lambda samples: seen.append([s.anchor for s in samples])
+                        or real_fit(samples))
+    found = check(pi5, "onnxruntime", "cpu", "fp32")
+    assert found.summary["n"] == 4 and found.shape is not None
+    trained = {id(a) for a in found.shape.trained_on()}
+    for a in found.anchors:
+        assert id(a) in trained  # every anchor trains the shape a candidate's estimate uses...
+        assert not any(x is a for x in found.shape.trained_on(exclude=a))  # ...but never its own prediction
+    assert len(seen) == len(found.anchors) and all(len(s) == len(trained) - 1 for s in seen)
+    # So a held-out anchor's prediction cannot depend on its own published figure
+    held = found.anchors[0]
+    moved = pi5.model_copy(update={"anchors": [a.model_copy(update={"latency_ms": 10 * a.latency_ms}) if a is held
+                                               else a for a in pi5.anchors]})
+    again = check(moved, "onnxruntime", "cpu", "fp32")
+    before = next(r for r in found.rows if r["model"] == held.model)
+    after = next(r for r in again.rows if r["model"] == held.model)
+    assert after["predicted_ms"] == pytest.approx(before["predicted_ms"], rel=1e-6)
+    assert after["published_ms"] == pytest.approx(10 * before["published_ms"])
+
+
+def test_shape_fit_is_the_prior_without_data_and_recovers_a_planted_shape():
+    import numpy as np
+
+    from edgebench.estimate.anchors import _Sample, fit_shape, shape_coef
+    from edgebench.estimate.roofline import PRIOR
+
+    assert shape_coef(np.zeros(3)) == pytest.approx(PRIOR) and fit_shape([]) == pytest.approx(np.zeros(3))
+    # Two groups whose latencies follow a shape with 3x the prior's per-op cost: the fit moves that way
+    rng = np.random.default_rng(0)
+    planted = shape_coef(np.array([0.0, 0.0, np.log(3.0)]))
+    samples = []
+    for g in range(4):
+        for m in range(5):
+            f = np.concatenate([rng.uniform(0.01, 0.5, len(GROUPS)), [rng.uniform(0.01, 0.3), 1.0]])
+            a = _anchor(f"m{m}", 1.0)
+            samples.append(_Sample(a, ("dev", g), float(np.log(7.0 * (g + 1) * (f @ planted))), f))
+    theta = fit_shape(samples)
+    assert 0.3 < theta[2] <= np.log(3.0) + 1e-6
+
+
+def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
+    from edgebench.estimate.anchors import anchor_hardware, device_hardware, precision_of
+
+    orin = all_profiles()["jetson-agx-orin"]
+    cpu = orin.processors["cpu"]
+    full, eight = device_hardware(cpu), device_hardware(cpu, 8)
+    assert eight.peak("fp32") == pytest.approx(full.peak("fp32") * 8 / 12)
+    assert eight.memory_bandwidth_gbs == full.memory_bandwidth_gbs  # bandwidth is shared, not per core
+    ncnn = next(a for a in orin.anchors if a.runtime == "ncnn" and a.threads == 8)
+    assert anchor_hardware(orin, ncnn) == device_hardware(cpu, 8, sync_threads=8)
+    assert precision_of(ncnn) == "fp16"  # "fp32-model (fp16 compute on ARMv8.2)": ncnn computes in fp16
+    assert precision_of(_anchor("resnet18", 1.0)) == "fp32"
+
+
+def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises():
+    from edgebench.estimate.anchors import processor_hardware, sync_scale
+
+    assert sync_scale(None) == sync_scale(1) == 1.0 and sync_scale(8) == pytest.approx(4.0)
+    orin = all_profiles()["jetson-agx-orin"]
+    assert processor_hardware(orin, "cpu").overhead_scale == pytest.approx(sync_scale(12))  # every core
+    assert processor_hardware(orin, "cpu", 4).overhead_scale == pytest.approx(3.0)
+    assert processor_hardware(orin, "gpu").overhead_scale == 1.0  # CPU threads only
+
+
+def test_anchors_of_another_machine_never_stand_in():
+    from edgebench.estimate.anchors import comparable
+
+    here, there = _anchor("resnet18", 10.0), _anchor("resnet50", 25.0).model_copy(update={"device_detail": "other"})
+    assert not comparable(here, there) and comparable(here, _anchor("resnet50", 25.0))
+    profile = all_profiles()["raspberry-pi-5"].model_copy(update={"anchors": [here, there]})
+    assert leave_one_anchor_out(profile, lambda a, b: 1.0) == []
+
+
+def test_fp32_on_tensor_cores_computes_at_the_tf32_rate_and_the_bound_allows_it():
+    from edgebench.estimate.anchors import compute_precision
+    from edgebench.estimate.bounds import peak_gops
+
+    nano = all_profiles()["jetson-orin-nano"]
+    gpu, cpu = nano.processors["gpu"], nano.processors["cpu"]
+    assert compute_precision("fp32", gpu, "onnxruntime") == compute_precision("fp32", gpu, "tensorrt") == "tf32"
+    assert compute_precision("fp32", gpu, "pytorch") == "fp32" and compute_precision("fp16", gpu, "tensorrt") == "fp16"
+    assert compute_precision("fp32", cpu, "onnxruntime") == "fp32"  # no Tensor Cores stated
+    found = check(nano, "onnxruntime", "gpu", "fp32")
+    assert found.precision == "tf32" and found.hardware.peak("tf32") == pytest.approx(0.8 * gpu.peak_gflops["tf32"])
+    # the physical bound of an FP32 graph is computed at the faster of the two rates, so it stays a bound
+    assert peak_gops(gpu.peak_gflops, "fp32") == gpu.peak_gflops["tf32"] > gpu.peak_gflops["fp32"]
+    assert peak_gops(cpu.peak_gflops, "fp32") == cpu.peak_gflops["fp32"]

@@ -44,7 +44,10 @@ def runtime_class(runtime: str, processor: str) -> str:
 
 def peak_gops(peaks: dict, precision: str) -> float:
     """The processor's datasheet peak for `precision`; where the profile states none, the highest
-    it states (generous, so the bound stays a bound)."""
+    it states (generous, so the bound stays a bound). FP32 takes the TF32 Tensor Core rate where a
+    GPU states one (runtimes may compute FP32 convolutions in TF32)."""
+    if precision == "fp32" and peaks.get("tf32"):
+        return float(max(peaks["tf32"], peaks.get("fp32") or 0.0))
     if precision in peaks and peaks[precision]:
         return float(peaks[precision])
     return float(max(peaks.values()))

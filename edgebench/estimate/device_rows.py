@@ -196,10 +196,12 @@ def _anchor_transfer(anchored: AnchorCheck, ops, precision, own):
             error, basis = checked, f"90th percentile of |log error| on {len(own)} earlier measurements of this device"
     hw = anchored.hardware
     assert hw is not None  # usable
-    shares = op_times(ops, precision, hw, PRIOR)
+    shares = op_times(ops, anchored.precision, hw, anchored.coef())
     detail = {"method": "anchor transfer",
               "how": "geometric mean over the anchors of published latency x (candidate / reference model), the "
-                     "ratio from the additive roofline (prior factors) on the device's derated peaks",
+                     "ratio from the additive roofline on the device's derated peaks, its factors the prior's "
+                     "times a shape fitted to the published anchors of this processor class",
+              "roofline_shape": anchored.describe_shape(),
               "anchors": anchored.describe(),
               "leave_one_anchor_out": {**s, "predictions": [{k: r[k] for k in ("model", "published_ms", "predicted_ms",
                                                                                "error", "from")}
