@@ -15,8 +15,8 @@ Figures depend on the machine and on its load; rerun on a quiet machine before q
     EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/compression.py --levers   # + pruning levers: ~50-60 min
 
 --levers adds, beside the default recipes, the pruning levers at 50% as extra recipes (YAML files in a
-temporary folder): latency-aware against uniform per-layer ratios, Taylor and BN-scale against
-magnitude importance, recovery without KD against the default KD from the unpruned model, and a
+temporary folder): latency-aware against uniform per-layer ratios, magnitude and BN-scale against
+the default Taylor importance, recovery without KD against the default KD from the unpruned model, and a
 3-step prune-recover schedule; each is one more prune build (1.5 epochs of recovery per budget unit,
 the same as prune50's) plus its timing, and the goal "latency-aware beats uniform's measured latency
 at equal accuracy" is marked met or not.
@@ -47,12 +47,12 @@ sys.path.insert(0, str(ROOT))  # run this checkout's edgebench, not another inst
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-# The pruning levers, each one change from the default prune50 (uniform ratios, magnitude importance,
+# The pruning levers, each one change from the default prune50 (uniform ratios, Taylor importance,
 # KD recovery from the unpruned model, one step), which is their reference.
 LEVERS: dict[str, tuple[str, dict]] = {
-    "prune50": ("reference: uniform, magnitude, KD recovery, 1 step", {}),
+    "prune50": ("reference: uniform, Taylor, KD recovery, 1 step", {}),
     "prune50-latency": ("latency-aware per-layer ratios (NetAdapt-style)", {"ratios": "latency"}),
-    "prune50-taylor": ("Taylor importance", {"importance": "taylor"}),
+    "prune50-magnitude": ("magnitude (L2) importance", {"importance": "magnitude"}),
     "prune50-bn": ("BN-scale importance", {"importance": "bn"}),
     "prune50-nokd": ("recovery on labels alone, no KD", {"distill": False}),
     "prune50-steps3": ("3 prune-recover steps, same total recovery", {"steps": 3}),
