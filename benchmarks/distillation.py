@@ -4,7 +4,9 @@ A capacity-limited student (default tiny-cnn-small, ~3k parameters) learns from 
 (default 1000) for enough epochs to converge, taught by MODEL (default mobilenetv3) trained on the
 full training split (the usual limited-transfer-set setting: the teacher has seen more than the
 student can). Each loss (kd, fitnet, at, ... datafree, adversarial) trains the same initial student
-with the same seed, schedule and images; "none" is cross-entropy alone. Over >= 3 seeds: mean
+with the same seed, schedule and images; "none" is cross-entropy alone. The exception is datafree:
+its student sees no training image, only generator-made ones, and trains for at least the loss's
+`steps` (default 1500; 30 epochs of 1000 images are 450), the budget its generator game needs. Over >= 3 seeds: mean
 top-1 and a 95% t interval, and the gain over "none" with its interval (paired by seed).
 
     EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/distillation.py        # ~40-60 min on 2 cores

@@ -115,3 +115,82 @@ def test_a_plugin_loss_registers_and_is_used(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "my_losses"
+
+
+def _datafree(student, teacher, sample, **options):
+    options = {"width": 8, "latent": 16, **options}
+    loss_fn, extra, cleanup = DistillPass({"losses": [{"name": "datafree", "options": options}]}).objective(
+        student, teacher, sample)
+    return loss_fn, extra, cleanup, loss_fn.modules[0]
+
+
+def test_data_free_generator_draws_balanced_classes_normalised_like_the_inputs():
+    from edgebench.models.data import IMAGENET_MEAN, IMAGENET_STD
+
+    student, teacher, x, y = _pair()
+    gray = ((torch.rand(2, 1, 16, 16).expand(-1, 3, -1, -1) - torch.from_numpy(IMAGENET_MEAN))
+            / torch.from_numpy(IMAGENET_STD))  # grayscale scans, normalised as the datasets are
+    _, _, cleanup, loss = _datafree(student, teacher, gray.numpy())
+    fake = loss.synthesize(23)
+    cleanup()
+    assert fake.shape == (23, 3, 16, 16)
+    pixels = fake * torch.from_numpy(IMAGENET_STD) + torch.from_numpy(IMAGENET_MEAN)
+    assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5  # the real inputs' range, not zero-mean noise
+    assert torch.allclose(pixels[:, 0], pixels[:, 2], atol=1e-5)  # grayscale in, grayscale out
+    counts = torch.bincount(loss._labels, minlength=5)
+    assert counts.max() - counts.min() <= 1  # class-balanced targets
+
+
+def test_data_free_teacher_stays_frozen_in_eval_mode():
+    student, teacher, x, y = _pair()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    loss_fn, extra, cleanup, loss = _datafree(student, teacher, x[:2].numpy())
+    optimizer = torch.optim.Adam(list(student.parameters()) + list(extra), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss_fn(student, x, y).backward()
+        optimizer.step()
+    cleanup()
+    assert not teacher.training
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # weights and BN stats
+    assert all(p.grad is None for p in teacher.parameters())
+    assert {"one_hot", "bn", "kd"} <= set(loss.last_terms)
+    assert not any(p is q for p in extra for q in teacher.parameters())
+
+
+def test_data_free_generator_climbs_the_students_loss():
+    """The adversarial term: the student's KD loss reaches the generator reversed (and scaled)."""
+    grads = {}
+    for weight in (0.0, 0.5):
+        student, teacher, x, y = _pair()
+        torch.manual_seed(3)
+        loss_fn, extra, cleanup, loss = _datafree(student, teacher, x[:2].numpy(), bn=0.0, one_hot=0.0,
+                                                  adversarial=weight)
+        torch.manual_seed(4)
+        fake = loss.synthesize(len(x))
+        if weight == 0.0:  # no reversal: the plain gradient of KD(teacher || student) for the generator
+            from edgebench.compress.losses.base import kd_term
+
+            fake = loss._fake
+            kd = kd_term(student(fake), teacher(fake), 4.0)
+        else:
+            kd = loss(student(fake), teacher(fake).detach(), [], [], None, None)
+        kd.backward()
+        grads[weight] = torch.cat([p.grad.flatten() for p in loss.generator.parameters() if p.grad is not None])
+        cleanup()
+    assert grads[0.0].abs().sum() > 0
+    assert torch.allclose(grads[0.5], -0.5 * grads[0.0], rtol=1e-4, atol=1e-7)
+
+
+def test_data_free_training_runs_the_steps_the_game_needs():
+    from types import SimpleNamespace
+
+    from edgebench.compress.distill import LossSpec, _step_floor
+
+    ctx = SimpleNamespace(budget=1.0, dataset=SimpleNamespace(train=[0] * 1000))  # 15 batches of 64 an epoch
+    assert _step_floor(30.0, [LossSpec(name="kd")], ctx) == 30.0
+    assert _step_floor(30.0, [LossSpec(name="datafree", options={"steps": 1500})], ctx) == 100.0
+    assert _step_floor(200.0, [LossSpec(name="datafree", options={"steps": 1500})], ctx) == 200.0
+    assert _step_floor(0.0, [LossSpec(name="datafree")], ctx) == 0.0  # no training asked for, none run
+    quick = SimpleNamespace(budget=0.1, dataset=ctx.dataset)
+    assert _step_floor(3.0, [LossSpec(name="datafree", options={"steps": 1500})], quick) == 10.0

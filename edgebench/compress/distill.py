@@ -20,6 +20,7 @@ from edgebench.compress.losses import loss_class
 from edgebench.compress.surgery import check_layer_names
 from edgebench.core.cache import module_fingerprint
 from edgebench.core.errors import IncompatibleError, UsageError
+from edgebench.models.train import TrainConfig
 from edgebench.models.zoo import STUDENT_OF, apply_weights, build_module, load_state_dict, resolve_model
 
 SCRATCH_LR = 2e-3  # a student trained from scratch uses the baseline's schedule
@@ -125,6 +126,7 @@ class DistillPass(Pass):
             student = copy.deepcopy(candidate.module)
             epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
             lr = self.config.lr or RECOVERY_LR
+        epochs = _step_floor(epochs, self.config.losses, ctx)
         _check_classes(teacher, ctx.dataset, "teacher")
         losses = "+".join(s.name for s in self.config.losses)
         module = finetune(student, ctx, f"distill ({losses})", epochs,
@@ -139,6 +141,16 @@ class DistillPass(Pass):
     def objective(self, student, teacher, sample):
         """The loss function, the adapter parameters that train with the student, and a cleanup."""
         return build_objective(self.config, student, teacher, sample)
+
+
+def _step_floor(epochs: float, losses: list[LossSpec], ctx: Context) -> float:
+    """Epochs raised so that training runs at least the steps a loss needs (times the budget): a
+    data-free student's batches come from a generator, so the few training images do not pace it."""
+    steps = max(loss_class(s.name).min_steps(s.options) for s in losses) * ctx.budget
+    if steps <= 0 or epochs <= 0:  # no floor, or no training asked for
+        return epochs
+    per_epoch = max(1, len(ctx.dataset.train) // TrainConfig.batch_size)
+    return max(epochs, steps / per_epoch)
 
 
 def load_teacher(spec: str, weights: Optional[str], num_classes: int, dataset):

@@ -25,6 +25,12 @@ class DistillLoss(nn.Module):
             raise UsageError(f"distill loss '{self.name}': unknown option(s) {', '.join(sorted(options))}")
         self.temperature = temperature
 
+    @classmethod
+    def min_steps(cls, options: dict) -> int:
+        """Optimiser steps this loss needs whatever the epochs say (a data-free generator's game is
+        not paced by the training images); 0: the epochs decide."""
+        return 0
+
     def setup(self, student, teacher, sample) -> None:
         """Build what depends on the models themselves (a peer, heads, a generator) once, before
         training; its parameters then train with the student's."""
