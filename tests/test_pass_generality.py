@@ -10,9 +10,11 @@ from edgebench.compress.channels import half_width_copy, prune_channels
 from edgebench.compress.depth import half_depth_copy
 from edgebench.compress.distill import smaller_copy
 from edgebench.compress.prune import PruneConfig
+from edgebench.compress.ptq import quantize_onnx
 from edgebench.compress.qat import insert_fake_quant
 from edgebench.core.errors import IncompatibleError
 from edgebench.models.data import Dataset, Split
+from edgebench.models.export import export_onnx
 from edgebench.models.zoo import build_module, resolve_model
 
 
@@ -83,3 +85,13 @@ def test_a_family_without_a_smaller_sibling_gets_a_half_width_student():
     student = half_width_copy(model, _dataset(32))
     assert sum(p.numel() for p in student.parameters()) < 0.5 * before
     assert student(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_model_only_torch_export_can_export_quantizes_for_onnxruntime(tmp_path):
+    # AdaptiveAvgPool2d up to 6x6 (AlexNet at 64 px) is beyond the TorchScript exporter: torch.export
+    # exports it, and its weights must stay in model.onnx for ONNX Runtime's quantizer to find them.
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.AdaptiveAvgPool2d(6), nn.Flatten(), nn.Linear(288, 10)).eval()
+    x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
+    fp32 = export_onnx(model, tmp_path / "fp32" / "model.onnx", x)
+    assert not list(fp32.parent.glob("*.data"))
+    assert quantize_onnx(fp32, tmp_path / "int8" / "model.int8.onnx", x, per_channel=True, activation_type="uint8").is_file()
