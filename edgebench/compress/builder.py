@@ -63,7 +63,7 @@ def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
     # Seeded initial weights: they are part of the training cache key, so a rerun in a new process
     # (or after other code drew random numbers) finds the baseline it trained before.
     torch.manual_seed(opts.seed)
-    module = build_module(source, dataset.num_classes)
+    module = build_module(source, dataset.num_classes, dataset.input_size)
     step: dict[str, Any] = {"pass": "baseline", "config": {"model": source.name}}
     if opts.pretrained:
         model = build_module(source, 1000)
