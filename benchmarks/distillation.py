@@ -42,7 +42,7 @@ def run(args) -> dict:
     from edgebench.compress import Context
     from edgebench.compress.builder import BaselineOptions, build_baseline
     from edgebench.compress.distill import SCRATCH_LR, DistillPass
-    from edgebench.core.cache import content_key
+    from edgebench.core.cache import content_key, source_digest
     from edgebench.core.module_cache import cached_module
     from edgebench.models.data import Dataset, Split, load_dataset
     from edgebench.models.train import TrainConfig, evaluate_torch, fit
@@ -61,8 +61,8 @@ def run(args) -> dict:
             return fit(build_module(resolve_model(args.student), few.num_classes), few.train,
                        TrainConfig(epochs=args.epochs, lr=SCRATCH_LR, seed=seed))
         t0 = time.perf_counter()
-        plain = cached_module(content_key("bench-distill-none", args.student, few.fingerprint(), args.epochs, seed),
-                              scratch)
+        plain = cached_module(content_key("bench-distill-none", args.student, few.fingerprint(), args.epochs, seed,
+                                          source_digest("edgebench.models.train")), scratch)
         rows.append({"loss": "none", "seed": seed, "top1": evaluate_torch(plain, few.eval),
                      "train_s": time.perf_counter() - t0})
         for loss in args.losses:

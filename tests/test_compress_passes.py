@@ -229,3 +229,24 @@ def test_compare_rejects_a_bad_recipe_before_the_baseline_trains(tmp_path):
     with pytest.raises(UsageError, match="no layer 'nope'"):
         compare(opts)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_changed_training_code_never_reuses_a_cached_module(ctx, monkeypatch):
+    """Cached fine-tunes are keyed by the source of the code that trained them: after an edit to a
+    pass or the training loop, a rerun trains again instead of serving the old code's module."""
+    import copy
+    import uuid
+
+    from edgebench.compress import finetune as ft
+    from edgebench.core.cache import source_digest
+
+    trained = []
+    monkeypatch.setattr(ft, "fit", lambda module, *a, **k: trained.append(1) or module)
+    parts = ("test-source-key", uuid.uuid4().hex)  # fresh keys: earlier test runs cached nothing under them
+    for digest in ("code-a", "code-a", "code-b"):
+        monkeypatch.setattr(ft, "source_digest", lambda *modules, d=digest: d)
+        ft.finetune(copy.deepcopy(ctx.baseline.module), ctx, "test", 0.01, parts)
+    assert len(trained) == 2  # the second call hit the cache; the changed source trained again
+    assert source_digest("edgebench.compress") != source_digest("edgebench.models.train")
+    with pytest.raises(FileNotFoundError):
+        source_digest("edgebench.no_such_module")

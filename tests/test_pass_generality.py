@@ -7,10 +7,14 @@ from torch import nn
 
 from edgebench.compress.builder import _check_outputs
 from edgebench.compress.channels import half_width_copy, prune_channels
+from edgebench.compress.depth import half_depth_copy
+from edgebench.compress.distill import smaller_copy
 from edgebench.compress.prune import PruneConfig
+from edgebench.compress.ptq import quantize_onnx
 from edgebench.compress.qat import insert_fake_quant
 from edgebench.core.errors import IncompatibleError
 from edgebench.models.data import Dataset, Split
+from edgebench.models.export import export_onnx
 from edgebench.models.zoo import build_module, resolve_model
 
 
@@ -42,10 +46,37 @@ def test_qat_leaves_attention_projections_in_float():
     assert model(torch.randn(2, 4, 16)).shape == (2, 10)
 
 
-def test_pruning_declines_transformers_with_a_reason():
-    model = build_module(resolve_model("vit_b_16"), 10)
-    with pytest.raises(IncompatibleError, match="attention heads"):
-        prune_channels(model, _dataset(224, 2), PruneConfig())
+def test_a_vit_built_for_the_data_size_runs_on_it():
+    model = build_module(resolve_model("vit_b_32"), 10, 64).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 10)
+
+
+def test_pruning_narrows_a_vit_keeping_every_head():
+    model = build_module(resolve_model("vit-tiny"), 10)
+    before = sum(p.numel() for p in model.parameters())
+    prune_channels(model, _dataset(32, 2), PruneConfig(protect_stem=False))
+    attention = model.encoder.layers[0].self_attention
+    assert attention.num_heads == 4 and attention.embed_dim == model.hidden_dim == 32
+    assert sum(p.numel() for p in model.parameters()) < 0.5 * before
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_family_whose_channels_cannot_be_removed_gets_a_half_depth_student():
+    source = resolve_model("shufflenet_v2_x0_5")
+    data = _dataset(32)
+    student, what = smaller_copy(source, data)
+    full = build_module(source, 10)
+    assert what.startswith("half-depth")
+    assert sum(p.numel() for p in student.parameters()) < sum(p.numel() for p in full.parameters())
+    assert student(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_half_depth_drops_every_second_repeated_block_only():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.Sequential(*[nn.Conv2d(8, 8, 3, padding=1) for _ in range(4)]),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+    student, dropped = half_depth_copy(model, torch.randn(1, 3, 16, 16), 10)
+    assert dropped == ["1.1", "1.3"] and len(student[1]) == 2 and len(student) == 5
 
 
 def test_a_family_without_a_smaller_sibling_gets_a_half_width_student():
@@ -54,3 +85,13 @@ def test_a_family_without_a_smaller_sibling_gets_a_half_width_student():
     student = half_width_copy(model, _dataset(32))
     assert sum(p.numel() for p in student.parameters()) < 0.5 * before
     assert student(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_model_only_torch_export_can_export_quantizes_for_onnxruntime(tmp_path):
+    # AdaptiveAvgPool2d up to 6x6 (AlexNet at 64 px) is beyond the TorchScript exporter: torch.export
+    # exports it, and its weights must stay in model.onnx for ONNX Runtime's quantizer to find them.
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.AdaptiveAvgPool2d(6), nn.Flatten(), nn.Linear(288, 10)).eval()
+    x = np.random.default_rng(0).standard_normal((8, 3, 8, 8)).astype(np.float32)
+    fp32 = export_onnx(model, tmp_path / "fp32" / "model.onnx", x)
+    assert not list(fp32.parent.glob("*.data"))
+    assert quantize_onnx(fp32, tmp_path / "int8" / "model.int8.onnx", x, per_channel=True, activation_type="uint8").is_file()

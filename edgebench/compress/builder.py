@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from edgebench.compress import Candidate, Context, instantiate
 from edgebench.core.atomic import atomic_path
-from edgebench.core.cache import content_key, module_fingerprint
+from edgebench.core.cache import content_key, module_fingerprint, source_digest
 from edgebench.core.errors import EdgebenchError, IncompatibleError
 from edgebench.core.module_cache import cached_module
 from edgebench.core.records import CandidateInfo
@@ -63,7 +63,7 @@ def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
     # Seeded initial weights: they are part of the training cache key, so a rerun in a new process
     # (or after other code drew random numbers) finds the baseline it trained before.
     torch.manual_seed(opts.seed)
-    module = build_module(source, dataset.num_classes)
+    module = build_module(source, dataset.num_classes, dataset.input_size)
     step: dict[str, Any] = {"pass": "baseline", "config": {"model": source.name}}
     if opts.pretrained:
         model = build_module(source, 1000)
@@ -85,7 +85,8 @@ def build_baseline(source: ModelSource, dataset: Dataset, opts: BaselineOptions,
         return Candidate(name="baseline", module=module.eval(), lineage=(step,), notes=notes)
     _check_outputs(module, dataset)
     config = TrainConfig(epochs=opts.epochs, seed=opts.seed)
-    key = content_key("baseline", source.spec, module_fingerprint(module), dataset.fingerprint(), config.as_key())
+    key = content_key("baseline", source.spec, module_fingerprint(module), dataset.fingerprint(), config.as_key(),
+                      source_digest("edgebench.models.train"))
     report = (lambda done, total: progress("train baseline", done, total)) if progress else None
     module = cached_module(key, lambda: fit(module, dataset.train, config, progress=report))
     step["config"]["trained"] = {"epochs": opts.epochs, "seed": opts.seed, "data": dataset.name}

@@ -2,6 +2,8 @@
 and the width-reduced distillation students share."""
 from __future__ import annotations
 
+import math
+
 from edgebench.compress.layer_cost import layer_shapes, module_cost
 from edgebench.compress.surgery import classifier_layers
 from edgebench.core.errors import EdgebenchError, IncompatibleError
@@ -59,10 +61,11 @@ def prune_channels(model, dataset, config, between=None):
     import torch.nn.functional as F
     import torch_pruning as tp
 
-    if any(isinstance(m, torch.nn.MultiheadAttention) for m in model.modules()):
-        raise IncompatibleError("prune: channel pruning does not remove attention heads; transformers are not pruned "
-                                "by this pass (use distill with a smaller student)")
     example = torch.from_numpy(dataset.train.x[:2])
+    # Attention keeps its heads and Torch-Pruning narrows each (head_dim = embed_dim / heads), so
+    # the width that attention reads must stay a multiple of every head count.
+    heads = [m.num_heads for m in model.modules() if isinstance(m, torch.nn.MultiheadAttention)]
+    round_to = math.lcm(config.round_to or 1, *heads) if heads else config.round_to
     protected = protected_layers(model, config)
     steps = getattr(config, "steps", 1)
     importance = {"magnitude": tp.importance.MagnitudeImportance(p=2),
@@ -73,7 +76,7 @@ def prune_channels(model, dataset, config, between=None):
     try:
         pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=config.ratio,
                                       pruning_ratio_dict=per_layer or None, ignored_layers=protected,
-                                      global_pruning=config.global_ranking, round_to=config.round_to,
+                                      global_pruning=config.global_ranking, round_to=round_to,
                                       iterative_steps=steps)
         for step in range(steps):
             if config.importance == "taylor":
@@ -84,6 +87,7 @@ def prune_channels(model, dataset, config, between=None):
                     x = torch.from_numpy(dataset.train.x[start:start + 64])
                     F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
             pruner.step()
+            _sync_vit_width(model)
             model.zero_grad(set_to_none=True)
             if between is not None and step < steps - 1:
                 between(model, step)
@@ -98,6 +102,16 @@ def prune_channels(model, dataset, config, between=None):
     if out.shape[-1] != dataset.num_classes:
         raise IncompatibleError(f"prune: the pruned model outputs {out.shape[-1]} classes instead of {dataset.num_classes}")
     return model
+
+
+def _sync_vit_width(model) -> None:
+    """torchvision's VisionTransformer reshapes its patch embedding with its own `hidden_dim`
+    attribute, which Torch-Pruning does not know about: set it to the pruned width."""
+    from torch import nn
+
+    for m in model.modules():
+        if isinstance(getattr(m, "hidden_dim", None), int) and isinstance(getattr(m, "conv_proj", None), nn.Conv2d):
+            m.hidden_dim = m.conv_proj.out_channels
 
 
 class _HalfWidth:

@@ -1,7 +1,8 @@
 """Knowledge distillation: a teacher (default: the baseline) trains a student.
 
 The student is, by default, the model family's smaller sibling trained from scratch when the pass
-starts from the baseline (mobilenetv3-small from mobilenetv3-large), and the incoming candidate
+starts from the baseline (mobilenetv3-small from mobilenetv3-large; where none is known, the same
+architecture at half width, or at half depth where its channels cannot be removed), and the incoming candidate
 itself when it follows another pass (prune -> distill recovers the pruned model's accuracy). The
 objective is `ce_weight * CE(labels) + sum(weight_i * loss_i)` over losses from `losses.LOSSES`.
 """
@@ -14,6 +15,7 @@ from pydantic import Field, field_validator
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.compress.channels import half_width_copy
+from edgebench.compress.depth import half_depth_copy
 from edgebench.compress.distill_objective import build_objective
 from edgebench.compress.finetune import RECOVERY_LR, finetune, recovery_epochs
 from edgebench.compress.losses import loss_class
@@ -94,7 +96,7 @@ class DistillPass(Pass):
 
     def validate(self, model, dataset) -> None:
         if self.config.student not in ("auto", "self"):
-            student = build_module(resolve_model(self.config.student), dataset.num_classes)
+            student = build_module(resolve_model(self.config.student), dataset.num_classes, dataset.input_size)
         else:
             student = model
         teacher = model
@@ -116,10 +118,9 @@ class DistillPass(Pass):
 
             torch.manual_seed(ctx.seed)  # the same initial student with or without a teacher
             if arch:
-                student = build_module(resolve_model(arch), num_classes)
-            else:  # no smaller sibling known: the same architecture at half width
-                student = half_width_copy(build_module(ctx.model_source, num_classes), ctx.dataset)
-                arch = f"half-width {ctx.model_source.name}"
+                student = build_module(resolve_model(arch), num_classes, ctx.dataset.input_size)
+            else:  # no smaller sibling known: the same architecture at half width, or else at half depth
+                student, arch = smaller_copy(ctx.model_source, ctx.dataset)
             epochs = recovery_epochs(self.config.epochs, ctx, ctx.train_epochs)
             lr = self.config.lr or SCRATCH_LR
         else:
@@ -151,6 +152,26 @@ def _step_floor(epochs: float, losses: list[LossSpec], ctx: Context) -> float:
         return epochs
     per_epoch = max(1, len(ctx.dataset.train) // TrainConfig.batch_size)
     return max(epochs, steps / per_epoch)
+
+
+def smaller_copy(source, dataset):
+    """(student, what it is) for a family without a smaller sibling: the architecture at half
+    width (DepGraph), or, where its channels cannot be removed (channel shuffles, windowed
+    attention), at half depth; a one-line error when neither can be built."""
+    import torch
+
+    def fresh():
+        return build_module(source, dataset.num_classes, dataset.input_size)
+
+    try:
+        return half_width_copy(fresh(), dataset), f"half-width {source.name}"
+    except IncompatibleError as narrow:
+        try:
+            student, dropped = half_depth_copy(fresh(), torch.from_numpy(dataset.train.x[:2]), dataset.num_classes)
+        except IncompatibleError as shallow:
+            raise IncompatibleError(f"distill: no smaller student of {source.name} is known or can be built: "
+                                    f"not at half width ({narrow}), not at half depth ({shallow})") from None
+        return student, f"half-depth {source.name} ({len(dropped)} blocks removed)"
 
 
 def load_teacher(spec: str, weights: Optional[str], num_classes: int, dataset):

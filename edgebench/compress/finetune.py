@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Optional
 
 from edgebench.compress.base import Context
-from edgebench.core.cache import content_key, module_fingerprint
+from edgebench.core.cache import content_key, module_fingerprint, source_digest
 from edgebench.core.module_cache import cached_module
 from edgebench.models.train import LossFn, TrainConfig, fit
 
@@ -33,7 +33,8 @@ def finetune(module, ctx: Context, label: str, epochs: float, key_parts: tuple,
     if epochs <= 0:
         return module.eval()
     config = TrainConfig(epochs=epochs, lr=lr, seed=ctx.seed)
-    key = content_key(label, key_parts, module_fingerprint(module), ctx.dataset.fingerprint(), config.as_key())
+    key = content_key(label, key_parts, module_fingerprint(module), ctx.dataset.fingerprint(), config.as_key(),
+                      source_digest("edgebench.compress", "edgebench.models.train"))
 
     def build():
         loss_fn, extra, cleanup = (None, [], None)

@@ -93,6 +93,6 @@ def validate_recipes(recipes: list[tuple[str, list[dict]]], source, dataset) -> 
     # Building this throwaway model must not draw from torch's global generator: the baseline's
     # initial weights (and so its cache key) would change with the recipes asked for.
     with torch.random.fork_rng(devices=[]):
-        model = build_module(source, dataset.num_classes)
+        model = build_module(source, dataset.num_classes, dataset.input_size)
         for p in passes:
             p.validate(model, dataset)

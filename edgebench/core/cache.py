@@ -1,12 +1,14 @@
 """Content-addressed cache for expensive artifacts (trained models), shared by all runs.
 
 A trained module is keyed by everything that determines it (architecture, initial weights, data
-fingerprint, recipe, epochs, seed), so rerunning a command, or another command that needs the
-same training, reuses it instead of training again. Location: $EDGEBENCH_CACHE or
+fingerprint, recipe, epochs, seed, and the source of the code that trains it), so rerunning a
+command, or another command that needs the same training, reuses it instead of training again,
+and a changed pass or training loop never serves a module the old code trained. Location: $EDGEBENCH_CACHE or
 ~/.cache/edgebench.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,3 +33,21 @@ def module_fingerprint(model) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]
+
+
+@functools.cache
+def source_digest(*modules: str) -> str:
+    """Hash of the Python source of edgebench `modules` (dotted names; a package means every file
+    in it), for the keys of modules that code trains."""
+    package = Path(__file__).resolve().parent.parent  # edgebench/
+    h = hashlib.sha256()
+    for name in modules:
+        target = package.joinpath(*name.split(".")[1:])
+        files = sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+        if not files or not all(f.is_file() for f in files):
+            raise FileNotFoundError(f"source_digest: no source for {name}")
+        for f in files:
+            h.update(f.relative_to(package).as_posix().encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+

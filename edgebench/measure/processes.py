@@ -63,17 +63,20 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
 
-def rerun_interval(medians: list[float]) -> tuple[float, float]:
-    """Where the median of one more process is expected to land (95%): a prediction interval,
-    mean +- t * s * sqrt(1 + 1/n), on the log of the processes' medians (latency ratios are what
-    varies between processes, not differences). The range of n medians would cover a rerun only
-    (n-1)/(n+1) of the time: 50% with three processes."""
+def rerun_interval(medians: list[float], rerun_processes: int | None = None) -> tuple[float, float]:
+    """Where a rerun's median lands (95%) when the rerun, too, measures in `rerun_processes`
+    processes (default: as many as these): a prediction interval for the mean of m new processes,
+    mean +- t * s * sqrt(1/n + 1/m), on the log of the n processes' medians (latency ratios are what
+    varies between processes, not differences). A rerun's stated median pools its m processes, so
+    it scatters less than one process's does: m = 1 gives sqrt(1 + 1/n), one more process. The
+    range of n medians would cover one more process only (n-1)/(n+1) of the time: 50% with three."""
     logs = np.log(np.asarray([m for m in medians if m > 0], dtype=np.float64))
     n = len(logs)
     if n < 2:
         return (float(np.exp(logs[0])),) * 2 if n else (0.0, 0.0)
+    m = rerun_processes or n
     t = T_975[n - 2] if n - 2 < len(T_975) else 1.96
-    half = t * float(logs.std(ddof=1)) * float(np.sqrt(1 + 1 / n))
+    half = t * float(logs.std(ddof=1)) * float(np.sqrt(1 / n + 1 / m))
     return float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
 
 
@@ -99,8 +102,8 @@ def merge(results: list[Measurement], timing: dict, asked: int | None = None) ->
         "count": len(ok), "failed": len(results) - len(ok), "not_run": max(0, (asked or len(results)) - len(results)),
         "medians_ms": medians,
         "spread": max(medians) / min(medians) if min(medians) > 0 else None,
-        "interval": "95% prediction interval of a rerun's median from the processes' medians (t, log scale), "
-                    "at least as wide as every process's own median interval"})
+        "interval": "95% prediction interval of the median of a rerun in as many processes, from the processes' "
+                    "medians (t, log scale), at least as wide as every process's own median interval"})
     if busy:
         extra["contention"] = busy[0]
     accuracy = next((m.accuracy for m in ok if m.accuracy), None)

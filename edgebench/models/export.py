@@ -15,6 +15,7 @@ from edgebench.core.errors import IncompatibleError
 
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+SINGLE_FILE_BYTES = 1_800_000_000  # protobuf's 2 GB limit on one ONNX file, less room for the graph
 
 
 def export_onnx(model, path: Path, sample: np.ndarray, rtol: float = 1e-3, atol: float = 1e-4) -> Path:
@@ -36,9 +37,14 @@ def _export(model, path: Path, sample: np.ndarray, rtol: float, atol: float) -> 
                               input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
         except Exception:  # noqa: BLE001 - any tracer failure falls back to torch.export, whose own errors propagate
-            # Models the TorchScript tracer cannot follow go through torch.export instead.
+            # Models the TorchScript tracer cannot follow (AlexNet's adaptive pooling up to 6x6 at
+            # 64 px) go through torch.export instead. Its weights go in the one file, as the
+            # tracer's do, where protobuf allows (under 2 GB): an external .onnx.data file is lost
+            # by ONNX Runtime's quantization pre-processing (its optimised copy points at it from
+            # a temporary folder) and by every copy of model.onnx alone.
+            small = sum(t.numel() * t.element_size() for t in model.state_dict().values()) < SINGLE_FILE_BYTES
             torch.onnx.export(model, (example,), str(path), dynamo=True, opset_version=18,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=not small,
                               dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     check_onnx_matches_torch(model, path, sample, rtol, atol)
 

@@ -41,8 +41,8 @@ def _register_torchvision() -> None:
     for alias, target in FRIENDLY_ALIASES.items():
         aliases.setdefault(target, []).append(alias)
     for name in torchvision.models.list_models(module=torchvision.models):
-        def factory(num_classes: int = 1000, _name=name):
-            return torchvision.models.get_model(_name, weights=None, num_classes=num_classes)
+        def factory(num_classes: int = 1000, _name=name, **kwargs):
+            return torchvision.models.get_model(_name, weights=None, num_classes=num_classes, **kwargs)
         MODELS.add(name, factory, aliases=tuple(aliases.get(name, ())))
 
 
@@ -246,16 +246,29 @@ def replace_classifier(model, num_classes: int) -> bool:
     return True
 
 
-def build_module(source: ModelSource, num_classes: int):
+def build_module(source: ModelSource, num_classes: int, input_size: Optional[int] = None):
+    """An untrained instance of `source` scoring `num_classes`. `input_size` (the data's square
+    image side) sizes the architectures built for one image size: torchvision's ViTs (their
+    position embedding), when the size is a multiple of their patch; others ignore it."""
     factory = source.factory
     if factory is None:  # an ONNX file, e.g. named as a distill student or teacher
         raise UsageError(f"'{source.spec}' is an ONNX file, not a torch model: it cannot be built or trained")
+    sized = _image_size_kwargs(source.name, input_size)
     try:
-        model = factory(num_classes=num_classes)
+        model = factory(num_classes=num_classes, **sized)
     except TypeError:
         model = factory()
         replace_classifier(model, num_classes)
     return drop_auxiliary_heads(model)
+
+
+def _image_size_kwargs(name: str, input_size: Optional[int]) -> dict:
+    """torchvision's ViTs take `image_size`: built at the data's size, an untrained one runs on it
+    (at 224 it rejects a 64-pixel input). Other sizes stay 224, so the model declines them."""
+    patch = re.fullmatch(r"vit_[bhl]_(\d+)", name)
+    if input_size and input_size != 224 and patch and input_size % int(patch.group(1)) == 0:
+        return {"image_size": input_size}
+    return {}
 
 
 def drop_auxiliary_heads(model):
