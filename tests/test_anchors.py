@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from edgebench.devices.profiles import Anchor, all_profiles
+from edgebench.estimate.anchor_hardware import anchor_ops
 from edgebench.estimate.anchors import (
-    anchor_ops,
     check,
     comparable_anchors,
     interval_error,
@@ -52,7 +52,7 @@ def test_leave_one_anchor_out_holds_each_anchor_out():
 
 
 def test_reference_ops_cover_every_buildable_anchor():
-    from edgebench.estimate.anchors import buildable
+    from edgebench.estimate.anchor_hardware import buildable
     from edgebench.estimate.reference import REFERENCE_MODELS, key, reference_ops
 
     ops = reference_ops()
@@ -115,12 +115,12 @@ def test_too_few_held_out_predictions_state_no_error():
 
 
 def test_fitted_shape_never_sees_the_held_out_anchor(monkeypatch):
-    from edgebench.estimate import anchors
+    from edgebench.estimate import anchor_shape
 
     pi5 = all_profiles()["raspberry-pi-5"]
     seen = []
-    real_fit = anchors.fit_shape
-    monkeypatch.setattr(anchors, "fit_shape", lambda samples: seen.append([s.anchor for s in samples])
+    real_fit = anchor_shape.fit_shape
+    monkeypatch.setattr(anchor_shape, "fit_shape", lambda samples: seen.append([s.anchor for s in samples])
                         or real_fit(samples))
     found = check(pi5, "onnxruntime", "cpu", "fp32")
     assert found.summary["n"] == 4 and found.shape is not None
@@ -143,7 +143,7 @@ def test_fitted_shape_never_sees_the_held_out_anchor(monkeypatch):
 def test_shape_fit_is_the_prior_without_data_and_recovers_a_planted_shape():
     import numpy as np
 
-    from edgebench.estimate.anchors import _Sample, fit_shape, shape_coef
+    from edgebench.estimate.anchor_shape import _Sample, fit_shape, shape_coef
     from edgebench.estimate.roofline import PRIOR
 
     assert shape_coef(np.zeros(3)) == pytest.approx(PRIOR) and fit_shape([]) == pytest.approx(np.zeros(3))
@@ -161,7 +161,7 @@ def test_shape_fit_is_the_prior_without_data_and_recovers_a_planted_shape():
 
 
 def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
-    from edgebench.estimate.anchors import anchor_hardware, device_hardware, precision_of
+    from edgebench.estimate.anchor_hardware import anchor_hardware, device_hardware, precision_of
 
     orin = all_profiles()["jetson-agx-orin"]
     cpu = orin.processors["cpu"]
@@ -175,7 +175,7 @@ def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
 
 
 def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises():
-    from edgebench.estimate.anchors import processor_hardware, sync_scale
+    from edgebench.estimate.anchor_hardware import processor_hardware, sync_scale
 
     assert sync_scale(None) == sync_scale(1) == 1.0 and sync_scale(8) == pytest.approx(4.0)
     orin = all_profiles()["jetson-agx-orin"]
@@ -185,7 +185,7 @@ def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises():
 
 
 def test_anchors_of_another_machine_never_stand_in():
-    from edgebench.estimate.anchors import comparable
+    from edgebench.estimate.anchor_hardware import comparable
 
     here, there = _anchor("resnet18", 10.0), _anchor("resnet50", 25.0).model_copy(update={"device_detail": "other"})
     assert not comparable(here, there) and comparable(here, _anchor("resnet50", 25.0))
@@ -194,7 +194,7 @@ def test_anchors_of_another_machine_never_stand_in():
 
 
 def test_fp32_on_tensor_cores_computes_at_the_tf32_rate_and_the_bound_allows_it():
-    from edgebench.estimate.anchors import compute_precision
+    from edgebench.estimate.anchor_hardware import compute_precision
     from edgebench.estimate.bounds import peak_gops
 
     nano = all_profiles()["jetson-orin-nano"]

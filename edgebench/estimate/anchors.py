@@ -3,11 +3,11 @@
 Each device profile cites latencies of reference models measured on the device itself (its
 `anchors`). An estimate for a candidate transfers from the anchors of the same runtime, processor,
 precision and thread count: the geometric mean over them of anchor latency x (candidate /
-reference model), the ratio from the roofline on the device's own derated peaks (`roofline_time`;
-the reference models' operator costs are shipped in reference_ops.json, estimate/reference.py).
+reference model), the ratio from the roofline on the device's own derated peaks (the reference
+models' operator costs are shipped in reference_ops.json, estimate/reference.py).
 
 The roofline's factors are the prior's (roofline.PRIOR) times a "shape" fitted to published
-anchors (`fit_shape`): one multiplier for depthwise and grouped convolutions, one for memory-bound
+anchors (anchor_shape.py): one multiplier for depthwise and grouped convolutions, one for memory-bound
 ops (pooling, elementwise, data movement) and one for the per-operator dispatch cost, shared by
 every device of a processor class (cpu, gpu, npu). Only ratios between models inform it (each
 anchor group's scale is free), it is pulled towards the prior (PRIOR_WEIGHT), and it is fitted
@@ -15,7 +15,7 @@ strictly inside the cross-validation: the shape that predicts a held-out anchor 
 other anchors only (`ShapeFit.coef(exclude=...)`), so no published figure contributes to its own
 prediction. A candidate's estimate in `compare` uses the shape fitted on every anchor.
 A run on fewer threads than the processor has cores gets that share of its compute peak
-(`anchor_hardware`); bandwidth is shared and stays whole; a CPU run's per-operator cost grows
+(anchor_hardware.py); bandwidth is shared and stays whole; a CPU run's per-operator cost grows
 with the threads it synchronises after each operator (`sync_scale`); FP32 on a GPU that states a
 TF32 peak computes at that rate under runtimes that use TF32 by default (`compute_precision`).
 
@@ -39,18 +39,18 @@ from typing import Optional
 
 import numpy as np
 
-from edgebench.devices.profiles import Anchor, DeviceProfile, Processor
-from edgebench.estimate.op_costs import GROUPS
-from edgebench.estimate.reference import key, reference_ops
-from edgebench.estimate.roofline import (
-    ACHIEVABLE_BANDWIDTH,
-    ACHIEVABLE_COMPUTE,
-    PRIOR,
-    PRIOR_WEIGHT,
-    Hardware,
-    features,
-    predict,
+from edgebench.devices.profiles import Anchor, DeviceProfile
+from edgebench.estimate.anchor_hardware import (
+    anchor_hardware,
+    anchor_ops,
+    anchor_precision,
+    buildable,
+    comparable,
+    compute_precision,
+    processor_hardware,
 )
+from edgebench.estimate.anchor_shape import ShapeFit, shape_fit
+from edgebench.estimate.roofline import PRIOR, Hardware, predict
 
 GOAL_WITHIN = 0.25  # the issue's goal: >= 80% of anchors predicted within +-25%
 MIN_PREDICTIONS = 2  # fewer held-out predictions than this: no error figure, the estimate is unvalidated
@@ -68,209 +68,6 @@ EQUIVALENT_RUNTIMES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 Ratio = Callable[[Anchor, Anchor], Optional[float]]  # latency(a) / latency(b) on the same runtime
-
-
-def buildable(anchor: Anchor) -> bool:
-    """A batch-1 latency of a reference model whose operator costs are shipped."""
-    return (anchor.usable_latency and anchor.input_size is not None
-            and key(anchor.model, anchor.input_size) in reference_ops())
-
-
-def anchor_ops(anchor: Anchor) -> list:
-    return reference_ops()[key(anchor.model, anchor.input_size or 0)]
-
-
-def sync_scale(threads: Optional[int]) -> float:
-    """How much a CPU runtime's per-operator cost grows with the threads it joins after every
-    operator: a fork-join barrier over T threads takes ceil(log2 T) rounds in the scalable
-    (tree/dissemination) barriers that OpenMP runtimes use (J. Mellor-Crummey, M. Scott,
-    "Algorithms for scalable synchronization on shared-memory multiprocessors", ACM TOCS 9(1),
-    1991), on top of one dispatch; that OpenMP barrier and parallel-loop overheads grow with the
-    thread count is measured by the EPCC OpenMP microbenchmarks (J. M. Bull, "Measuring
-    synchronisation and scheduling overheads in OpenMP", EWOMP 1999) and modelled across
-    implementations by C. Iwainsky et al., "How Many Threads will be too Many? On the Scalability
-    of OpenMP Implementations", Euro-Par 2015, LNCS 9233
-    (https://link.springer.com/chapter/10.1007/978-3-662-48096-0_35). 1 + log2 T is this module's
-    choice of form (the fitted per-op multiplier sets its size). For the record, a one-off comparison
-    on the anchors of the time (not in the committed results; 37 anchors) gave: no scaling 62% within
-    +-25%, sqrt(T/4) 65%, T/4 70%, 1 + log2 T 70% (median |error| 17, 16, 17, 15%)."""
-    return 1.0 + math.log2(threads) if threads and threads > 1 else 1.0
-
-
-def device_hardware(processor: Processor, threads: Optional[int] = None,
-                    sync_threads: Optional[int] = None) -> Optional[Hardware]:
-    """The processor's datasheet peaks derated to achievable, with no host in the picture: the same
-    anchors must give the same estimate and error on every machine that runs `compare`. A run on
-    `threads` of the processor's cores gets that share of the compute peak (the rest of the cores
-    idle); memory bandwidth is shared by all cores and stays whole. `sync_threads`: a CPU run's
-    thread count, which scales its per-operator cost (sync_scale); None: no scaling (GPU, NPU)."""
-    if not processor.peak_gflops or not processor.memory_bandwidth_gbs:
-        return None
-    share = min(1.0, threads / processor.cores) if threads and processor.cores else 1.0
-    return Hardware({p: v * ACHIEVABLE_COMPUTE * share for p, v in processor.peak_gflops.items()},
-                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, sync_scale(sync_threads))
-
-
-def processor_hardware(profile: DeviceProfile, processor: str, threads: Optional[int] = None) -> Optional[Hardware]:
-    """A processor of `profile` run on `threads` (None: the source's default, every core)."""
-    proc = profile.processors.get(processor)  # type: ignore[call-overload]
-    if proc is None:
-        return None
-    sync = (threads or proc.cores or profile.threads) if processor == "cpu" else None
-    return device_hardware(proc, threads, sync)
-
-
-def anchor_hardware(profile: DeviceProfile, anchor: Anchor) -> Optional[Hardware]:
-    """The hardware an anchor ran on: its processor's derated peaks at the threads it used."""
-    return processor_hardware(profile, anchor.processor, anchor.threads)
-
-
-def roofline_time(processor: Processor, precision: str,
-                  coef: Optional[np.ndarray] = None) -> Optional[Callable[[list], float]]:
-    """Modelled time of a graph's ops ([group, flops, elements] per op) on the processor."""
-    hw = device_hardware(processor)
-    if hw is None:
-        return None
-    factors = PRIOR if coef is None else coef
-    return lambda ops: predict(factors, ops, precision, hw)
-
-
-# ----------------------------------------------------------------------------------------------
-# The roofline's shape, fitted to published anchors inside the cross-validation
-
-PROCESSOR_CLASSES = ("cpu", "gpu", "npu")  # an anchor on "gpu+2xdla" or "unstated" trains nothing
-# Which PRIOR factors each shape parameter multiplies: depthwise/grouped conv; memory-bound ops; dispatch.
-SHAPE_COLUMNS = (
-    (GROUPS.index("dwconv"), GROUPS.index("gconv")),
-    (GROUPS.index("pool"), GROUPS.index("elementwise"), GROUPS.index("other")),
-    (len(GROUPS),),  # the per-operator column of roofline.features
-)
-
-
-def shape_coef(theta: np.ndarray) -> np.ndarray:
-    """PRIOR with each shape parameter's columns multiplied by exp(parameter); zeros: the prior."""
-    coef = PRIOR.copy()
-    for t, cols in zip(theta, SHAPE_COLUMNS):
-        coef[list(cols)] *= math.exp(float(t))
-    return coef
-
-
-@dataclass(frozen=True)
-class _Sample:
-    anchor: Anchor
-    group: tuple  # (device, runtime, processor, precision, threads, batch, machine): anchors that transfer
-    log_latency: float
-    features: np.ndarray  # roofline.features of its model on the hardware it ran on
-
-
-def _samples(profiles: list[DeviceProfile], processor_class: str) -> list[_Sample]:
-    """Every buildable anchor of the class with a comparable peer (one it can be predicted from)."""
-    out = []
-    for profile in profiles:
-        usable = [a for a in profile.anchors if buildable(a) and a.processor == processor_class]
-        for a in usable:
-            hw = anchor_hardware(profile, a)
-            if hw is None or not a.latency_ms or not any(comparable(a, b) for b in usable if b is not a):
-                continue
-            out.append(_Sample(a, (profile.name, a.runtime, a.processor, a.precision, a.threads, a.batch,
-                                   a.device_detail),
-                               math.log(a.latency_ms), features(anchor_ops(a), anchor_precision(profile, a), hw)))
-    return out
-
-
-def fit_shape(samples: list[_Sample]) -> np.ndarray:
-    """Shape parameters minimising, over every anchor group, the spread of log(latency / modelled
-    time) around the group's mean (the transfer's own error: a group's scale is free), plus
-    PRIOR_WEIGHT x the squared distance from the prior (zeros). Only ratios inside a group inform it.
-    The pull is roofline.fit's PRIOR_WEIGHT, reused rather than tuned. For the record, a one-off sweep
-    of an earlier draft of this fit (not in the committed results) saw a much weaker pull (0.01)
-    overfit groups of three or four anchors (fewer held-out anchors within +-25%), while 0.1 and
-    0.3 gave about the same leave-one-anchor-out figures."""
-    from scipy.optimize import minimize
-
-    groups: dict[tuple, list[_Sample]] = {}
-    for smp in samples:
-        groups.setdefault(smp.group, []).append(smp)
-    sets = [(np.array([smp.log_latency for smp in g]), np.array([smp.features for smp in g]))
-            for g in groups.values() if len({smp.anchor.model for smp in g}) >= 2]
-    zero = np.zeros(len(SHAPE_COLUMNS))
-    if not sets:
-        return zero
-
-    def loss(theta: np.ndarray) -> float:
-        coef = shape_coef(theta)
-        total = PRIOR_WEIGHT * float(theta @ theta)
-        for logs, feats in sets:
-            r = logs - np.log(feats @ coef)
-            total += float(((r - r.mean()) ** 2).sum())
-        return total
-
-    best = None
-    for start in (zero, np.array([1.0, 1.0, 2.0]), np.array([-1.0, -1.0, 2.0])):  # deterministic restarts
-        res = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-9, "maxiter": 4000})
-        if best is None or res.fun < best.fun:
-            best = res
-    assert best is not None
-    return np.asarray(best.x, dtype=np.float64)
-
-
-class ShapeFit:
-    """The shape of one processor class, fitted on the anchors of every shipped profile (with
-    `profile` in place of its shipped namesake). `coef(exclude=a)` is fitted without anchor `a`:
-    the factors that predict `a` never saw it."""
-
-    def __init__(self, profile: DeviceProfile, processor_class: str):
-        from edgebench.devices.profiles import all_profiles
-
-        profiles = {p.name: p for p in all_profiles().values() if p.name != "host"}
-        profiles[profile.name] = profile
-        self.samples = _samples(list(profiles.values()), processor_class)
-        self._fits: dict[Optional[int], np.ndarray] = {}
-
-    def theta(self, exclude: Optional[Anchor] = None) -> np.ndarray:
-        # keyed by the excluded sample's position (an anchor the fit never saw excludes nothing)
-        k = next((i for i, smp in enumerate(self.samples) if smp.anchor is exclude), None)
-        if k not in self._fits:
-            self._fits[k] = fit_shape([smp for i, smp in enumerate(self.samples) if i != k])
-        return self._fits[k]
-
-    def coef(self, exclude: Optional[Anchor] = None) -> np.ndarray:
-        return shape_coef(self.theta(exclude))
-
-    def trained_on(self, exclude: Optional[Anchor] = None) -> list[Anchor]:
-        return [smp.anchor for smp in self.samples if smp.anchor is not exclude]
-
-
-def _shape_fit(profile: DeviceProfile, processor: str) -> Optional[ShapeFit]:
-    return ShapeFit(profile, processor) if processor in PROCESSOR_CLASSES else None
-
-
-def precision_of(anchor: Anchor) -> str:
-    """The edgebench precision an anchor's label computes in ("fp32-model (fp16 compute ...)" -> fp16)."""
-    text = anchor.precision
-    if text.startswith("int8"):
-        return "int8"
-    return "fp16" if text.startswith("fp16") or "fp16 compute" in text else "fp32"
-
-
-# Runtimes whose FP32 convolutions and matmuls run on the Tensor Cores in TF32 by default: TensorRT
-# (BuilderFlag::kTF32, "Enabled by default", NVIDIA/TensorRT include/NvInfer.h) and ORT on a GPU,
-# which edgebench and the anchors' sources run through its TensorRT EP (see EQUIVALENT_RUNTIMES).
-TF32_RUNTIMES = ("tensorrt", "onnxruntime")
-
-
-def compute_precision(precision: str, processor: Optional[Processor], runtime: str) -> str:
-    """The precision the roofline models: FP32 on a GPU whose profile states a TF32 peak, under a
-    runtime that uses TF32 by default, computes at the TF32 rate (bytes stay 4 per element)."""
-    if (precision == "fp32" and processor is not None and "tf32" in processor.peak_gflops
-            and runtime in TF32_RUNTIMES):
-        return "tf32"
-    return precision
-
-
-def anchor_precision(profile: DeviceProfile, anchor: Anchor) -> str:
-    return compute_precision(precision_of(anchor), profile.processors.get(anchor.processor),  # type: ignore[call-overload]
-                             anchor.runtime)
 
 
 def edgebench_runtimes(anchor: Anchor) -> tuple[str, ...]:
@@ -318,14 +115,6 @@ def leave_one_anchor_out(profile: DeviceProfile, ratio: Ratio) -> list[dict]:
     return rows
 
 
-def comparable(a: Anchor, b: Anchor) -> bool:
-    """b can stand in for a: same runtime, processor, precision and threads, on the same machine (a
-    profile may cite figures of more than one machine of its class: `device_detail` tells them
-    apart); a different model."""
-    return (a.model != b.model and (a.runtime, a.processor, a.precision, a.threads, a.batch, a.device_detail)
-            == (b.runtime, b.processor, b.precision, b.threads, b.batch, b.device_detail))
-
-
 def roofline_ratio(profile: DeviceProfile, fitted: bool = True) -> Ratio:
     """ratio(a, b) = modelled time of a's reference model / b's, on the hardware a ran on, with the
     roofline shape fitted on every anchor of a's processor class except a itself (fitted=False:
@@ -337,7 +126,7 @@ def roofline_ratio(profile: DeviceProfile, fitted: bool = True) -> Ratio:
         if hw is None:
             return None
         if a.processor not in fits:
-            fits[a.processor] = _shape_fit(profile, a.processor) if fitted else None
+            fits[a.processor] = shape_fit(profile, a.processor) if fitted else None
         fit = fits[a.processor]
         coef = fit.coef(exclude=a) if fit is not None else PRIOR
         precision = anchor_precision(profile, a)
@@ -419,7 +208,7 @@ class AnchorCheck:
                                          "per_op_dispatch": round(math.exp(theta[2]), 3)},
                 "fitted_on": len(self.shape.samples),
                 "how": "fitted to the ratios between published anchors of every device of this processor class "
-                       "(edgebench/estimate/anchors.py fit_shape); each held-out anchor is predicted with the "
+                       "(edgebench/estimate/anchor_shape.py fit_shape); each held-out anchor is predicted with the "
                        "shape fitted without it"}
 
 
@@ -429,7 +218,7 @@ def check(profile: DeviceProfile, runtime: str, processor: str, precision: str) 
     anchors = comparable_anchors(profile, runtime, processor, precision)
     proc = profile.processors.get(processor)  # type: ignore[call-overload]
     found = AnchorCheck(anchors, processor_hardware(profile, processor), compute_precision(precision, proc, runtime),
-                        _shape_fit(profile, processor) if anchors else None)
+                        shape_fit(profile, processor) if anchors else None)
     if found.usable:
         for a in found.anchors:
             peers = [b for b in found.anchors if b.model != a.model]

@@ -1,0 +1,104 @@
+"""What a published anchor ran on and computed in: its reference model's operator costs, the
+processor's derated peaks at the threads it used, the precision the roofline models it at, and
+which anchors can stand in for each other. Shared by the anchor transfer (anchors.py) and the
+fitted roofline shape (anchor_shape.py).
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from edgebench.devices.profiles import Anchor, DeviceProfile, Processor
+from edgebench.estimate.reference import key, reference_ops
+from edgebench.estimate.roofline import ACHIEVABLE_BANDWIDTH, ACHIEVABLE_COMPUTE, Hardware
+
+
+def buildable(anchor: Anchor) -> bool:
+    """A batch-1 latency of a reference model whose operator costs are shipped."""
+    return (anchor.usable_latency and anchor.input_size is not None
+            and key(anchor.model, anchor.input_size) in reference_ops())
+
+
+def anchor_ops(anchor: Anchor) -> list:
+    return reference_ops()[key(anchor.model, anchor.input_size or 0)]
+
+
+def sync_scale(threads: Optional[int]) -> float:
+    """How much a CPU runtime's per-operator cost grows with the threads it joins after every
+    operator: a fork-join barrier over T threads takes ceil(log2 T) rounds in the scalable
+    (tree/dissemination) barriers that OpenMP runtimes use (J. Mellor-Crummey, M. Scott,
+    "Algorithms for scalable synchronization on shared-memory multiprocessors", ACM TOCS 9(1),
+    1991), on top of one dispatch; that OpenMP barrier and parallel-loop overheads grow with the
+    thread count is measured by the EPCC OpenMP microbenchmarks (J. M. Bull, "Measuring
+    synchronisation and scheduling overheads in OpenMP", EWOMP 1999) and modelled across
+    implementations by C. Iwainsky et al., "How Many Threads will be too Many? On the Scalability
+    of OpenMP Implementations", Euro-Par 2015, LNCS 9233
+    (https://link.springer.com/chapter/10.1007/978-3-662-48096-0_35). 1 + log2 T is this module's
+    choice of form (the fitted per-op multiplier sets its size). For the record, a one-off comparison
+    on the anchors of the time (not in the committed results; 37 anchors) gave: no scaling 62% within
+    +-25%, sqrt(T/4) 65%, T/4 70%, 1 + log2 T 70% (median |error| 17, 16, 17, 15%)."""
+    return 1.0 + math.log2(threads) if threads and threads > 1 else 1.0
+
+
+def device_hardware(processor: Processor, threads: Optional[int] = None,
+                    sync_threads: Optional[int] = None) -> Optional[Hardware]:
+    """The processor's datasheet peaks derated to achievable, with no host in the picture: the same
+    anchors must give the same estimate and error on every machine that runs `compare`. A run on
+    `threads` of the processor's cores gets that share of the compute peak (the rest of the cores
+    idle); memory bandwidth is shared by all cores and stays whole. `sync_threads`: a CPU run's
+    thread count, which scales its per-operator cost (sync_scale); None: no scaling (GPU, NPU)."""
+    if not processor.peak_gflops or not processor.memory_bandwidth_gbs:
+        return None
+    share = min(1.0, threads / processor.cores) if threads and processor.cores else 1.0
+    return Hardware({p: v * ACHIEVABLE_COMPUTE * share for p, v in processor.peak_gflops.items()},
+                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, sync_scale(sync_threads))
+
+
+def processor_hardware(profile: DeviceProfile, processor: str, threads: Optional[int] = None) -> Optional[Hardware]:
+    """A processor of `profile` run on `threads` (None: the source's default, every core)."""
+    proc = profile.processors.get(processor)  # type: ignore[call-overload]
+    if proc is None:
+        return None
+    sync = (threads or proc.cores or profile.threads) if processor == "cpu" else None
+    return device_hardware(proc, threads, sync)
+
+
+def anchor_hardware(profile: DeviceProfile, anchor: Anchor) -> Optional[Hardware]:
+    """The hardware an anchor ran on: its processor's derated peaks at the threads it used."""
+    return processor_hardware(profile, anchor.processor, anchor.threads)
+
+
+def precision_of(anchor: Anchor) -> str:
+    """The edgebench precision an anchor's label computes in ("fp32-model (fp16 compute ...)" -> fp16)."""
+    text = anchor.precision
+    if text.startswith("int8"):
+        return "int8"
+    return "fp16" if text.startswith("fp16") or "fp16 compute" in text else "fp32"
+
+
+# Runtimes whose FP32 convolutions and matmuls run on the Tensor Cores in TF32 by default: TensorRT
+# (BuilderFlag::kTF32, "Enabled by default", NVIDIA/TensorRT include/NvInfer.h) and ORT on a GPU,
+# which edgebench and the anchors' sources run through its TensorRT EP (see anchors.EQUIVALENT_RUNTIMES).
+TF32_RUNTIMES = ("tensorrt", "onnxruntime")
+
+
+def compute_precision(precision: str, processor: Optional[Processor], runtime: str) -> str:
+    """The precision the roofline models: FP32 on a GPU whose profile states a TF32 peak, under a
+    runtime that uses TF32 by default, computes at the TF32 rate (bytes stay 4 per element)."""
+    if (precision == "fp32" and processor is not None and "tf32" in processor.peak_gflops
+            and runtime in TF32_RUNTIMES):
+        return "tf32"
+    return precision
+
+
+def anchor_precision(profile: DeviceProfile, anchor: Anchor) -> str:
+    return compute_precision(precision_of(anchor), profile.processors.get(anchor.processor),  # type: ignore[call-overload]
+                             anchor.runtime)
+
+
+def comparable(a: Anchor, b: Anchor) -> bool:
+    """b can stand in for a: same runtime, processor, precision and threads, on the same machine (a
+    profile may cite figures of more than one machine of its class: `device_detail` tells them
+    apart); a different model."""
+    return (a.model != b.model and (a.runtime, a.processor, a.precision, a.threads, a.batch, a.device_detail)
+            == (b.runtime, b.processor, b.precision, b.threads, b.batch, b.device_detail))
