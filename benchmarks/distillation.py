@@ -85,11 +85,22 @@ def run(args) -> dict:
         gain = interval(gains)
         summary.append({"loss": loss, "top1": interval([100 * r["top1"] for r in mine]), "gain_points": gain,
                         "helps": bool(loss != "none" and gain["half_width"] is not None
-                                      and gain["mean"] - gain["half_width"] > 0),
+                                      and gain["mean"] - gain["half_width"] > 0 and gain["mean"] > MIN_EFFECT_POINTS),
                         "errors": [r["error"] for r in rows if r["loss"] == loss and "error" in r]})
     return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
             "student": args.student, "train_images": args.train_images, "epochs": args.epochs, "per_run": rows,
             "summary": summary}
+
+
+# Gains smaller than this are called neither way: three seeds that differ from no teacher by the
+# same tenth of a point give a zero-width interval, which is the eval set's resolution, not a finding.
+MIN_EFFECT_POINTS = 0.25
+
+
+def hurts(gain: dict) -> bool:
+    """The 95% interval of the paired gain lies below zero, by more than MIN_EFFECT_POINTS."""
+    return (gain["mean"] is not None and gain["half_width"] is not None
+            and gain["mean"] + gain["half_width"] < 0 and gain["mean"] < -MIN_EFFECT_POINTS)
 
 
 def markdown(data: dict) -> str:
@@ -107,12 +118,13 @@ def markdown(data: dict) -> str:
         top = "" if t["mean"] is None else f"{t['mean']:.1f}" + ("" if t["half_width"] is None else f" ± {t['half_width']:.1f}")
         gain = "" if s["loss"] == "none" or g["mean"] is None else \
             f"{g['mean']:+.2f}" + ("" if g["half_width"] is None else f" ± {g['half_width']:.2f}")
-        verdict = "" if s["loss"] == "none" else ("yes" if s["helps"] else "not shown")
+        verdict = "" if s["loss"] == "none" else ("yes" if s["helps"] else "hurts" if hurts(g) else "not shown")
         if s["errors"]:
             verdict += f" (failed: {s['errors'][0][:80]})"
         lines.append(f"| {s['loss']} | {top} | {gain} | {verdict} |")
-    lines += ["", "'helps here' means the 95% interval of the paired gain lies above zero; 'not shown' is not "
-              "'harmful': it says this setting cannot tell."]
+    lines += ["", "'helps here': 'yes' when the 95% interval of the paired gain lies above zero, 'hurts' when it "
+              f"lies below, each by a mean of more than {MIN_EFFECT_POINTS} points; 'not shown' otherwise (this "
+              "setting cannot tell)."]
     return "\n".join(lines) + "\n"
 
 
