@@ -83,7 +83,8 @@ def run_compare(args, seed: int = 0) -> dict:
     recipes = (list(DEFAULT_RECIPES) + lever_recipes(Path(tempfile.mkdtemp(prefix="levers-")))) if args.levers else None
     opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
                           epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir), seed=seed,
-                          recipes=recipes, timing=TimingConfig(time_budget_s=args.timing_budget))
+                          recipes=recipes, timing=TimingConfig(time_budget_s=args.timing_budget),
+                          processes=args.processes)
     started = time.perf_counter()
     result = compare(opts)
     wall = time.perf_counter() - started
@@ -96,11 +97,17 @@ def run_compare(args, seed: int = 0) -> dict:
     table = []
     for (name, backend, precision), r in sorted(by_key.items()):
         base = by_key.get(("baseline", backend, "fp32" if precision == "int8" else precision))
+        # With --processes, the report pairs each row's processes with the baseline's by round: a
+        # drift of the machine between rounds cancels in the ratio (report/table.py).
+        paired = (r.get("speedup_basis") or "").startswith("paired") and r["speedup_low"]
         table.append({
             "candidate": name, "lineage": r["lineage"], "backend": backend, "precision": precision,
             "executed_precision": r["executed_precision"], "top1": r["top1"], "median_ms": r["median_ms"],
             "ci_ms": [r["ci_low_ms"], r["ci_high_ms"]], "params": r["params"], "macs": r["macs"],
-            "latency_ratio_vs_baseline": (r["median_ms"] / base["median_ms"]) if base else None,
+            "latency_ratio_vs_baseline": (1 / r["speedup"] if paired else
+                                          (r["median_ms"] / base["median_ms"]) if base else None),
+            "latency_ratio_interval": [1 / r["speedup_high"], 1 / r["speedup_low"]] if paired else None,
+            "latency_ratio_basis": r["speedup_basis"] if paired else "ratio of the two medians",
             "top1_delta_points_vs_baseline": (100 * (r["top1"] - base["top1"])) if base and r["top1"] is not None else None,
             "flags": r["flags"]})
     return {"seed": seed, "run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
@@ -139,8 +146,11 @@ def goals(compare_result: dict) -> list[dict]:
     out = []
     for r in compare_result["rows"]:
         if r["candidate"] == "prune50" and r["precision"] == "fp32" and r["latency_ratio_vs_baseline"]:
+            span = r.get("latency_ratio_interval")
             out.append({"goal": f"prune50 latency ratio on {r['backend']} <= 0.6x",
-                        "value": round(r["latency_ratio_vs_baseline"], 3), "met": r["latency_ratio_vs_baseline"] <= 0.6})
+                        "value": f"{r['latency_ratio_vs_baseline']:.3f}"
+                                 + (f" (95% {span[0]:.2f}-{span[1]:.2f}, {r['latency_ratio_basis']})" if span else ""),
+                        "met": r["latency_ratio_vs_baseline"] <= 0.6})
             out.append({"goal": f"prune50 accuracy within 1 point on {r['backend']}",
                         "value": round(r["top1_delta_points_vs_baseline"], 2),
                         "met": r["top1_delta_points_vs_baseline"] >= -1.0})
@@ -235,9 +245,11 @@ def markdown(data: dict) -> str:
         for r in comp["rows"]:
             delta = r["top1_delta_points_vs_baseline"]
             ratio = r["latency_ratio_vs_baseline"]
+            span = r.get("latency_ratio_interval")
             lines.append(f"| {r['candidate']} | {r['backend']} | {r['executed_precision'] or r['precision']} | "
                          f"{100 * r['top1']:.1f} | {'' if delta is None else f'{delta:+.1f}'} | {r['median_ms']:.3f} | "
-                         f"{'' if ratio is None else f'{ratio:.2f}x'} |")
+                         f"{'' if ratio is None else f'{ratio:.2f}x'}"
+                         f"{f' ({span[0]:.2f}-{span[1]:.2f})' if span else ''} |")
         if comp["skipped"]:
             lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in comp["skipped"].items())]
         lines += ["", "| goal | value | met |", "|---|---|---|"]
@@ -288,6 +300,9 @@ def main() -> None:
     parser.add_argument("--budget", default="quick")
     parser.add_argument("--timing-budget", type=float, default=3.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--processes", type=int, default=1,
+                        help="measure each pair in N interleaved processes (compare's --processes): the latency "
+                             "ratio against the baseline is then paired by round, with a 95%% interval")
     parser.add_argument("--skip-compare", action="store_true")
     parser.add_argument("--skip-distill", action="store_true")
     parser.add_argument("--runs-dir", default=str(Path(tempfile.gettempdir()) / "edgebench-bench-runs"))

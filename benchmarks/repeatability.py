@@ -83,9 +83,22 @@ def main() -> None:
                       "second_median_ms": rb["median_ms"], "inside": inside,
                       "busy": bool(ra.get("contended") or rb.get("contended"))})
     held = sum(p["inside"] for p in pairs)
+    # Speedups against the FP32 baseline on the same runtime: with processes interleaved, paired by
+    # round (report/table.py), so a drift both rows shared cancels. Does the second run's land inside?
+    speedups = []
+    for key in sorted(set(a) & set(b)):
+        ra, rb = a[key], b[key]
+        if ra["name"] == "baseline" or not (ra.get("speedup_low") and rb.get("speedup")):
+            continue
+        speedups.append({"key": key, "name": ra["name"], "backend": ra["backend"], "precision": ra["precision"],
+                         "first_speedup": ra["speedup"], "first_interval": [ra["speedup_low"], ra["speedup_high"]],
+                         "basis": ra.get("speedup_basis"), "second_speedup": rb["speedup"],
+                         "inside": ra["speedup_low"] <= rb["speedup"] <= ra["speedup_high"]})
+    speedups_held = sum(p["inside"] for p in speedups)
     result = {"benchmark": "repeatability", "command": "python benchmarks/repeatability.py " + " ".join(sys.argv[1:]),
               "pairs": pairs, "inside": held, "total": len(pairs),
               "fraction_inside": held / len(pairs) if pairs else None, "goal": ">= 90% inside",
+              "speedups": speedups, "speedups_inside": speedups_held,
               "pause_s": args.pause, "runs": [str(first), str(second)]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["load"] = guard.check_writable()
@@ -99,6 +112,20 @@ def main() -> None:
         lo, hi = p["first_interval_ms"]
         lines.append(f"| {p['name']} | {p['backend']} | {p['precision']} | {p['first_median_ms']:.3f} | "
                      f"{lo:.3f}-{hi:.3f} | {p['second_median_ms']:.3f} | {'yes' if p['inside'] else 'no'} |")
+    if speedups:
+        widths = sorted(p["first_interval"][1] / p["first_interval"][0] for p in speedups)
+        lines += ["", f"Speedup against the FP32 baseline on the same runtime ({speedups[0]['basis']}): "
+                  f"{speedups_held} of {len(speedups)} second speedups inside the first run's interval; median "
+                  f"interval width {widths[len(widths) // 2]:.2f}x (high/low).", "",
+                  "| candidate | runtime | precision | first speedup | first interval | second speedup | inside |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {p['name']} | {p['backend']} | {p['precision']} | {p['first_speedup']:.2f}x | "
+                  f"{p['first_interval'][0]:.2f}-{p['first_interval'][1]:.2f}x | {p['second_speedup']:.2f}x | "
+                  f"{'yes' if p['inside'] else 'no'} |" for p in speedups]
+    load = result["load"]
+    lines += ["", f"Load average (1 min) {load['before']['load1']:.2f} before, {load['during']['load1']:.2f} during; "
+              f"other processes' CPU share {load['during']['others_share']:.1%} during"
+              + (" (BUSY: " + "; ".join(load["reasons"]) + ")." if load["busy"] else ".")]
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

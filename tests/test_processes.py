@@ -125,3 +125,53 @@ def test_interleaving_stops_a_configuration_after_a_failed_process():
     # The single-process task is delivered as measured, in round 0, and every part runs in one process.
     assert all(p == 1 for *_, p in scored)
     assert [s for k, s, _, _ in scored if k == "ok"] == [True, False, False]
+
+
+def test_paired_speedup_cancels_drift_shared_by_a_round():
+    """Rounds drift together (the VM slows for a minute); the true speedup is 2x. The paired
+    interval covers a rerun's paired speedup ~95% of the time and is far narrower than the
+    quotient of the two rows' own intervals, which each carry the drift in full."""
+    from edgebench.measure.processes import paired_speedup, rerun_interval
+
+    rng = np.random.default_rng(1)
+    trials, inside, widths, quotient_widths = 3000, 0, [], []
+    for _ in range(trials):
+        drift = rng.normal(0.0, 0.4, size=5)  # shared by both configurations in a round
+        base = np.exp(np.log(2.0) + drift + rng.normal(0.0, 0.05, size=5))
+        mine = np.exp(drift + rng.normal(0.0, 0.05, size=5))
+        estimate, low, high = paired_speedup(list(base), list(mine))
+        assert low <= estimate <= high
+        drift = rng.normal(0.0, 0.4, size=5)
+        rerun = paired_speedup(list(np.exp(np.log(2.0) + drift + rng.normal(0.0, 0.05, size=5))),
+                               list(np.exp(drift + rng.normal(0.0, 0.05, size=5))))
+        inside += low <= rerun[0] <= high
+        widths.append(high / low)
+        (blo, bhi), (mlo, mhi) = rerun_interval(list(base)), rerun_interval(list(mine))
+        quotient_widths.append((bhi / mlo) / (blo / mhi))
+    assert 0.92 <= inside / trials <= 0.98
+    assert np.median(widths) * 5 < np.median(quotient_widths)
+
+
+def test_paired_speedup_needs_as_many_processes_on_both_sides():
+    from edgebench.measure.processes import paired_speedup
+
+    assert paired_speedup([1.0, 1.1, 1.2], [0.5, 0.6]) is None
+    assert paired_speedup([1.0], [0.5]) is None
+    assert paired_speedup([], []) is None
+
+
+def test_report_speedup_is_paired_when_both_rows_ran_in_processes():
+    from edgebench.report.table import build_rows
+
+    def row(candidate, medians):
+        m = _m([float(np.median(medians))] * 9)
+        lat = dict(m.latency, ci_low_ms=min(medians) * 0.5, ci_high_ms=max(medians) * 2)
+        return Measurement(key=candidate, candidate=candidate, backend="onnxruntime", processor="cpu",
+                           precision="fp32", device="host", source="measured", status="ok", latency=lat,
+                           samples_ms=m.samples_ms, extra={"processes": {"count": len(medians), "medians_ms": medians}})
+
+    rows = {r["candidate"]: r for r in build_rows([], [row("baseline", [1.0, 2.0, 1.5, 1.2]),
+                                                      row("small", [0.5, 1.0, 0.75, 0.6])])}
+    small = rows["small"]
+    assert small["speedup_basis"] == "paired over 4 processes"
+    assert abs(small["speedup"] - 2.0) < 1e-9 and abs(small["speedup_low"] - 2.0) < 1e-9  # every round: 2x

@@ -80,6 +80,24 @@ def rerun_interval(medians: list[float], rerun_processes: int | None = None) -> 
     return float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
 
 
+def paired_speedup(base_medians: Sequence[float], medians: Sequence[float]) -> tuple[float, float, float] | None:
+    """The speedup of a configuration over its baseline, (estimate, low, high) at 95%, from their
+    processes paired by round: round r ran process r of both, minutes from round r + 1, so a drift
+    of this VM between rounds moves both and cancels in their ratio. The two rows' own intervals
+    each carry that drift in full: their quotient spanned 0.3-6x where the paired ratio moved a
+    few percent. Geometric mean of base_r / mine_r; the interval, as `rerun_interval`'s, predicts
+    where a rerun in as many processes lands (t * s * sqrt(1/n + 1/n) on the logs), so that a
+    report's intervals all mean the same thing. None when the rows were not measured in as many
+    processes, or in fewer than two."""
+    if len(base_medians) != len(medians) or len(medians) < 2 or min(*base_medians, *medians) <= 0:
+        return None
+    logs = np.log(np.asarray(base_medians, dtype=np.float64)) - np.log(np.asarray(medians, dtype=np.float64))
+    n = len(logs)
+    t = T_975[n - 2] if n - 2 < len(T_975) else 1.96
+    half = t * float(logs.std(ddof=1)) * float(np.sqrt(2 / n))
+    mean = float(logs.mean())
+    return float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half))
+
 def merge(results: list[Measurement], timing: dict, asked: int | None = None) -> Measurement:
     """One Measurement from several processes' results of the same task: pooled samples for the
     percentiles, the interval from the processes' spread. `asked` processes were planned; those

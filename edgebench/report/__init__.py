@@ -17,7 +17,8 @@ CSV_COLUMNS = ["name", "candidate", "backend", "processor", "precision", "execut
                "status", "top1", "top1_ci_low", "top1_ci_high", "median_ms", "ci_low_ms", "ci_high_ms", "p90_ms",
                "p99_ms", "mean_ms", "throughput_ips", "speedup", "size_mb", "macs", "params", "peak_rss_mb",
                "load_s", "first_inference_ms", "pareto", "lineage", "measured_on", "error", "speedup_low",
-               "speedup_high", "estimate_error_pct", "contended", "interval_basis", "ranked_by", "wall_median_ms",
+               "speedup_high", "speedup_basis", "estimate_error_pct", "contended", "interval_basis", "ranked_by",
+               "wall_median_ms",
                "runtime_median_ms", "runtime_clock_basis", "flags", "runtime_version", "iterations", "stop_reason",
                "shape", "quality", "quality_metric", "quality_text", "scenario", "batch_size", "scenario_statistic",
                "scenario_value", "samples_per_s", "in_flight", "in_flight_idiom"]

@@ -7,7 +7,7 @@ candidate called `<script>` or `a|b` shows as exactly that and cannot break the 
 from __future__ import annotations
 
 from edgebench.core.markdown import md
-from edgebench.report.summary import chart_groups, no_pick_reason, recommendations
+from edgebench.report.summary import chart_groups, no_pick_reason, paired_basis, recommendations
 
 
 def _fmt(v, spec=".3g", scale=1.0, suffix=""):
@@ -58,7 +58,8 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
     if wins:
         lines += ["", "**Biggest wins against the FP32 baseline on the same runtime**", ""]
         lines += [f"- {_label(r)}: {r['speedup']:.2f}x faster (95% interval {r['speedup_low']:.2f}-"
-                  f"{r['speedup_high']:.2f}x), {md(r['quality_text'])}" for r in wins]
+                  f"{r['speedup_high']:.2f}x{paired_basis(r)}), "
+                  f"{md(r['quality_text'])}" for r in wins]
     flags = [(r, f) for r in rows for f in r["flags"]]
     if flags:
         lines += ["", "**Flags**", ""] + [f"- {md(r['name'])} / {md(r['backend'])}: {md(f)}" for r, f in flags]

@@ -182,7 +182,7 @@ def _reasons_labelled(choice: dict, peers: list[dict], rows: list[dict]) -> list
     base = _baseline(choice, rows)
     if base and base["key"] != choice["key"] and choice.get("speedup_low"):
         out.append(f"Against the FP32 baseline on {choice['backend']}: {choice['speedup']:.2f}x faster "
-                   f"(95% interval {choice['speedup_low']:.2f}-{choice['speedup_high']:.2f}x), "
+                   f"(95% interval {choice['speedup_low']:.2f}-{choice['speedup_high']:.2f}x{paired_basis(choice)}), "
                    f"{100 * (choice['top1'] - base['top1']):+.1f} accuracy points.")
     overlapping = [r for r in peers if r["key"] != choice["key"] and r.get("top1_ci_low") is not None
                    and choice.get("top1_ci_low") is not None
@@ -279,3 +279,10 @@ def recommendations(rows: list[dict], device: Optional[str] = None) -> list[dict
             out.append({"group": key[0], "source": key[1], "choice": choice, "sentence": explain(choice, rows),
                         "reasons": reasons(choice, rows)})
     return out
+
+
+def paired_basis(row: dict) -> str:
+    """', paired over N processes' after a speedup's interval when it was paired by round, else ''."""
+    basis = row.get("speedup_basis") or ""
+    return f", {basis}" if basis.startswith("paired") else ""
+

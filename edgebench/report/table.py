@@ -12,6 +12,7 @@ from edgebench.core.errors import CorruptInputError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
 from edgebench.measure.contention import busy_text, is_busy
+from edgebench.measure.processes import paired_speedup
 from edgebench.measure.scenarios import SCENARIO
 from edgebench.measure.unplanned import BUILD
 from edgebench.report.pareto import pareto_front
@@ -113,7 +114,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
             "estimate_method": (m.extra.get("estimate") or {}).get("method"),
             "estimate_basis": (m.extra.get("estimate") or {}).get("error_basis"),
-            "speedup": None, "speedup_low": None, "speedup_high": None, "pareto": False, "flags": [],
+            "speedup": None, "speedup_low": None, "speedup_high": None, "speedup_basis": None, "pareto": False, "flags": [],
             "contended": is_busy(m.extra),
             "interval_basis": None if m.source != "measured" or not lat else
             f"{m.extra['processes']['count']} processes" if m.extra.get("processes") else "one process",
@@ -139,13 +140,20 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
         if base and mine:
             row["speedup"] = base / mine
             if row["axis"] == "latency":
-                # Conservative interval from the two medians' CIs (exact enough for a table; the gate bootstraps).
                 base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
                               (x.device, x.processor, x.backend, x.source, _group(x)) ==
                               (m.device, m.processor, m.backend, m.source, _group(m)))
-                base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
-                row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
-                row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
+                paired = paired_speedup((base_m.extra.get("processes") or {}).get("medians_ms") or [],
+                                        (m.extra.get("processes") or {}).get("medians_ms") or [])
+                if paired and m.source == "measured":
+                    row["speedup"], row["speedup_low"], row["speedup_high"] = paired
+                    row["speedup_basis"] = f"paired over {len(m.extra['processes']['medians_ms'])} processes"
+                else:
+                    # Conservative: from the two medians' own intervals (the gate bootstraps).
+                    base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
+                    row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
+                    row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
+                    row["speedup_basis"] = "from the two intervals"
         if c and c.precision == "int8" and mine:
             parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source,
                                          _group(m))) or base
