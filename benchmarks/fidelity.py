@@ -258,15 +258,16 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     lines = [f"# Fidelity: edgebench vs each runtime's own tool ({cpu_model()}, {threads} threads)", "",
              f"{args.model} at {args.size}x{args.size}, {args.rounds} alternating rounds of {args.seconds} s per tool.",
-             "", "| pair | edgebench ms (median of rounds) | reference ms | ratio | within 5% |",
-             "|---|---|---|---|---|"]
+             "", "| pair | edgebench ms (median of rounds) | reference ms | ratio | rounds' ratios (min-max) | within 5% |",
+             "|---|---|---|---|---|---|"]
     for label, r in results.items():
         if "rounds" in r:
             lines.append(f"| {label} | {np.median([x['edgebench_ms'] for x in r['rounds']]):.3f} | "
                          f"{np.median([x['reference_ms'] for x in r['rounds']]):.3f} | {r['median_ratio']:.3f} | "
+                         f"{min(x['ratio'] for x in r['rounds']):.3f}-{max(x['ratio'] for x in r['rounds']):.3f} | "
                          f"{'yes' if r['within_5pct'] else 'no'} |")
         else:
-            lines.append(f"| {label} | - | - | - | {r['skipped']} |")
+            lines.append(f"| {label} | - | - | - | - | {r['skipped']} |")
     lines += ["", f"Load average at the end (1/5/15 min): {meta['load_average_1_5_15m_at_end']} on "
                   f"{__import__('os').cpu_count()} logical CPUs."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
