@@ -40,6 +40,15 @@ HISTORY = [
     "condition), as their FLOPs divided by a fixed R on ncnn anchors only, scored before the clock scaling: "
     "R = 1 (none) 30 within ±25%, 1.5 29, 2.25 (F(2,3)) 27, 3 25, 4 (F(4,3)) 23: the published ncnn resnet18 / "
     "resnet50 ratios leave no room for it at the ratio level, so the estimate does not use it.",
+    "Clock scaling alone, on the 41 anchors of the time: 76% within ±25% (31), median |error| 17%; per device "
+    "intel-core-ultra-npu 67% / 15%, jetson-agx-orin 100% / 17%, jetson-orin-nano 75% / 20%, raspberry-pi-4 "
+    "89% / 11%, raspberry-pi-5 78% / 16%, x86-avx512-server 58% / 20%.",
+    "Three anchors added (x86-avx512-server: ncnn mobilenet_v3_large 4.99, resnet18 14.58, efficientnet_b0 "
+    "9.46 ms from the same 1-thread Azure D64s v6 run as the mobilenet_v2 and resnet50 anchors), so that those "
+    "two are no longer each predicted from one peer; all three miss (-29%, +90%, -31%): ncnn's single-thread "
+    "AVX-512 dense convolutions are far faster than this roofline's balance says. With them: 44 anchors, 70% "
+    "within ±25% (31), median 17%; on the 41 old anchors alone: 76% (31 of 41), median 16%; x86-avx512-server "
+    "old 12: 58% (7), median 20%. Winograd (R = 1.5, 2.25, 4 on ncnn) rescored with them: 30, 31, 28 of 44.",
 ]
 
 

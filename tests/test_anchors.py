@@ -21,7 +21,7 @@ from edgebench.estimate.op_costs import GROUPS
 def test_profiles_carry_sourced_anchors():
     profiles = all_profiles()
     anchors = [a for p in profiles.values() for a in p.anchors]
-    assert len(anchors) == 100 and all(a.source and a.reliability in "ABC" for a in anchors)
+    assert len(anchors) == 103 and all(a.source and a.reliability in "ABC" for a in anchors)
     assert sum(a.usable_latency for a in profiles["jetson-agx-orin"].anchors) >= 10
     mlperf = next(a for a in profiles["jetson-agx-orin"].anchors if a.scenario == "SingleStream" and a.model == "resnet50")
     assert mlperf.latency_ms == 0.640 and mlperf.reliability == "A" and mlperf.precision == "int8"
