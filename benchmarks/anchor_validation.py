@@ -49,6 +49,9 @@ HISTORY = [
     "AVX-512 dense convolutions are far faster than this roofline's balance says. With them: 44 anchors, 70% "
     "within ±25% (31), median 17%; on the 41 old anchors alone: 76% (31 of 41), median 16%; x86-avx512-server "
     "old 12: 58% (7), median 20%. Winograd (R = 1.5, 2.25, 4 on ncnn) rescored with them: 30, 31, 28 of 44.",
+    "Also scored and not adopted: a separate fitted shape for ncnn and for the other runtimes (still nested "
+    "leave-one-anchor-out): 31 of 44 (31 of the old 41), no change; the three multipliers cannot tell "
+    "EfficientNet from MobileNetV2 under ncnn (published ratio 1.2-1.3) apart from ONNX Runtime (1.9-2.1).",
 ]
 
 
