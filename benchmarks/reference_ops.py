@@ -28,7 +28,7 @@ def main() -> None:
     # one operator per line: small, and a regeneration reads as a diff
     body = ",\n".join(f"  {json.dumps(k)}: [\n" + ",\n".join("    " + json.dumps(op) for op in ops) + "\n  ]"
                       for k, ops in data.pop("models").items())
-    head = json.dumps(data)[:-1]
+    head = json.dumps(data)[:-1]  # winograd_eligible (op positions per model) stays on the first line
     REFERENCE_OPS_FILE.write_text(head + ', "models": {\n' + body + "\n}}\n")
     print(f"wrote {REFERENCE_OPS_FILE}: " + ", ".join(f"{m}@{s}" for m, s in wanted))
 

@@ -21,7 +21,7 @@ from edgebench.estimate.op_costs import GROUPS
 def test_profiles_carry_sourced_anchors():
     profiles = all_profiles()
     anchors = [a for p in profiles.values() for a in p.anchors]
-    assert len(anchors) == 100 and all(a.source and a.reliability in "ABC" for a in anchors)
+    assert len(anchors) == 103 and all(a.source and a.reliability in "ABC" for a in anchors)
     assert sum(a.usable_latency for a in profiles["jetson-agx-orin"].anchors) >= 10
     mlperf = next(a for a in profiles["jetson-agx-orin"].anchors if a.scenario == "SingleStream" and a.model == "resnet50")
     assert mlperf.latency_ms == 0.640 and mlperf.reliability == "A" and mlperf.precision == "int8"
@@ -174,14 +174,20 @@ def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
     assert precision_of(_anchor("resnet18", 1.0)) == "fp32"
 
 
-def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises():
-    from edgebench.estimate.anchor_hardware import processor_hardware, sync_scale
+def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises_and_shrinks_with_the_clock():
+    from edgebench.estimate.anchor_hardware import REFERENCE_CLOCK_GHZ, clock_scale, processor_hardware, sync_scale
 
     assert sync_scale(None) == sync_scale(1) == 1.0 and sync_scale(8) == pytest.approx(4.0)
     orin = all_profiles()["jetson-agx-orin"]
-    assert processor_hardware(orin, "cpu").overhead_scale == pytest.approx(sync_scale(12))  # every core
-    assert processor_hardware(orin, "cpu", 4).overhead_scale == pytest.approx(3.0)
+    clock = REFERENCE_CLOCK_GHZ / 2.2  # its Cortex-A78AE cores at 2.2 GHz
+    assert clock_scale(orin.processors["cpu"]) == pytest.approx(clock)
+    assert processor_hardware(orin, "cpu").overhead_scale == pytest.approx(sync_scale(12) * clock)  # every core
+    assert processor_hardware(orin, "cpu", 4).overhead_scale == pytest.approx(3.0 * clock)
     assert processor_hardware(orin, "gpu").overhead_scale == 1.0  # CPU threads only
+    unclocked = orin.processors["cpu"].model_copy(update={"clock_ghz": None})
+    assert clock_scale(unclocked) == 1.0
+    pi4, pi5 = (all_profiles()[n].processors["cpu"] for n in ("raspberry-pi-4", "raspberry-pi-5"))
+    assert clock_scale(pi4) > clock_scale(pi5)  # a 1.8 GHz A72 pays more per op than a 2.4 GHz A76
 
 
 def test_anchors_of_another_machine_never_stand_in():

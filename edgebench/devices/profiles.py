@@ -29,6 +29,9 @@ class Processor(BaseModel):
     runtimes: list[str]
     precisions: list[Literal["fp32", "bf16", "fp16", "int8"]]
     cores: Optional[int] = None
+    # The clock its cores sustain under an inference (GHz, the datasheet's): a CPU's per-operator
+    # dispatch cost is cycles on one core, so it scales with 1 / clock (estimate/anchor_hardware.py).
+    clock_ghz: Optional[float] = None
     dla_cores: int = 0
     # The architecture (platform.machine(): x86_64, aarch64) and the /proc/cpuinfo flags that decide
     # which INT8 kernels the runtimes pick (avx2, avx512_vnni, asimddp, ...); empty: not stated.

@@ -40,18 +40,37 @@ def sync_scale(threads: Optional[int]) -> float:
     return 1.0 + math.log2(threads) if threads and threads > 1 else 1.0
 
 
+# The clock at which the per-operator column's unit (1 us per op, roofline.NODE_UNIT_MS) is read:
+# a normalisation of the fitted per-op multiplier (anchor_shape.py), of the order of the x86
+# server cores the prior (roofline.PRIOR) was calibrated on, not a fitted value.
+REFERENCE_CLOCK_GHZ = 3.0
+
+
+def clock_scale(processor: Processor) -> float:
+    """A CPU's per-operator cost relative to a REFERENCE_CLOCK_GHZ core: the work between two
+    operators (walking the graph, choosing and entering a kernel, the fork-join of its threads) is
+    a count of cycles on the cores that run it, so its time scales with 1 / clock. That OpenMP
+    fork/join and barrier overheads are cycle counts that shrink with the clock is how the EPCC
+    microbenchmarks report them (J. M. Bull, "Measuring synchronisation and scheduling overheads in
+    OpenMP", EWOMP 1999); instructions per cycle differ between cores too, which this leaves to the
+    fitted per-op multiplier. 1 where the profile states no clock."""
+    return REFERENCE_CLOCK_GHZ / processor.clock_ghz if processor.clock_ghz else 1.0
+
+
 def device_hardware(processor: Processor, threads: Optional[int] = None,
                     sync_threads: Optional[int] = None) -> Optional[Hardware]:
     """The processor's datasheet peaks derated to achievable, with no host in the picture: the same
     anchors must give the same estimate and error on every machine that runs `compare`. A run on
     `threads` of the processor's cores gets that share of the compute peak (the rest of the cores
     idle); memory bandwidth is shared by all cores and stays whole. `sync_threads`: a CPU run's
-    thread count, which scales its per-operator cost (sync_scale); None: no scaling (GPU, NPU)."""
+    thread count, which scales its per-operator cost (sync_scale) as does its clock (clock_scale);
+    None: no scaling (GPU, NPU)."""
     if not processor.peak_gflops or not processor.memory_bandwidth_gbs:
         return None
     share = min(1.0, threads / processor.cores) if threads and processor.cores else 1.0
+    per_op = sync_scale(sync_threads) * clock_scale(processor) if sync_threads is not None else 1.0
     return Hardware({p: v * ACHIEVABLE_COMPUTE * share for p, v in processor.peak_gflops.items()},
-                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, sync_scale(sync_threads))
+                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, per_op)
 
 
 def processor_hardware(profile: DeviceProfile, processor: str, threads: Optional[int] = None) -> Optional[Hardware]:

@@ -33,6 +33,22 @@ class OpCost:
     group: str
     flops: float
     bytes_moved: float  # activations in + out + weights, at the precision it runs in
+    winograd: bool = False  # a dense 3x3, stride-1, dilation-1 convolution (winograd_eligible)
+
+
+def winograd_eligible(node, weight_shape: list, group: int) -> bool:
+    """A convolution that CPU runtimes with Winograd kernels compute as F(m, 3) tiles: dense
+    (group 1), 3x3, stride 1, dilation 1, at least 8 input or output channels. The condition is
+    ncnn's (Tencent/ncnn src/layer/x86/convolution_x86.cpp and src/layer/arm/convolution_arm.cpp,
+    `prefer_winograd ... kernel_w == 3 && kernel_h == 3 && dilation 1 && stride 1`, with
+    `num_input >= 8 || num_output >= 8` on ARM, `> 8` on x86); the arithmetic it saves is A. Lavin, S. Gray, "Fast
+    Algorithms for Convolutional Neural Networks", CVPR 2016 (arXiv:1509.09308)."""
+    if group != 1 or len(weight_shape) != 4 or list(weight_shape[2:]) != [3, 3]:
+        return False
+    attrs = {a.name: list(a.ints) for a in node.attribute if a.ints}
+    if any(v != 1 for v in attrs.get("strides", [1, 1]) + attrs.get("dilations", [1, 1])):
+        return False
+    return weight_shape[0] >= 8 or weight_shape[1] >= 8
 
 
 def _dims(value_info) -> list[int]:
@@ -72,6 +88,7 @@ def _graph_costs(path: str, mtime: float, batch: int) -> tuple[OpCost, ...]:  # 
 
     costs = []
     for i, node in enumerate(g.node):
+        winograd = False
         op = node.op_type
         if op in FREE or (op in ("QuantizeLinear", "DequantizeLinear") and node.input[0] in init_names):
             continue
@@ -86,6 +103,7 @@ def _graph_costs(path: str, mtime: float, batch: int) -> tuple[OpCost, ...]:  # 
             in_channels = (shapes.get(node.input[0]) or [1, 1])[1]
             flops = 2.0 * numel(out) * int(np.prod(w[1:]))
             kind = "conv" if group == 1 else "dwconv" if group == in_channels else "gconv"
+            winograd = op == "Conv" and winograd_eligible(node, w, group)
         elif op in ("MatMul", "Gemm", "MatMulInteger", "QGemm"):
             a = shapes.get(node.input[0]) or inits.get(node.input[0]) or [1]
             transposed = any(at.name == "transA" and at.i for at in node.attribute)
@@ -97,7 +115,7 @@ def _graph_costs(path: str, mtime: float, batch: int) -> tuple[OpCost, ...]:  # 
             flops, kind = float(numel(out)), "elementwise"
         else:  # Q/DQ of activations, Concat, Transpose, Pad, Resize, ...: data movement
             flops, kind = 0.0, "other"
-        costs.append(OpCost(name, op, kind, flops, float(elems)))
+        costs.append(OpCost(name, op, kind, flops, float(elems), winograd))
     return tuple(costs)
 
 

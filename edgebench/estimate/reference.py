@@ -34,6 +34,16 @@ def reference_ops() -> dict[str, list]:
     return data["models"]
 
 
+@cache
+def winograd_ops() -> dict[str, frozenset]:
+    """{"resnet50@224": positions in reference_ops()'s list of the Winograd-eligible convolutions
+    (op_costs.winograd_eligible)}; empty when the file predates them."""
+    if not reference_ops():
+        return {}
+    data = json.loads(REFERENCE_OPS_FILE.read_text())
+    return {k: frozenset(v) for k, v in data.get("winograd_eligible", {}).items()}
+
+
 def export_reference_ops(work: Path, wanted: list[tuple[str, int]]) -> dict:
     """Export each (model, size) to ONNX under `work` and return the file's content (slow: minutes)."""
     import numpy as np
@@ -42,7 +52,7 @@ def export_reference_ops(work: Path, wanted: list[tuple[str, int]]) -> dict:
 
     from edgebench.models.export import export_onnx
 
-    models = {}
+    models, winograd = {}, {}
     for model, size in sorted(set(wanted)):
         path = Path(work) / f"{model}-{size}.onnx"
         if not path.is_file():
@@ -50,6 +60,9 @@ def export_reference_ops(work: Path, wanted: list[tuple[str, int]]) -> dict:
             module = getattr(torchvision.models, model)(weights=None).eval()
             x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
             export_onnx(module, path, x, rtol=1e-2, atol=1e-3)
-        models[key(model, size)] = [[GROUPS.index(op.group), op.flops, op.bytes_moved] for op in graph_costs(path)]
+        costs = graph_costs(path)
+        models[key(model, size)] = [[GROUPS.index(op.group), op.flops, op.bytes_moved] for op in costs]
+        winograd[key(model, size)] = [i for i, op in enumerate(costs) if op.winograd]
     return {"groups": list(GROUPS), "generated_by": "python benchmarks/reference_ops.py",
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "models": models}
+            "torch": torch.__version__, "torchvision": torchvision.__version__, "winograd_eligible": winograd,
+            "models": models}
