@@ -83,7 +83,7 @@ def prune_channels(model, dataset, config, between=None):
                 # Taylor importance reads gradients: accumulate them over a few labelled batches.
                 model.train()
                 model.zero_grad()
-                for start in range(0, 256, 64):
+                for start in range(0, min(256, len(dataset.train)), 64):  # a split of under 256 images
                     x = torch.from_numpy(dataset.train.x[start:start + 64])
                     F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
             pruner.step()
