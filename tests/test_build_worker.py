@@ -79,3 +79,12 @@ def test_a_recipe_built_in_a_worker_is_stored_and_an_overrun_loses_nothing(build
         build_in_worker(builder, "ptq-again", [{"pass": "ptq", "config": {"calibration_samples": 8}}], 0.05)
     assert builder.store.load_candidate(info.id) == stored
     assert build_in_worker(builder, "ptq", PTQ, 0.05) == (stored, None)  # stored: no worker, no limit to meet
+
+
+def test_a_negative_build_timeout_is_a_usage_error(tmp_path):
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--build-timeout must be 0"):
+        compare(CompareOptions(model="tiny-cnn", data="digits", build_timeout_s=-1, runs_dir=tmp_path))
+    assert not any(tmp_path.iterdir())  # refused before any folder or training
