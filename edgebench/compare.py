@@ -16,7 +16,7 @@ from edgebench.backends import BACKENDS, availability
 from edgebench.backends.host import device_profile, local_device
 from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, validate_recipes
 from edgebench.compress.base import parse_budget
-from edgebench.compress.build_worker import build_in_worker
+from edgebench.compress.build_worker import BuildWorker
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
 from edgebench.core.cache import content_key
 from edgebench.core.errors import EdgebenchError, IncompatibleError, UsageError
@@ -214,35 +214,37 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if old is None or (old.status, old.error) != (m.status, m.error):
                 store.append(replace(m, session=session))
 
-        for name, steps in recipes:
-            reporter.stage(f"candidate {name}")
-            status = "skipped"
-            try:
-                if steps and opts.build_timeout_s > 0:
-                    info, reason = build_in_worker(builder, name, steps, opts.build_timeout_s, reporter.progress)
+        worker = BuildWorker(builder, opts.build_timeout_s, reporter.progress) if opts.build_timeout_s > 0 else None
+        try:
+            for name, steps in recipes:
+                reporter.stage(f"candidate {name}")
+                status = "skipped"
+                try:
+                    info, reason = worker.build(name, steps) if steps and worker else builder.build(name, steps)
+                except EdgebenchError as e:
+                    if len(steps) == 0:
+                        raise
+                    # A pass that declines this model is a skip; any other error is this recipe's failure.
+                    status = "skipped" if isinstance(e, IncompatibleError) else "failed"
+                    info, reason = None, str(e)
+                # A pass's bug on one architecture is that recipe's failed row, not a lost run.
+                except Exception as e:  # noqa: BLE001
+                    if len(steps) == 0:
+                        raise
+                    message = str(e).splitlines()[0][:200] if str(e) else ""
+                    status, info, reason = "failed", None, f"{type(e).__name__}: {message}"
+                if info:
+                    infos.append(info)
+                    if build_key(name, asked.name) in stored:
+                        keep(build_row(name, "ok", "", asked.name))
                 else:
-                    info, reason = builder.build(name, steps)
-            except EdgebenchError as e:
-                if len(steps) == 0:
-                    raise
-                # A pass that declines this model is a skip; any other error is this recipe's failure.
-                status = "skipped" if isinstance(e, IncompatibleError) else "failed"
-                info, reason = None, str(e)
-            except Exception as e:  # noqa: BLE001 - a pass's bug on one architecture is that recipe's failed row, not a lost run
-                if len(steps) == 0:
-                    raise
-                message = str(e).splitlines()[0][:200] if str(e) else ""
-                status, info, reason = "failed", None, f"{type(e).__name__}: {message}"
-            if info:
-                infos.append(info)
-                if build_key(name, asked.name) in stored:
-                    keep(build_row(name, "ok", "", asked.name))
-            else:
-                reason = reason or "not built"  # build() always gives a reason when it returns no candidate
-                skipped[name] = reason
-                keep(build_row(name, status, reason, asked.name))
-                reporter.note(f"recipe {name} {status}: {reason}")
-
+                    reason = reason or "not built"  # build() always gives a reason when it returns no candidate
+                    skipped[name] = reason
+                    keep(build_row(name, status, reason, asked.name))
+                    reporter.note(f"recipe {name} {status}: {reason}")
+        finally:
+            if worker:
+                worker.close()  # stops the build worker, also when a build raised past the loop
         if infos:
             inputs.add_references(Path(builder.export_fp32(baseline)["onnx"]), target.threads)
         done = store.completed_keys()

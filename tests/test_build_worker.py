@@ -67,18 +67,26 @@ PTQ = [{"pass": "ptq", "config": {"calibration_samples": 16, "runtimes": ["onnxr
 
 
 def test_a_recipe_built_in_a_worker_is_stored_and_an_overrun_loses_nothing(builder):
-    from edgebench.compress.build_worker import build_in_worker
+    from edgebench.compress.build_worker import BuildWorker
 
-    info, reason = build_in_worker(builder, "ptq", PTQ, 300.0)
-    assert reason is None and info.precision == "int8"
+    with BuildWorker(builder, 300.0) as worker:
+        info, reason = worker.build("ptq", PTQ)
+        assert reason is None and info.precision == "int8"
+        first = worker._worker.pid
+        # The next recipe goes to the same worker: its interpreter start is paid once per run.
+        again, _ = worker.build("ptq-16", [{"pass": "ptq", "config": {"calibration_samples": 12}}])
+        assert again.precision == "int8" and worker._worker.pid == first
+    assert worker._worker is None  # leaving the block stopped it
     stored = builder.store.load_candidate(info.id)
     assert stored.artifacts == info.artifacts and (builder.store.root / stored.artifacts["onnx"]).is_file()
     # Too short a limit for the pass (or what little of the worker's start comes after Process.start()
-    # has handed it the job): that recipe fails, the stored one stays.
-    with pytest.raises(BuildTimedOut, match=r"(pass 'ptq'|the build worker's start) ran past the build time limit"):
-        build_in_worker(builder, "ptq-again", [{"pass": "ptq", "config": {"calibration_samples": 8}}], 0.05)
+    # has handed it the job): that recipe fails, the stored one stays, and the next recipe gets a fresh worker.
+    with BuildWorker(builder, 0.05) as worker:
+        with pytest.raises(BuildTimedOut, match=r"(pass 'ptq'|the build worker's start) ran past the build time limit"):
+            worker.build("ptq-again", [{"pass": "ptq", "config": {"calibration_samples": 8}}])
+        assert worker._worker is None
+        assert worker.build("ptq", PTQ) == (stored, None)  # stored: no worker, no limit to meet
     assert builder.store.load_candidate(info.id) == stored
-    assert build_in_worker(builder, "ptq", PTQ, 0.05) == (stored, None)  # stored: no worker, no limit to meet
 
 
 def test_a_negative_build_timeout_is_a_usage_error(tmp_path):

@@ -48,44 +48,81 @@ class BuildJob:
     device: Any
 
 
-def build_in_worker(builder: CandidateBuilder, recipe_name: str, steps: list[dict], limit_s: float,
-                    progress: Optional[Progress] = None) -> tuple[Optional[CandidateInfo], Optional[str]]:
-    """`builder.build(recipe_name, steps)` in a worker process, each pass given `limit_s` seconds.
-    Raises what the build raised (EdgebenchError subclasses as they were), BuildTimedOut when a
-    pass overran, BuildWorkerFailed when the worker died or hit a bug."""
-    stored = builder.store.load_candidate(builder.final_id(recipe_name, steps))
-    if stored is not None:
-        return stored, None  # found without starting an interpreter: a resumed run, or built on Ray
-    job = BuildJob(builder.store.root, builder.dataset, builder.source, builder.baseline, builder.train_epochs,
-                   builder.seed, builder.budget, builder.calibration, builder.device)
-    context = multiprocessing.get_context("spawn")
-    receiver, sender = context.Pipe(duplex=False)
-    worker = context.Process(target=_work, args=(job, recipe_name, steps, sender), daemon=True,
-                             name=f"edgebench-build-{recipe_name}")
-    worker.start()
-    sender.close()  # the worker holds the only sending end: its exit is an EOF here
-    try:
+class BuildWorker:
+    """Builds recipes one after another in one worker process, each pass given `limit_s` seconds.
+    The worker is started on the first build that needs one and kept for the next: its interpreter
+    start (importing torch: ~4 s here) is paid once per run, not once per recipe, and its builder
+    keeps the candidates it built, so recipes that share a prefix (prune50, prune50-ptq) build it
+    once, as an in-process build does. A worker that overran or died is stopped; the next recipe
+    starts a fresh one. Use as a context manager: leaving it stops the worker."""
+
+    def __init__(self, builder: CandidateBuilder, limit_s: float, progress: Optional[Progress] = None):
+        self.builder, self.limit_s, self.progress = builder, limit_s, progress
+        self._worker: Any = None
+        self._conn: Any = None
+
+    def __enter__(self) -> BuildWorker:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def build(self, recipe_name: str, steps: list[dict]) -> tuple[Optional[CandidateInfo], Optional[str]]:
+        """`builder.build(recipe_name, steps)` in the worker. Raises what the build raised
+        (EdgebenchError subclasses as they were), BuildTimedOut when a pass overran,
+        BuildWorkerFailed when the worker died or hit a bug."""
+        stored = self.builder.store.load_candidate(self.builder.final_id(recipe_name, steps))
+        if stored is not None:
+            return stored, None  # found without a worker: a resumed run, or built on Ray
+        starting = self._worker is None
+        if starting:
+            self._start()
+        self._conn.send((recipe_name, steps))
+        worker = self._worker
+
         def exit_code() -> Optional[int]:
             worker.join(5)
             return worker.exitcode
 
-        return follow(receiver, limit_s, progress, exit_code)
-    except BuildTimedOut:
-        worker.kill()
-        raise
-    finally:
-        receiver.close()
-        worker.join(5)  # a worker that answered exits by itself
+        try:
+            return follow(self._conn, self.limit_s, self.progress, exit_code,
+                          phase="the build worker's start" if starting else "the build's start")
+        except (BuildTimedOut, BuildWorkerFailed):
+            self.close()  # killed or dead: the next recipe gets a fresh interpreter
+            raise
+
+    def _start(self) -> None:
+        b = self.builder
+        job = BuildJob(b.store.root, b.dataset, b.source, b.baseline, b.train_epochs, b.seed, b.budget,
+                       b.calibration, b.device)
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self._worker = context.Process(target=_work, args=(job, theirs), daemon=True, name="edgebench-build")
+        self._worker.start()
+        theirs.close()  # the worker holds the only other end: its exit is an EOF here
+
+    def close(self) -> None:
+        if self._worker is None:
+            return
+        worker, conn = self._worker, self._conn
+        self._worker = self._conn = None
+        try:
+            conn.send(None)  # a worker waiting for its next recipe exits by itself
+        except OSError:
+            pass  # it is already gone
+        conn.close()
+        worker.join(5)
         if worker.is_alive():
             worker.kill()
             worker.join()
 
 
 def follow(receiver, limit_s: float, progress: Optional[Progress] = None,
-           exit_code: Callable[[], Optional[int]] = lambda: None) -> tuple[Optional[CandidateInfo], Optional[str]]:
+           exit_code: Callable[[], Optional[int]] = lambda: None,
+           phase: str = "the build worker's start") -> tuple[Optional[CandidateInfo], Optional[str]]:
     """Read a build worker's messages until its answer, giving each phase (the start, each pass,
     the export) `limit_s` seconds; `exit_code()` says how a worker that hung up without answering ended."""
-    phase, deadline = "the build worker's start", time.monotonic() + limit_s
+    deadline = time.monotonic() + limit_s
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or not receiver.poll(remaining):
@@ -109,18 +146,25 @@ def follow(receiver, limit_s: float, progress: Optional[Progress] = None,
             raise BuildWorkerFailed(message[1])
 
 
-def _work(job: BuildJob, recipe_name: str, steps: list[dict], sender) -> None:
+def _work(job: BuildJob, conn) -> None:
+    """The worker: one builder for the run, then recipes as they come, until told to stop (None)."""
     die_with_parent()
-    store = RunStore(job.root)  # the parent holds the run folder's lock; the worker only adds its candidate
+    store = RunStore(job.root)  # the parent holds the run folder's lock; the worker only adds candidates
     builder = CandidateBuilder(store, job.dataset, job.source, job.baseline, job.train_epochs, job.seed,
-                               progress=lambda label, done, total: sender.send(("progress", label, done, total)),
+                               progress=lambda label, done, total: conn.send(("progress", label, done, total)),
                                budget=job.budget, calibration=job.calibration, device=job.device)
-    try:
-        info, reason = builder.build(recipe_name, steps, on_pass=lambda name: sender.send(("pass", name)))
-        sender.send(("result", info.to_dict() if info else None, reason))
-    except EdgebenchError as e:
-        sender.send(("raised", e))
-    except Exception as e:  # noqa: BLE001 - the worker's boundary: the parent records it as this recipe's failure
-        sender.send(("crashed", f"{type(e).__name__}: {first_line(e)}"))
-    finally:
-        sender.close()
+    while True:
+        try:
+            order = conn.recv()
+        except EOFError:
+            return  # the parent is gone or stopped us
+        if order is None:
+            return
+        recipe_name, steps = order
+        try:
+            info, reason = builder.build(recipe_name, steps, on_pass=lambda name: conn.send(("pass", name)))
+            conn.send(("result", info.to_dict() if info else None, reason))
+        except EdgebenchError as e:
+            conn.send(("raised", e))
+        except Exception as e:  # noqa: BLE001 - the worker's boundary: the parent records it as this recipe's failure
+            conn.send(("crashed", f"{type(e).__name__}: {first_line(e)}"))
