@@ -16,6 +16,7 @@ from edgebench.backends import BACKENDS, availability
 from edgebench.backends.host import device_profile, local_device
 from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, validate_recipes
 from edgebench.compress.base import parse_budget
+from edgebench.compress.build_worker import BuildWorker
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
 from edgebench.core.cache import content_key
 from edgebench.core.errors import EdgebenchError, IncompatibleError, UsageError
@@ -82,6 +83,9 @@ class CompareOptions:
     run_name: Optional[str] = None
     timing: TimingConfig = field(default_factory=TimingConfig)
     measure_timeout_s: float = 600.0
+    # Each pass of a recipe gets this long in a build worker before the recipe is a failed row
+    # (compress/build_worker.py); 0 builds in this process with no limit.
+    build_timeout_s: float = 1800.0
     layer_profile: bool = True
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)
@@ -96,7 +100,7 @@ class CompareOptions:
             return check_run_name(self.run_name)
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
                                                                           "executor_options", "measure_timeout_s",
-                                                                          "wait_quiet_s")
+                                                                          "wait_quiet_s", "build_timeout_s")
                     and not (k == "partial_weights" and not v)}  # a new option at its default keeps old run ids
         for key, default in (("clock", "wall"), ("processes", 1), ("scenarios", ["single-stream"]), ("batch_sizes", [1])):
             if settings.get(key) == default:
@@ -145,6 +149,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     recipes = [load_recipe(r) for r in (opts.recipes or list(DEFAULT_RECIPES))]
     for _, steps in recipes:
         instantiate(steps)  # a bad config is an error now, not after the baseline has trained
+    if opts.build_timeout_s < 0:
+        raise UsageError(f"--build-timeout must be 0 (no limit) or more, not {opts.build_timeout_s:g}")
     if opts.processes < 1:
         raise UsageError(f"--processes must be at least 1, not {opts.processes}")
     if opts.clock not in ("wall", "runtime"):
@@ -208,32 +214,37 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if old is None or (old.status, old.error) != (m.status, m.error):
                 store.append(replace(m, session=session))
 
-        for name, steps in recipes:
-            reporter.stage(f"candidate {name}")
-            status = "skipped"
-            try:
-                info, reason = builder.build(name, steps)
-            except EdgebenchError as e:
-                if len(steps) == 0:
-                    raise
-                # A pass that declines this model is a skip; any other error is this recipe's failure.
-                status = "skipped" if isinstance(e, IncompatibleError) else "failed"
-                info, reason = None, str(e)
-            except Exception as e:  # noqa: BLE001 - a pass's bug on one architecture is that recipe's failed row, not a lost run
-                if len(steps) == 0:
-                    raise
-                message = str(e).splitlines()[0][:200] if str(e) else ""
-                status, info, reason = "failed", None, f"{type(e).__name__}: {message}"
-            if info:
-                infos.append(info)
-                if build_key(name, asked.name) in stored:
-                    keep(build_row(name, "ok", "", asked.name))
-            else:
-                reason = reason or "not built"  # build() always gives a reason when it returns no candidate
-                skipped[name] = reason
-                keep(build_row(name, status, reason, asked.name))
-                reporter.note(f"recipe {name} {status}: {reason}")
-
+        worker = BuildWorker(builder, opts.build_timeout_s, reporter.progress) if opts.build_timeout_s > 0 else None
+        try:
+            for name, steps in recipes:
+                reporter.stage(f"candidate {name}")
+                status = "skipped"
+                try:
+                    info, reason = worker.build(name, steps) if steps and worker else builder.build(name, steps)
+                except EdgebenchError as e:
+                    if len(steps) == 0:
+                        raise
+                    # A pass that declines this model is a skip; any other error is this recipe's failure.
+                    status = "skipped" if isinstance(e, IncompatibleError) else "failed"
+                    info, reason = None, str(e)
+                # A pass's bug on one architecture is that recipe's failed row, not a lost run.
+                except Exception as e:  # noqa: BLE001
+                    if len(steps) == 0:
+                        raise
+                    message = str(e).splitlines()[0][:200] if str(e) else ""
+                    status, info, reason = "failed", None, f"{type(e).__name__}: {message}"
+                if info:
+                    infos.append(info)
+                    if build_key(name, asked.name) in stored:
+                        keep(build_row(name, "ok", "", asked.name))
+                else:
+                    reason = reason or "not built"  # build() always gives a reason when it returns no candidate
+                    skipped[name] = reason
+                    keep(build_row(name, status, reason, asked.name))
+                    reporter.note(f"recipe {name} {status}: {reason}")
+        finally:
+            if worker:
+                worker.close()  # stops the build worker, also when a build raised past the loop
         if infos:
             inputs.add_references(Path(builder.export_fp32(baseline)["onnx"]), target.threads)
         done = store.completed_keys()

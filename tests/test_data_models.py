@@ -83,3 +83,48 @@ def test_weights_roundtrip_and_mismatch(tmp_path):
     assert torch.equal(fresh.state_dict()["0.weight"], model.state_dict()["0.weight"])
     with pytest.raises(IncompatibleError, match="shape"):
         apply_weights(build_module(resolve_model("tiny-cnn"), 5), state, str(path))
+
+
+def _fit_within(seconds, model, split, config):
+    """fit() in a daemon thread: a loop that never ends fails the test instead of hanging it."""
+    import threading
+
+    from edgebench.models.train import fit
+
+    result: dict = {}
+
+    def run():
+        try:
+            result["model"] = fit(model, split, config)
+        except Exception as e:  # noqa: BLE001 - handed to the test thread, which re-raises it
+            result["error"] = e
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"fit did not finish within {seconds} s"
+    if "error" in result:
+        raise result["error"]
+    return result["model"]
+
+
+def test_fit_trains_on_a_split_smaller_than_one_batch(digits):
+    from edgebench.models.data import Split
+    from edgebench.models.train import TrainConfig
+
+    small = Split(digits.train.x[:20], digits.train.y[:20])  # fewer images than the batch size of 64
+    torch.manual_seed(0)
+    model = build_module(resolve_model("tiny-cnn"), 10)
+    before = [p.detach().clone() for p in model.parameters()]
+    trained = _fit_within(30, model, small, TrainConfig(epochs=2, batch_size=64))
+    assert any(not torch.equal(a, b) for a, b in zip(before, trained.parameters()))
+
+
+def test_fit_refuses_a_split_too_small_to_train(digits):
+    from edgebench.core.errors import UsageError
+    from edgebench.models.data import Split
+    from edgebench.models.train import TrainConfig
+
+    one = Split(digits.train.x[:1], digits.train.y[:1])
+    with pytest.raises(UsageError, match="1 image"):
+        _fit_within(30, build_module(resolve_model("tiny-cnn"), 10), one, TrainConfig(epochs=1))

@@ -85,6 +85,10 @@ def compare(
     wait_quiet: float = typer.Option(0.0, "--wait-quiet", min=0.0, metavar="SECONDS",
                                      help="Wait up to SECONDS for other processes to leave the CPUs before starting "
                                           "(figures measured on a busy machine are flagged unreliable)."),
+    build_timeout: float = typer.Option(1800.0, "--build-timeout", min=0.0, metavar="SECONDS",
+                                        help="Time each compression pass of a recipe may take (it runs in a worker "
+                                             "process); one that takes longer makes that recipe a failed row and the "
+                                             "run goes on. 0: build in this process, no limit."),
     scenario: Optional[list[str]] = typer.Option(None, "--scenario", help="MLPerf scenario(s), repeatable or "
                                                  "comma-separated: single-stream (default; p90 latency), multi-stream "
                                                  "(8-sample queries; p99 latency) or offline (requests in flight; "
@@ -115,7 +119,7 @@ def compare(
                           recipes=_split(recipes),
                           runtimes=_split(runtimes), epochs=epochs, budget=budget, seed=seed, runs_dir=runs_dir, run_name=name,
                           timing=TimingConfig(time_budget_s=timing_budget, target_ci=target_ci), executor=executor,
-                          wait_quiet_s=wait_quiet, clock=clock,
+                          wait_quiet_s=wait_quiet, build_timeout_s=build_timeout, clock=clock,
                           processes=processes, scenarios=scenarios, batch_sizes=batches)
     if ray_address:
         opts.executor, opts.executor_options = "ray", {"address": ray_address}

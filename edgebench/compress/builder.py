@@ -129,11 +129,19 @@ class CandidateBuilder:
                        export=self.export_fp32, budget=self.budget, calibration=self.calibration,
                        device=self.device)
 
-    def build(self, recipe_name: str, steps: list[dict]) -> tuple[Optional[CandidateInfo], Optional[str]]:
-        """Returns (info, None) when built or found, or (None, reason) when a pass does not apply."""
+    def final_id(self, recipe_name: str, steps: list[dict]) -> str:
+        """The id the recipe's candidate is stored under."""
+        if not steps:
+            return "baseline"
+        return candidate_id(recipe_name, self.baseline.lineage + tuple(p.step() for p in instantiate(steps)))
+
+    def build(self, recipe_name: str, steps: list[dict],
+              on_pass: Optional[Callable[[str], None]] = None) -> tuple[Optional[CandidateInfo], Optional[str]]:
+        """Returns (info, None) when built or found, or (None, reason) when a pass does not apply.
+        `on_pass(name)` is called as each pass starts (build_worker.py times passes by it)."""
         passes = instantiate(steps)  # validates every config before any work
         name = "baseline" if not steps else recipe_name
-        final_id = "baseline" if not steps else candidate_id(name, self.baseline.lineage + tuple(p.step() for p in passes))
+        final_id = self.final_id(recipe_name, steps)
         stored = self.store.load_candidate(final_id)
         if stored:
             return stored, None
@@ -144,6 +152,8 @@ class CandidateBuilder:
             if key in self._built:
                 candidate = self._built[key]
                 continue
+            if on_pass is not None:
+                on_pass(p.name)
             reason = p.check(candidate, self.context(self.store.candidate_dir(final_id)))
             if reason:
                 return None, reason
@@ -151,6 +161,8 @@ class CandidateBuilder:
             candidate = p.apply(candidate, self.context(work))
             self._built[key] = candidate
         candidate.name = name
+        if on_pass is not None and passes:
+            on_pass("export")  # saving runs the exporters and converters, which can take long too
         return self.save(final_id, candidate), None
 
     def export_fp32(self, candidate: Candidate) -> dict:

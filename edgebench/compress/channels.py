@@ -3,6 +3,7 @@ and the width-reduced distillation students share."""
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 from edgebench.compress.layer_cost import layer_shapes, module_cost
 from edgebench.compress.surgery import classifier_layers
@@ -12,6 +13,22 @@ from edgebench.core.errors import EdgebenchError, IncompatibleError
 # channel-shuffle grouping, assertions and NotImplementedError on unsupported couplings, shape
 # RuntimeErrors from the traced forward): a decline with the reason, not a bug report.
 TORCH_PRUNING_ERRORS = (AssertionError, NotImplementedError, ValueError, ZeroDivisionError, RuntimeError)
+
+
+def unprunable_reason(model) -> Optional[str]:
+    """Why Torch-Pruning should not be run on `model` at all, or None.
+
+    Windowed attention with a relative-position bias table (torchvision's Swin and Swin V2; MaxViT
+    keeps one too): on swin_t at 64 px, MetaPruner's grouping (get_all_groups, following index
+    mappings through the window partition's reshapes and permutes) was still running after 100 s at
+    3.7 GB and reached 15 GB, without end. Torch-Pruning also takes the table for an unwrapped
+    parameter whose last dimension it would prune, but that dimension counts heads, not channels."""
+    tables = [name for name, _ in model.named_parameters() if name.endswith("relative_position_bias_table")]
+    if not tables:
+        return None
+    return (f"Torch-Pruning cannot prune windowed attention with a relative-position bias table ({tables[0]}"
+            f"{f' and {len(tables) - 1} more' if len(tables) > 1 else ''}: Swin-style shifted windows), its "
+            f"dependency graph grows without end on the window partition")
 
 
 def protected_layers(model, config) -> list:
@@ -61,6 +78,9 @@ def prune_channels(model, dataset, config, between=None):
     import torch.nn.functional as F
     import torch_pruning as tp
 
+    reason = unprunable_reason(model)
+    if reason:
+        raise IncompatibleError(f"prune: {reason}")
     example = torch.from_numpy(dataset.train.x[:2])
     # Attention keeps its heads and Torch-Pruning narrows each (head_dim = embed_dim / heads), so
     # the width that attention reads must stay a multiple of every head count.
@@ -83,7 +103,7 @@ def prune_channels(model, dataset, config, between=None):
                 # Taylor importance reads gradients: accumulate them over a few labelled batches.
                 model.train()
                 model.zero_grad()
-                for start in range(0, 256, 64):
+                for start in range(0, min(256, len(dataset.train)), 64):  # a split of under 256 images
                     x = torch.from_numpy(dataset.train.x[start:start + 64])
                     F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
             pruner.step()

@@ -13,7 +13,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.channels import prune_channels
+from edgebench.compress.channels import prune_channels, unprunable_reason
 from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import check_layer_names
@@ -52,6 +52,12 @@ class PrunePass(Pass):
 
     def validate(self, model, dataset) -> None:
         check_layer_names(model, self.config.protect, "prune protect")
+
+    def check(self, candidate: Candidate, ctx: Context) -> Optional[str]:
+        reason = super().check(candidate, ctx)
+        if reason is None:
+            reason = unprunable_reason(candidate.module)
+        return f"prune: {reason}" if reason else None
 
     def label(self) -> str:
         return f"prune{round(100 * self.config.ratio)}"

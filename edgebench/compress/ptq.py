@@ -49,7 +49,7 @@ from edgebench.models.export import INPUT_NAME, save_openvino
 from edgebench.models.litert_export import quantize_tflite_int8
 
 CALIBRATION_BATCH = 32
-CALIBRATION_FOLD_EVERY = 8
+CALIBRATION_FOLD_EVERY = 8  # feeds whose range statistics ORT holds before folding them into the ranges
 
 
 class PtqConfig(PassConfig):
@@ -206,11 +206,26 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, act
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
+        """Hands ORT the feeds CALIBRATION_FOLD_EVERY at a time (its `CalibStridedMinMax`): after each
+        stride ORT folds the stride's ranges into the running min/max and frees them, so every feed
+        counts and memory holds one stride's statistics at a time."""
+
         def __init__(self):
-            self._it = iter(calib)
+            self._feeds, self._at, self._end = calib, 0, len(calib)
+
+        def __len__(self):
+            # ORT refuses a length its stride does not divide; rounded up, the last stride's range
+            # is cut at the real end by set_range, so it simply holds fewer feeds.
+            return -(-len(self._feeds) // CALIBRATION_FOLD_EVERY) * CALIBRATION_FOLD_EVERY
+
+        def set_range(self, start_index, end_index):
+            self._at, self._end = start_index, min(end_index, len(self._feeds))
 
         def get_next(self):
-            return next(self._it, None)
+            if self._at >= self._end:
+                return None
+            self._at += 1
+            return self._feeds[self._at - 1]
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     prepared = out_path.with_name("model.prep.onnx")
@@ -219,21 +234,15 @@ def quantize_onnx(fp32_path: Path, out_path: Path, calib, per_channel: bool, act
                     quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
                     activation_type=QuantType.QUInt8 if activation_type == "uint8" else QuantType.QInt8,
                     weight_type=QuantType.QInt8, reduce_range=choice.reduce_range,
-                    # Fold ranges every few feeds rather than keep every intermediate activation of
-                    # every feed: a detector's activations at 640x640 would otherwise fill the memory.
-                    extra_options=_fold_options(len(calib)))
+                    # Not CalibMaxIntermediateOutputs: ORT empties its list of per-feed statistics when
+                    # it reaches that size without folding them into the ranges, so all but the last
+                    # partial group of feeds would be thrown away (tests/test_ptq_calibration.py).
+                    extra_options={"CalibStridedMinMax": CALIBRATION_FOLD_EVERY})
     prepared.unlink(missing_ok=True)
     model = onnx.load(str(out_path))
     onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **choice.metadata()})
     onnx.save(model, str(out_path))
     return out_path
-
-
-def _fold_options(feeds: int) -> dict:
-    """ORT's calibrator raises "No data is collected" when the feed count is a multiple of the fold
-    size (its last fold leaves nothing), so the fold size is one that does not divide it."""
-    fold = next((k for k in range(CALIBRATION_FOLD_EVERY, feeds) if feeds % k), None)
-    return {"CalibMaxIntermediateOutputs": fold} if fold else {}
 
 
 def quantize_openvino(fp32_onnx: Path, out_dir: Path, calib) -> Path:

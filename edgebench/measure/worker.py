@@ -267,7 +267,7 @@ def run_isolated(task: MeasureTask) -> Measurement:
     return failed(task, outcome.error or "worker wrote an empty result", exit_signal=outcome.exit_signal)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: have the kernel kill this worker if the process that started it dies (kill -9 of a
     run), so an orphaned measurement does not keep loading the machine."""
     if sys.platform.startswith("linux"):
@@ -280,7 +280,7 @@ def _die_with_parent() -> None:
 
 
 def _main() -> None:
-    _die_with_parent()
+    die_with_parent()
     request = json.loads(sys.stdin.read())
     task = MeasureTask.from_dict(request["task"])
     try:

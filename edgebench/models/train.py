@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from edgebench.core.errors import UsageError
 from edgebench.models.data import Split
 
 LossFn = Callable[["object", "object", "object"], Any]  # returns a scalar torch tensor
@@ -43,7 +44,13 @@ def fit(model, train: Split, config: TrainConfig, loss_fn: Optional[LossFn] = No
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     n = len(train)
-    steps_per_epoch = max(1, n // config.batch_size)
+    if n < 2:
+        raise UsageError(f"the training split has {n} image(s): training needs at least 2 "
+                         f"(BatchNorm normalises over a batch)")
+    # A split smaller than one batch trains in batches of the whole split: with the usual
+    # drop-last batching it would yield no batch at all, and the loop below would never end.
+    batch_size = min(config.batch_size, n)
+    steps_per_epoch = max(1, n // batch_size)
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
     trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -55,8 +62,8 @@ def fit(model, train: Split, config: TrainConfig, loss_fn: Optional[LossFn] = No
     step = 0
     while step < total_steps:
         order = torch.from_numpy(rng.permutation(n))
-        for start in range(0, n - config.batch_size + 1, config.batch_size):
-            idx = order[start:start + config.batch_size]
+        for start in range(0, n - batch_size + 1, batch_size):
+            idx = order[start:start + batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model, x_all[idx], y_all[idx])
             loss.backward()
