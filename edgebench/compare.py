@@ -214,7 +214,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if old is None or (old.status, old.error) != (m.status, m.error):
                 store.append(replace(m, session=session))
 
-        worker = BuildWorker(builder, opts.build_timeout_s, reporter.progress) if opts.build_timeout_s > 0 else None
+        worker = BuildWorker(builder, opts.build_timeout_s, reporter.progress, reporter.note) \
+            if opts.build_timeout_s > 0 else None
         try:
             for name, steps in recipes:
                 reporter.stage(f"candidate {name}")

@@ -96,3 +96,32 @@ def test_a_negative_build_timeout_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--build-timeout must be 0"):
         compare(CompareOptions(model="tiny-cnn", data="digits", build_timeout_s=-1, runs_dir=tmp_path))
     assert not any(tmp_path.iterdir())  # refused before any folder or training
+
+
+def test_every_registered_model_source_pickles_for_the_worker():
+    """The build job carries the model source to a spawned worker: a factory defined in a function
+    (torchvision's were) failed every torchvision recipe with "Can't pickle local object"."""
+    import pickle
+
+    from edgebench.models.zoo import MODELS, resolve_model
+
+    for name in MODELS.names():
+        source = resolve_model(name)
+        assert pickle.loads(pickle.dumps(source)).spec == source.spec
+
+
+def test_a_job_that_cannot_reach_a_worker_builds_in_this_process_and_says_so(builder):
+    import dataclasses
+
+    from edgebench.compress.build_worker import BuildWorker
+
+    def local_factory(num_classes=10):  # a closure: it does not pickle
+        raise AssertionError("not called: the baseline is already trained")
+
+    builder.source = dataclasses.replace(builder.source, factory=local_factory)
+    notes = []
+    with BuildWorker(builder, 300.0, note=notes.append) as worker:
+        info, reason = worker.build("ptq", PTQ)
+        assert reason is None and info.precision == "int8" and worker._worker is None
+        assert worker.build("ptq-12", [{"pass": "ptq", "config": {"calibration_samples": 12}}])[0] is not None
+    assert len(notes) == 1 and "without the --build-timeout limit" in notes[0] and "pickle" in notes[0].lower()

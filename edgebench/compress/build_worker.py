@@ -11,6 +11,7 @@ the run goes on.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,10 +57,12 @@ class BuildWorker:
     once, as an in-process build does. A worker that overran or died is stopped; the next recipe
     starts a fresh one. Use as a context manager: leaving it stops the worker."""
 
-    def __init__(self, builder: CandidateBuilder, limit_s: float, progress: Optional[Progress] = None):
-        self.builder, self.limit_s, self.progress = builder, limit_s, progress
+    def __init__(self, builder: CandidateBuilder, limit_s: float, progress: Optional[Progress] = None,
+                 note: Callable[[str], None] = lambda text: None):
+        self.builder, self.limit_s, self.progress, self.note = builder, limit_s, progress, note
         self._worker: Any = None
         self._conn: Any = None
+        self._in_process = False  # the job could not be handed to a worker: build here, without the limit
 
     def __enter__(self) -> BuildWorker:
         return self
@@ -74,9 +77,19 @@ class BuildWorker:
         stored = self.builder.store.load_candidate(self.builder.final_id(recipe_name, steps))
         if stored is not None:
             return stored, None  # found without a worker: a resumed run, or built on Ray
+        if self._in_process:
+            return self.builder.build(recipe_name, steps)
         starting = self._worker is None
         if starting:
-            self._start()
+            try:
+                self._start()
+            except (pickle.PicklingError, TypeError, AttributeError) as e:
+                # A model source or dataset of the user's that does not pickle (a factory defined in
+                # a function): the run still builds, in this process, and says what it gave up.
+                self._in_process = True
+                self.note(f"recipes are built in this process, without the --build-timeout limit: the build job "
+                          f"cannot be handed to a worker process ({type(e).__name__}: {first_line(e)})")
+                return self.builder.build(recipe_name, steps)
         self._conn.send((recipe_name, steps))
         worker = self._worker
 
@@ -96,10 +109,16 @@ class BuildWorker:
         job = BuildJob(b.store.root, b.dataset, b.source, b.baseline, b.train_epochs, b.seed, b.budget,
                        b.calibration, b.device)
         context = multiprocessing.get_context("spawn")
-        self._conn, theirs = context.Pipe()
-        self._worker = context.Process(target=_work, args=(job, theirs), daemon=True, name="edgebench-build")
-        self._worker.start()
-        theirs.close()  # the worker holds the only other end: its exit is an EOF here
+        mine, theirs = context.Pipe()
+        worker = context.Process(target=_work, args=(job, theirs), daemon=True, name="edgebench-build")
+        try:
+            worker.start()  # pickles the job: raises here when it cannot
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()  # the worker holds the only other end: its exit is an EOF here
+        self._conn, self._worker = mine, worker
 
     def close(self) -> None:
         if self._worker is None:

@@ -6,6 +6,7 @@ in the local torch hub cache (`--pretrained`); otherwise the baseline is trained
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import pickle
 import re
@@ -41,9 +42,15 @@ def _register_torchvision() -> None:
     for alias, target in FRIENDLY_ALIASES.items():
         aliases.setdefault(target, []).append(alias)
     for name in torchvision.models.list_models(module=torchvision.models):
-        def factory(num_classes: int = 1000, _name=name, **kwargs):
-            return torchvision.models.get_model(_name, weights=None, num_classes=num_classes, **kwargs)
-        MODELS.add(name, factory, aliases=tuple(aliases.get(name, ())))
+        # A partial of a module-level function, not a closure: a model source is handed to the
+        # build worker (compress/build_worker.py), so its factory must pickle.
+        MODELS.add(name, functools.partial(_torchvision_model, name), aliases=tuple(aliases.get(name, ())))
+
+
+def _torchvision_model(name: str, num_classes: int = 1000, **kwargs):
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
 
 
 def _tiny_cnn(num_classes: int = 10):
