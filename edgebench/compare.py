@@ -6,6 +6,7 @@ where it stopped.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -57,6 +58,16 @@ class SilentReporter:
     def note(self, text): pass
 
 
+def default_build_timeout() -> float:
+    """--build-timeout's default: EDGEBENCH_BUILD_TIMEOUT when set (CI that wants in-process builds
+    sets 0), else 1800 s per pass."""
+    value = os.environ.get("EDGEBENCH_BUILD_TIMEOUT", "1800")
+    try:
+        return float(value)
+    except ValueError:
+        raise UsageError(f"EDGEBENCH_BUILD_TIMEOUT must be a number of seconds, not {value!r}") from None
+
+
 @dataclass
 class CompareOptions:
     model: str
@@ -85,7 +96,7 @@ class CompareOptions:
     measure_timeout_s: float = 600.0
     # Each pass of a recipe gets this long in a build worker before the recipe is a failed row
     # (compress/build_worker.py); 0 builds in this process with no limit.
-    build_timeout_s: float = 1800.0
+    build_timeout_s: float = field(default_factory=lambda: default_build_timeout())
     layer_profile: bool = True
     executor: str = "local"
     executor_options: dict = field(default_factory=dict)

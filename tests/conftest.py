@@ -4,6 +4,9 @@ from pathlib import Path
 import pytest
 
 # Tests never touch the user's cache.
+# Recipes build in this process: a build worker's interpreter start (~4 s) in every compare of the
+# suite cost minutes. tests/test_build_worker.py runs the worker itself, and a compare through it.
+os.environ.setdefault("EDGEBENCH_BUILD_TIMEOUT", "0")
 os.environ.setdefault("EDGEBENCH_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "edgebench"))
 
 

@@ -125,3 +125,29 @@ def test_a_job_that_cannot_reach_a_worker_builds_in_this_process_and_says_so(bui
         assert reason is None and info.precision == "int8" and worker._worker is None
         assert worker.build("ptq-12", [{"pass": "ptq", "config": {"calibration_samples": 12}}])[0] is not None
     assert len(notes) == 1 and "without the --build-timeout limit" in notes[0] and "pickle" in notes[0].lower()
+
+
+def test_compare_builds_its_recipes_through_the_worker(tmp_path):
+    """The suite builds in-process (conftest sets EDGEBENCH_BUILD_TIMEOUT=0); this compare asks for
+    the worker: a recipe is built there and stored, and the run's rows come out as in-process."""
+    from edgebench.compare import CompareOptions, compare
+    from edgebench.measure.timing import TimingConfig
+    from edgebench.report.table import load_tables
+
+    result = compare(CompareOptions(model="tiny-cnn", data="digits", input_size=32, epochs=0.1, runs_dir=tmp_path,
+                                    recipes=["ptq-int8"], runtimes=["onnxruntime"], build_timeout_s=300.0,
+                                    layer_profile=False, timing=TimingConfig(time_budget_s=0.2)))
+    _, candidates, _, rows = load_tables(result.run_dir)
+    assert "ptq-int8" in {c.name for c in candidates}
+    assert ("ptq-int8", "ok") in {(r["name"], r["status"]) for r in rows}
+
+
+def test_the_build_timeout_default_comes_from_the_environment(monkeypatch):
+    from edgebench.compare import CompareOptions
+    from edgebench.core.errors import UsageError
+
+    monkeypatch.setenv("EDGEBENCH_BUILD_TIMEOUT", "45")
+    assert CompareOptions(model="tiny-cnn").build_timeout_s == 45.0
+    monkeypatch.setenv("EDGEBENCH_BUILD_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match="EDGEBENCH_BUILD_TIMEOUT must be a number"):
+        CompareOptions(model="tiny-cnn")

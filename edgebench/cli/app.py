@@ -86,6 +86,7 @@ def compare(
                                      help="Wait up to SECONDS for other processes to leave the CPUs before starting "
                                           "(figures measured on a busy machine are flagged unreliable)."),
     build_timeout: float = typer.Option(1800.0, "--build-timeout", min=0.0, metavar="SECONDS",
+                                        envvar="EDGEBENCH_BUILD_TIMEOUT",
                                         help="Time each compression pass of a recipe may take (it runs in a worker "
                                              "process); one that takes longer makes that recipe a failed row and the "
                                              "run goes on. 0: build in this process, no limit."),

@@ -17,7 +17,7 @@ from edgebench.core.store import RunStore
 # which recipes, runtimes and device this invocation adds (rows are keyed by them: one folder may
 # hold a model's runs on several cluster devices), trusting a checkpoint.
 NOT_RESULT_SETTINGS = ("runs_dir", "run_name", "executor", "executor_options", "measure_timeout_s", "recipes",
-                       "runtimes", "device", "trust_checkpoint")
+                       "runtimes", "device", "trust_checkpoint", "build_timeout_s", "wait_quiet_s")
 
 
 def check_run_name(name: str) -> str:
@@ -66,7 +66,9 @@ def start_session(store: RunStore, info: dict, environment: dict) -> int:
     sessions = past_sessions(store.run_info())
     settings = result_settings(info.get("options") or {})
     if sessions:
-        changed = differences(sessions[0].get("settings") or {}, settings)
+        # Both sides filtered by today's list: a setting found not to change results since the
+        # folder was made does not block its resume.
+        changed = differences(result_settings(sessions[0].get("settings") or {}), settings)
         if changed:
             shown = "; ".join(changed[:6]) + (f" (+{len(changed) - 6} more)" if len(changed) > 6 else "")
             raise RunSettingsMismatch(
