@@ -100,7 +100,9 @@ class BuildWorker:
         try:
             return follow(self._conn, self.limit_s, self.progress, exit_code,
                           phase="the build worker's start" if starting else "the build's start")
-        except (BuildTimedOut, BuildWorkerFailed):
+        except (BuildTimedOut, BuildWorkerFailed) as e:
+            if isinstance(e, BuildTimedOut):
+                worker.kill()  # still inside the pass: no point asking it to stop and waiting
             self.close()  # killed or dead: the next recipe gets a fresh interpreter
             raise
 
