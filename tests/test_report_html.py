@@ -146,3 +146,23 @@ def test_no_pick_at_chance_and_a_single_option_is_not_better_than_others():
     (pick,) = recommendations([only])
     assert "only option" in " ".join(pick["reasons"]) and "every other option" not in " ".join(pick["reasons"]).lower()
     assert "only option" in pick["sentence"]
+
+
+def test_many_rows_flagged_for_one_reason_read_as_one_line_in_every_format():
+    from edgebench.report.flags import add_flag, group_flags
+
+    rows = [_row(f"cand{i}", flags=[]) for i in range(5)]
+    for i, r in enumerate(rows):
+        add_flag(r, "busy", f"measured while the machine was busy (load {i}.5 on 2 cores): unreliable")
+    add_flag(rows[0], "int8 slower", "INT8 slower than its FP32 parent on onnxruntime (1.30x)")
+    groups = group_flags(rows)
+    assert [(g.kind, len(g.entries), g.grouped) for g in groups] == [("busy", 5, True), ("int8 slower", 1, False)]
+
+    run = {"model_name": "m", "device": "host", "figures_are_target": True, "environment": {}}
+    html = render_html(run, rows, [], {})
+    assert html.count("measured while the machine was busy: unreliable, left out of the Ship pick: <b>5 rows</b>") == 1
+    assert "load 3.5 on 2 cores" in html  # each row's own reason is still there, folded
+    assert "INT8 slower than its FP32 parent on onnxruntime (1.30x)" in html
+    text = summary_markdown(run, rows)
+    busy_lines = [line for line in text.splitlines() if "busy" in line and line.startswith("- ")]
+    assert len(busy_lines) == 1 and "5 rows" in busy_lines[0] and "cand4 / onnxruntime" in busy_lines[0]

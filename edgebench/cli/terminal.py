@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edgebench.report.flags import group_flags
 from edgebench.report.summary import recommend, recommendations
 from edgebench.report.table import load_tables
 
@@ -76,8 +77,14 @@ def print_summary(console: Console, run_dir: Path) -> None:
         if choice.get("contended"):
             console.print("[bold red]UNRELIABLE:[/bold red] every latency behind this pick was measured while the "
                           "machine was busy; rerun on a quiet machine (--wait-quiet SECONDS).", highlight=False)
-    for r in rows:
-        for flag in r["flags"]:
+    for group in group_flags(rows):
+        if group.grouped:
+            # One line for many rows that say the same; each row's own text is in the report.
+            console.print(f"[yellow]flag:[/yellow] {escape(group.headline)}: {len(group.entries)} rows "
+                          f"({escape(', '.join(dict.fromkeys(r['name'] for r, _ in group.entries)))})",
+                          highlight=False)
+            continue
+        for r, flag in group.entries:
             console.print(f"[yellow]flag:[/yellow] {escape(r['name'])} / {escape(r['backend'])}"
                           f"{escape(_where(r, scenarios, batches))}: {escape(flag)}",
                           highlight=False)

@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from edgebench.core.atomic import write_atomic
 from edgebench.report.charts import run_charts, script_json
+from edgebench.report.flags import group_flags
 from edgebench.report.summary import recommendations
 
 
@@ -60,7 +61,7 @@ def render_html(run: dict, rows: list[dict], candidates: list, skipped: dict) ->
         charts=charts, charts_json=script_json([{"id": c["id"], "data": c["data"], "layout": c["layout"]}
                                                 for c in charts]),
         picks=picks, candidates=candidates, skipped=skipped, plotly_js=plotly_js(), scored=scored,
-        flagged=[r for r in rows if r["flags"]], many_groups=len({(r["group"], r["source"]) for r in rows}) > 1,
+        flag_groups=group_flags(rows), many_groups=len({(r["group"], r["source"]) for r in rows}) > 1,
         failed=[r for r in rows if r["status"] == "failed"],
         not_run=[r for r in rows if r["status"] in ("skipped", "unavailable") and r["backend"] != "(build)"],
         estimated=any(r["source"] == "estimated" for r in rows),

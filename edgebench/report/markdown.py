@@ -7,6 +7,7 @@ candidate called `<script>` or `a|b` shows as exactly that and cannot break the 
 from __future__ import annotations
 
 from edgebench.core.markdown import md
+from edgebench.report.flags import group_flags
 from edgebench.report.summary import chart_groups, no_pick_reason, paired_basis, recommendations
 
 
@@ -60,9 +61,14 @@ def summary_markdown(run: dict, rows: list[dict]) -> str:
         lines += [f"- {_label(r)}: {r['speedup']:.2f}x faster (95% interval {r['speedup_low']:.2f}-"
                   f"{r['speedup_high']:.2f}x{paired_basis(r)}), "
                   f"{md(r['quality_text'])}" for r in wins]
-    flags = [(r, f) for r in rows for f in r["flags"]]
-    if flags:
-        lines += ["", "**Flags**", ""] + [f"- {md(r['name'])} / {md(r['backend'])}: {md(f)}" for r, f in flags]
+    groups = group_flags(rows)
+    if groups:
+        lines += ["", "**Flags**", ""]
+        for g in groups:
+            if g.grouped:
+                lines.append(f"- {md(g.headline)}: {len(g.entries)} rows ({md(_row_names(g.entries))})")
+            else:
+                lines += [f"- {md(r['name'])} / {md(r['backend'])}: {md(f)}" for r, f in g.entries]
     failed = [r for r in rows if r["status"] == "failed"]
     if failed:
         lines += ["", "**Failures**", ""] + [f"- {md(r['name'])} / {md(r['backend'])} / {md(r['precision'])}: "
@@ -106,3 +112,10 @@ def _latency_table(rows: list[dict]) -> list[str]:
                      f"{md(r['shape'] or '-')} | {_fmt(r['median_ms'])} | {_fmt(r['p99_ms'])} | "
                      f"{md(r['quality_text'])} |{cells} {md(r['group'])}, {r['source']} |")
     return lines
+
+
+def _row_names(entries: list[tuple[dict, str]]) -> str:
+    """Each row as name / runtime, with its device and processor where the rows span several."""
+    several = len({(r["group"], r["source"]) for r, _ in entries}) > 1
+    return ", ".join(f"{r['name']} / {r['backend']} / {r['executed_precision'] or r['precision']}"
+                     + (f" ({r['group']}, {r['source']})" if several else "") for r, _ in entries)

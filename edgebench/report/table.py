@@ -15,6 +15,7 @@ from edgebench.measure.contention import busy_text, is_busy
 from edgebench.measure.processes import paired_speedup
 from edgebench.measure.scenarios import SCENARIO
 from edgebench.measure.unplanned import BUILD
+from edgebench.report.flags import add_flag
 from edgebench.report.pareto import pareto_front
 
 
@@ -114,7 +115,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             "estimate_error_pct": m.estimate_error_pct, "node_id": m.node_id, "runtime_version": m.runtime_version,
             "estimate_method": (m.extra.get("estimate") or {}).get("method"),
             "estimate_basis": (m.extra.get("estimate") or {}).get("error_basis"),
-            "speedup": None, "speedup_low": None, "speedup_high": None, "speedup_basis": None, "pareto": False, "flags": [],
+            "speedup": None, "speedup_low": None, "speedup_high": None, "speedup_basis": None, "pareto": False,
+            "flags": [], "flag_kinds": [],
             "contended": is_busy(m.extra),
             "interval_basis": None if m.source != "measured" or not lat else
             f"{m.extra['processes']['count']} processes" if m.extra.get("processes") else "one process",
@@ -127,14 +129,15 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
         }
         runner = BACKENDS.get(m.backend) if m.backend in BACKENDS else None
         if runner is not None and runner.unverified and m.status == "ok":
-            row["flags"].append(f"{m.backend} is UNVERIFIED: {runner.unverified}")
+            add_flag(row, f"unverified {m.backend}", f"{m.backend} is UNVERIFIED: {runner.unverified}")
         if (m.extra.get("estimate") or {}).get("raised_to_lower_bound"):
-            row["flags"].append(f"the estimator predicted less than this device's physical lower bound "
-                                f"({m.extra['estimate']['physical_lower_bound_ms']:.3g} ms from its peak compute, "
-                                "bandwidth and dispatch floors); shown at the bound")
+            add_flag(row, "below the physical bound",
+                     f"the estimator predicted less than this device's physical lower bound "
+                     f"({m.extra['estimate']['physical_lower_bound_ms']:.3g} ms from its peak compute, "
+                     "bandwidth and dispatch floors); shown at the bound")
         if row["contended"]:
-            row["flags"].append(f"{'based on figures ' if m.source == 'estimated' else ''}measured while the machine "
-                                f"was busy ({busy_text(m.extra)}): unreliable, left out of the Ship pick")
+            add_flag(row, "busy", f"{'based on figures ' if m.source == 'estimated' else ''}measured while the machine "
+                                  f"was busy ({busy_text(m.extra)}): unreliable, left out of the Ship pick")
         base = baseline_latency.get((m.device, m.processor, m.backend, m.source, _group(m)))
         mine = row["axis_ms"] if m.ok else None
         if base and mine:
@@ -158,8 +161,8 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
             parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source,
                                          _group(m))) or base
             if parent and mine > parent:
-                row["flags"].append(f"INT8 slower than its FP32 parent on {m.backend} "
-                                    f"({mine / parent:.2f}x){_float_ops_hint(m)}")
+                add_flag(row, "int8 slower", f"INT8 slower than its FP32 parent on {m.backend} "
+                                             f"({mine / parent:.2f}x){_float_ops_hint(m)}")
         rows.append(row)
     _mark_front(rows)
     return rows
