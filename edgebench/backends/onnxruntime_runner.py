@@ -60,8 +60,17 @@ class OnnxRuntimeRunner(Runner):
             # ORT applies it only on x86 without VNNI, and only to weights outside [-64, 63].
             options.add_session_config_entry("session.x64quantprecision", "1")
         self._options_for_profile = (str(artifact), providers, threads)
+        if placement.processor == "gpu" and hasattr(ort, "preload_dlls"):
+            # onnxruntime-gpu finds CUDA and cuDNN from pip's nvidia-* packages (or a compatible
+            # torch) only when asked; without them its CUDA provider fails to load.
+            ort.preload_dlls()
         self.session = ort.InferenceSession(str(artifact), sess_options=options, providers=_with_cpu_fallback(providers))
         self.providers = self.session.get_providers()
+        if placement.processor != "cpu" and self.providers[0] == "CPUExecutionProvider":
+            # ORT lists a provider as available even when its libraries fail to load, and then
+            # runs the session on the CPU with only a logged warning: never time that as the GPU.
+            raise IncompatibleError(f"onnxruntime: {', '.join(providers)} failed to load here (missing CUDA, cuDNN "
+                                    f"or TensorRT libraries?), so the session fell back to the CPU")
         self._executed = graph_precision(Path(artifact))
         self._binding = self.session.io_binding()
         self._bound: Optional[dict] = None
