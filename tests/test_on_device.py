@@ -244,3 +244,44 @@ def test_measure_scenario_override_and_bad_values(two_shape_run, light_env, tmp_
         ("multi-stream", 8, "1x3x16x16"), ("multi-stream", 8, "1x3x24x32")]
     assert all(r["status"] == "ok" and r["key"].endswith("|multi-stream") for r in rows), rows
     assert "/ multi-stream / batch 8:" in proc.stdout
+
+
+def test_a_device_measurement_replaces_the_builders_estimate_of_it(tmp_path):
+    """A run built for a device holds estimates under the keys the device then measures: the merge
+    takes the measurement (the report shows one row per key, the latest), while a row measured on
+    another machine under the same key still is not replaced."""
+    import numpy as np
+
+    from edgebench.core.merge import merge_measurements
+    from edgebench.core.records import Measurement, measurement_key
+    from edgebench.core.store import RunStore
+    from edgebench.measure.timing import TimingConfig, summarize
+
+    def row(candidate, source, measured_on, timestamp):
+        key = measurement_key(candidate, "onnxruntime", "gpu", "fp32", "nvidia-h200")
+        ms = 0.05 if source == "estimated" else 0.11
+        latency = summarize(np.full(20, ms), TimingConfig(), 3, 0.1, "ci-reached").to_dict()
+        return Measurement(key=key, candidate=candidate, backend="onnxruntime", processor="gpu", precision="fp32",
+                           device="nvidia-h200", source=source, status="ok", measured_on=measured_on,
+                           latency=latency, timestamp=timestamp)
+
+    device_rows = tmp_path / "device" / "measurements.jsonl"
+    device_rows.parent.mkdir()
+    device_rows.write_text("".join(json.dumps(row(c, "measured", "NVIDIA H200", 2.0).to_dict()) + "\n"
+                                   for c in ("baseline", "other")))
+    with RunStore(tmp_path / "run") as store:
+        store.append(row("baseline", "estimated", "estimated from the builder", 1.0))
+        store.append(row("other", "measured", "another box", 1.0))
+        result = merge_measurements(store, device_rows.parent)
+        latest = {m.candidate: m for m in store.measurements()}
+        assert not store.dropped
+    assert (result.added, result.conflicts) == (1, 1)
+    assert latest["baseline"].source == "measured" and latest["baseline"].median_ms == 0.11
+    assert latest["other"].measured_on == "another box"
+
+
+def test_compare_on_a_light_install_says_what_it_lacks_in_one_line(light_env):
+    proc = _cli(["compare", "tiny-cnn", "--data", "digits"], light_env)
+    assert proc.returncode == 6 and "Traceback" not in proc.stderr, proc.stderr
+    assert "needs the full install" in proc.stderr and "torch_pruning" in proc.stderr
+    assert "pip install 'edgebench[full]'" in " ".join(proc.stderr.split())

@@ -33,6 +33,19 @@ def _split(values: Optional[list[str]]) -> Optional[list[str]]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _require_parts(command: str, *names: str) -> None:
+    """A command that needs the full install says so in one line before it starts, rather than
+    failing with an ImportError half-way (a light install measures copied runs, `edgebench measure`)."""
+    from edgebench.cli.parts import PARTS
+    from edgebench.core.errors import RuntimeUnavailableError
+
+    missing = sorted({m for p in PARTS if p.name in names for m in p.missing()})
+    if missing:
+        raise RuntimeUnavailableError(f"`edgebench {command}` needs the full install (missing {', '.join(missing)}): "
+                                      f"pip install 'edgebench[full]'; a light install measures a run built "
+                                      f"elsewhere with `edgebench measure`")
+
+
 @app.command()
 def compare(
     model: str = typer.Argument(..., help="Model name (e.g. mobilenetv3, resnet18, 'mobilenet*'), an .onnx file, "
@@ -103,6 +116,7 @@ def compare(
 
     Exits 0 when every planned measurement ran, 13 when one failed, 14 when nothing was measured;
     the report is written in every case (README, "Exit codes")."""
+    _require_parts("compare", "compare", "report")
     from edgebench.cli.progress import RichReporter
     from edgebench.compare import CompareOptions
     from edgebench.compare import compare as run_compare
@@ -292,7 +306,7 @@ def report(runs: list[Path] = typer.Argument(..., help="Run folders (or report.j
                 console.print(f"merged {merged.added} measurement(s) from {folder}", highlight=False)
                 if merged.conflicts:
                     err_console.print(f"[yellow]warning:[/yellow] {merged.conflicts} row(s) not merged: the run holds "
-                                      f"the same measurement from another machine (both are 'host'; give the device "
+                                      f"the same measurement, measured on another machine (both are 'host'; give the device "
                                       f"a profile with a detect rule, docs/on-device.md)", highlight=False)
     for run in runs:
         paths = render_run(run, out if len(runs) == 1 else None)
