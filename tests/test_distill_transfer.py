@@ -146,3 +146,33 @@ def test_the_transfer_setting_separates_runs_and_blocks_a_mixed_resume(tmp_path)
         assert session(store, plain) == 2  # resumes at the default
         with pytest.raises(RunSettingsMismatch, match="transfer_data None -> auto"):
             session(store, taught)
+
+
+def _distillation_benchmark():
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))  # the script imports its siblings quiet.py and compression.py
+    try:
+        spec = importlib.util.spec_from_file_location("distillation_bench", bench / "distillation.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+    return module
+
+
+def test_the_benchmarks_transfer_images_are_neither_eval_nor_the_students_labelled_images(digits):
+    from types import SimpleNamespace
+
+    bench = _distillation_benchmark()
+    transfer = bench.transfer_pool(digits, 500, 600)
+    assert len(transfer) == 600
+    assert shared_images(transfer.x, digits.eval) == []
+    assert shared_images(transfer.x, Split(digits.train.x[:500], digits.train.y[:500])) == []
+    with pytest.raises(UsageError, match="beyond the student's 500"):
+        bench.transfer_pool(digits, 500, len(digits.train))
+    args = SimpleNamespace(losses=["kd", "at", "datafree"], transfer_losses=["all"], transfer_images=3000)
+    assert bench.transfer_losses(args) == ["kd", "at"]  # a data-free student sees no real image at all
+    assert bench.transfer_losses(SimpleNamespace(**{**vars(args), "transfer_images": 0})) == []
