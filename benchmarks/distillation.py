@@ -9,8 +9,14 @@ its student sees no training image, only generator-made ones, and trains for at 
 `steps` (default 1500; 30 epochs of 1000 images are 450), the budget its generator game needs. Over >= 3 seeds: mean
 top-1 and a 95% t interval, and the gain over "none" with its interval (paired by seed).
 
-    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/distillation.py        # ~40-60 min on 2 cores
-    python benchmarks/distillation.py --losses kd --seeds 0 --epochs 1 --train-images 256   # smoke
+"LOSS+transfer" arms (--transfer-losses, default kd) add a transfer set (Hinton et al. 2015): the
+next TRANSFER images of the training split (default 3000), which the teacher trained on with
+labels but the student sees only through the teacher's outputs, never their labels; every epoch
+then also runs over them with the distillation loss alone, so such an arm takes (FEW + TRANSFER) /
+FEW times the steps. They are disjoint from the eval split, as the whole training split is.
+
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/distillation.py        # ~1.5 h on 2 cores
+    python benchmarks/distillation.py --losses kd --seeds 0 --epochs 1 --train-images 256 --transfer-images 512  # smoke
 
 Writes benchmarks/results/distillation.json and distillation.md (or --name).
 """
@@ -23,6 +29,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +61,11 @@ def run(args) -> dict:
     few = Dataset(name=f"{full.name}-{args.train_images}", classes=full.classes, input_size=full.input_size,
                   train=Split(x=full.train.x[:args.train_images], y=full.train.y[:args.train_images]),
                   calib=full.calib, eval=full.eval)
+    arms = [(loss, few) for loss in args.losses]
+    with_transfer = None
+    if transfer_losses(args):
+        with_transfer = replace(few, transfer=transfer_pool(full, args.train_images, args.transfer_images))
+        arms += [(f"{loss}+transfer", with_transfer) for loss in transfer_losses(args)]
     rows = []
     for seed in args.seeds:
         def scratch(seed=seed):
@@ -65,21 +77,22 @@ def run(args) -> dict:
                                           source_digest("edgebench.models.train")), scratch)
         rows.append({"loss": "none", "seed": seed, "top1": evaluate_torch(plain, few.eval),
                      "train_s": time.perf_counter() - t0})
-        for loss in args.losses:
-            ctx = Context(dataset=few, baseline=teacher, model_source=source, work_dir=Path(tempfile.mkdtemp()),
+        for arm, data in arms:
+            ctx = Context(dataset=data, baseline=teacher, model_source=source, work_dir=Path(tempfile.mkdtemp()),
                           train_epochs=args.epochs, seed=seed, budget=1.0)
-            config = {"student": args.student, "losses": [{"name": loss}], "epochs": args.epochs}
+            config = {"student": args.student, "losses": [{"name": arm.removesuffix("+transfer")}],
+                      "epochs": args.epochs}
             t0 = time.perf_counter()
             try:
                 student = DistillPass(config).apply(teacher, ctx).module
-                rows.append({"loss": loss, "seed": seed, "top1": evaluate_torch(student, few.eval),
+                rows.append({"loss": arm, "seed": seed, "top1": evaluate_torch(student, few.eval),
                              "train_s": time.perf_counter() - t0})
             except Exception as e:  # noqa: BLE001 - one loss failing must not lose the others' figures
-                rows.append({"loss": loss, "seed": seed, "top1": None, "error": f"{type(e).__name__}: {e}"})
+                rows.append({"loss": arm, "seed": seed, "top1": None, "error": f"{type(e).__name__}: {e}"})
             print(rows[-1], flush=True)
     none = {r["seed"]: r["top1"] for r in rows if r["loss"] == "none"}
     summary = []
-    for loss in ["none"] + list(args.losses):
+    for loss in ["none"] + [arm for arm, _ in arms]:
         mine = [r for r in rows if r["loss"] == loss and r["top1"] is not None]
         gains = [100 * (r["top1"] - none[r["seed"]]) for r in mine]
         gain = interval(gains)
@@ -88,8 +101,33 @@ def run(args) -> dict:
                                       and gain["mean"] - gain["half_width"] > 0 and gain["mean"] > MIN_EFFECT_POINTS),
                         "errors": [r["error"] for r in rows if r["loss"] == loss and "error" in r]})
     return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
-            "student": args.student, "train_images": args.train_images, "epochs": args.epochs, "per_run": rows,
-            "summary": summary}
+            "student": args.student, "train_images": args.train_images, "epochs": args.epochs,
+            "transfer_images": args.transfer_images if with_transfer is not None else 0,
+            "per_run": rows, "summary": summary}
+
+
+def transfer_pool(full, train_images: int, transfer_images: int):
+    """The transfer set of the "+transfer" arms: the training images after the student's FEW, their
+    labels dropped. The teacher trained on them with labels (it has seen more than the student, as
+    in the benchmark without them); the eval split is disjoint from the whole training split."""
+    from edgebench.core.errors import UsageError
+    from edgebench.models.data import TransferSet
+
+    spare = len(full.train) - train_images
+    if transfer_images > spare:
+        raise UsageError(f"--transfer-images {transfer_images}: the training split has {spare} images beyond "
+                         f"the student's {train_images}")
+    return TransferSet(f"{full.name} training images {train_images}..{train_images + transfer_images - 1}, "
+                       f"labels unread", full.train.x[train_images:train_images + transfer_images])
+
+
+def transfer_losses(args) -> list[str]:
+    """The losses run with the transfer set too; never datafree (its batches come from a generator,
+    so a transfer set changes nothing)."""
+    names = args.losses if args.transfer_losses == ["all"] else args.transfer_losses
+    if args.transfer_images <= 0:
+        return []
+    return [name for name in names if name != "datafree"]
 
 
 # Gains smaller than this are called neither way: three seeds that differ from no teacher by the
@@ -109,7 +147,10 @@ def markdown(data: dict) -> str:
              "", f"Machine: {data['machine']}; load average {data['load']['before']['load1']:.1f} before, "
              f"{data['load']['during']['load1']:.1f} during.",
              f"Teacher top-1 {100 * r['teacher_top1']:.1f}% (full training split); student trained on "
-             f"{r['train_images']} images for {r['epochs']:g} epochs per loss; seeds {data['seeds']}.", "",
+             f"{r['train_images']} images for {r['epochs']:g} epochs per loss; seeds {data['seeds']}."
+             + (f" '+transfer' arms: each epoch also over {r['transfer_images']} more training images whose labels "
+                f"the student never reads (the teacher's outputs are its only targets there)."
+                if r.get("transfer_images") else ""), "",
              f"Command: `{data['command']}`", "",
              "| loss | top-1 % (mean ± 95%) | gain over no teacher, points (mean ± 95%) | helps here |",
              "|---|---|---|---|"]
@@ -140,6 +181,11 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=1000)
     parser.add_argument("--epochs", type=float, default=30.0, help="student epochs (on the few images): to convergence")
     parser.add_argument("--losses", nargs="+", default=ALL_LOSSES)
+    parser.add_argument("--transfer-images", type=int, default=3000,
+                        help="unlabelled transfer images for the '+transfer' arms (0: no such arm)")
+    parser.add_argument("--transfer-losses", nargs="+", default=["kd"],
+                        help="losses also run with the transfer set ('all': every one of --losses; each such arm "
+                             "runs (train + transfer) / train times the steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--name", default="distillation")
     quiet.add_argument(parser)

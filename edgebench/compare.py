@@ -40,6 +40,7 @@ from edgebench.models.data import Dataset, load_dataset
 from edgebench.models.input_data import Preprocess, parse_values
 from edgebench.models.inputs import parse_input_shapes
 from edgebench.models.torch_export import export_factory, parse_input_dtypes
+from edgebench.models.transfer import load_transfer_set, resolve_transfer_spec
 from edgebench.models.zoo import ModelSource, resolve_model
 from edgebench.report import render_run
 
@@ -73,6 +74,7 @@ class CompareOptions:
     model: str
     device: str = "host"
     data: str = "mnist"
+    transfer_data: Optional[str] = None  # unlabelled images for the distill pass (models/transfer.py)
     input_size: Optional[int] = None  # None: 64 for a model edgebench trains; an ONNX file's own shape
     input_shapes: list[str] = field(default_factory=list)  # --input-shape NAME=1x3x48x320, repeatable
     input_dtypes: list[str] = field(default_factory=list)  # --input-dtype NAME=int64: a torch factory's inputs
@@ -112,7 +114,8 @@ class CompareOptions:
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
                                                                           "executor_options", "measure_timeout_s",
                                                                           "wait_quiet_s", "build_timeout_s")
-                    and not (k == "partial_weights" and not v)}  # a new option at its default keeps old run ids
+                    and not (k == "partial_weights" and not v)  # a new option at its default keeps old run ids
+                    and not (k == "transfer_data" and v is None)}
         for key, default in (("clock", "wall"), ("processes", 1), ("scenarios", ["single-stream"]), ("batch_sizes", [1])):
             if settings.get(key) == default:
                 settings.pop(key)  # defaults keep the run folders of earlier versions resumable
@@ -173,6 +176,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
     target, is_target = measurement_target(asked, executor)
     budget = parse_budget(opts.budget)
     run_dir = Path(opts.runs_dir) / opts.run_id(source.name, asked.name)
+    if opts.transfer_data is not None:
+        if source.onnx_path is not None or opts.input_shapes:
+            raise UsageError(f"--transfer-data is for distilling a model edgebench trains; '{opts.model}' is "
+                             f"measured as an ONNX graph, which the distill pass cannot train")
+        resolve_transfer_spec(opts.transfer_data, opts.data)  # a bad spec fails before any data is loaded
     if source.is_torch and opts.input_shapes:
         # Not an image classifier to train: exported by its named inputs, then measured as any ONNX model.
         reporter.stage(f"exporting {source.spec} by its inputs")
@@ -191,6 +199,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         size = opts.input_size or 64
         reporter.stage(f"loading data '{opts.data}' at {size}x{size}")
         dataset = load_dataset(opts.data, size, seed=opts.seed)
+        if opts.transfer_data is not None:
+            reporter.stage(f"loading transfer images '{opts.transfer_data}'")
+            dataset.transfer = load_transfer_set(opts.transfer_data, dataset)
+            if not any(step.get("pass") == "distill" for _, steps in recipes for step in steps):
+                reporter.note("--transfer-data: no recipe distills, so the transfer images are not used")
         validate_recipes(recipes, source, dataset)  # bad configs fail here, before any training or file
         inputs = labelled_inputs(run_dir / "data", dataset)
 
@@ -205,6 +218,8 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             "measured_on": target.description, "figures_are_target": is_target, "data": dataset.name,
             "input_shape": list(dataset.input_shape), "classes": dataset.num_classes,
             "splits": {"train": len(dataset.train), "calib": len(dataset.calib), "eval": len(dataset.eval)},
+            "transfer": {"source": dataset.transfer.source, "images": len(dataset.transfer)}
+            if dataset.transfer is not None else None,
             "inputs": inputs.describe(),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
             "load_at_start": load_at_start, "started": time.time()}, fingerprint())

@@ -22,6 +22,10 @@ def run_cli(*args, cwd=None):
     (["compare", "tiny-cnn", "--runtimes", "tensorrtt"], 3, "unknown runtime"),
     (["compare", "tiny-cnn", "--recipes", "prune-typo"], 3, "unknown recipe"),
     (["compare", "tiny-cnn", "--weights", "/no/such.pt"], 3, "does not exist"),
+    (["compare", "tiny-cnn", "--data", "digits", "--transfer-data", "unlabelled.zip"], 2,
+     "unknown --transfer-data 'unlabelled.zip'"),
+    (["compare", "tiny-cnn", "--data", "digits", "--transfer-data", "digits"], 2, "is the labelled data itself"),
+    (["compare", "tiny-cnn", "--data", "digits", "--transfer-data", "imagefolder:/no/such/dir"], 3, "does not exist"),
 ])
 def test_user_errors_are_one_line(args, code, needle, tmp_path):
     proc = run_cli(*args, "--runs-dir", str(tmp_path), cwd=tmp_path)

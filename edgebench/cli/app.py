@@ -54,6 +54,12 @@ def compare(
     data: str = typer.Option("mnist", help="Data: mnist, digits (built in, real scans), imagefolder:PATH, "
                                            "npz:FILE / npy:FILE (arrays keyed by input name), or random / constant "
                                            "(timing only: quality is then not measured)."),
+    transfer_data: Optional[str] = typer.Option(None, "--transfer-data", metavar="SPEC",
+                                                help="Unlabelled images the distill pass also trains on, with the "
+                                                     "teacher's outputs as the only targets: imagefolder:PATH (any "
+                                                     "folder of images; class sub-folders are ignored), or for "
+                                                     "built-in --data the other digit collection (auto, or mnist / "
+                                                     "digits). Images of the eval split are refused."),
     input_size: Optional[int] = typer.Option(None, help="Square image size in pixels (default 64 for a model "
                                                         "edgebench trains; an ONNX file's dynamic H and W)."),
     input_shape: Optional[list[str]] = typer.Option(None, "--input-shape", help="NAME=1x3x480x640 per input "
@@ -126,7 +132,8 @@ def compare(
     scenarios, batches = parse_scenarios(scenario), parse_batch_sizes(batch_sizes)  # bad values: one line, exit 2
     if resize not in ("resize", "center-crop", "letterbox"):
         raise typer.BadParameter("use resize, center-crop or letterbox", param_hint="--resize")
-    opts = CompareOptions(model=model, device=device, data=data, input_size=input_size, weights=weights,
+    opts = CompareOptions(model=model, device=device, data=data, transfer_data=transfer_data,
+                          input_size=input_size, weights=weights,
                           input_shapes=list(input_shape or []), input_dtypes=list(input_dtype or []),
                           resize=resize, mean_values=mean_values,
                           scale_values=scale_values, bgr=bgr, metric=metric,

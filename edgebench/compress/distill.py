@@ -5,10 +5,17 @@ starts from the baseline (mobilenetv3-small from mobilenetv3-large; where none i
 architecture at half width, or at half depth where its channels cannot be removed), and the incoming candidate
 itself when it follows another pass (prune -> distill recovers the pruned model's accuracy). The
 objective is `ce_weight * CE(labels) + sum(weight_i * loss_i)` over losses from `losses.LOSSES`.
+
+With a transfer set (`dataset.transfer`, from `--transfer-data`: unlabelled images), every epoch
+also trains on its batches with the distillation losses alone (no labels, so no CE): the teacher's
+soft targets on images the labels do not cover (Hinton et al. 2015). Losses that read labels (DML's
+peer, BYOT's heads) use them on the labelled batches only. A data-free student ignores it: its
+batches come from a generator.
 """
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Optional, Union
 
 from pydantic import Field, field_validator
@@ -138,16 +145,26 @@ class DistillPass(Pass):
         epochs = _step_floor(epochs, self.config.losses, ctx)
         _check_classes(teacher, ctx.dataset, "teacher")
         losses = "+".join(s.name for s in self.config.losses)
+        data_free = any(loss_class(s.name).family == "datafree" for s in self.config.losses)
+        transfer = None if data_free else ctx.dataset.transfer
         module = finetune(student, ctx, f"distill ({losses})", epochs,
                           ("distill", self.config.model_dump(), arch, self.temperature(arch is not None),
                            module_fingerprint(teacher)),
                           loss_factory=lambda s: self.objective(s, teacher, ctx.dataset.train.x[:2],
-                                                                new_student=arch is not None), lr=lr)
+                                                                new_student=arch is not None), lr=lr,
+                          transfer=transfer)
         student_is = f"a new {arch}" if arch else f"'{candidate.name}'"
-        notes: tuple[str, ...] = (f"{student_is} distilled from {self.config.teacher} with {losses}, {epochs:g} epochs",)
-        if any(loss_class(s.name).family == "datafree" for s in self.config.losses):
-            notes += ("data-free: the student learned only from generator-made inputs, no training image",)
-        return candidate.derive(self, module=module, notes=candidate.notes + notes)
+        taught_on = f" and {transfer.describe()}" if transfer is not None else ""
+        notes: tuple[str, ...] = (f"{student_is} distilled from {self.config.teacher} with {losses}{taught_on}, "
+                                  f"{epochs:g} epochs",)
+        if data_free:
+            notes += ("data-free: the student learned only from generator-made inputs, no training image"
+                      + (" (the transfer set unused)" if ctx.dataset.transfer is not None else ""),)
+        derived = candidate.derive(self, module=module, notes=candidate.notes + notes)
+        if transfer is not None:  # in the lineage too, where a reader of the recipe looks
+            step = {**derived.lineage[-1], "transfer": {"source": transfer.source, "images": len(transfer)}}
+            derived = replace(derived, lineage=derived.lineage[:-1] + (step,))
+        return derived
 
     def temperature(self, new_student: bool) -> float:
         """The configured temperature, else the default for a new student or for recovery."""

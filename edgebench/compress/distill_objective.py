@@ -35,7 +35,10 @@ def build_objective(config, student, teacher, sample):
     """(loss_fn, extra parameters that train with the student, cleanup) for `finetune`.
 
     A data-free loss replaces every real batch with its generator's synthetic one before any model
-    sees it; cross-entropy on labels is then skipped (there are no images to label)."""
+    sees it; cross-entropy on labels is then skipped (there are no images to label). A batch of a
+    transfer set comes with labels None: cross-entropy is skipped and every loss gets labels=None
+    (the response, feature and relation losses read none; DML's peer and BYOT's heads then learn
+    from the softened outputs alone)."""
     import torch
     import torch.nn.functional as F
 
@@ -71,7 +74,8 @@ def build_objective(config, student, teacher, sample):
             t_feats = dict(t_tap.outputs)
         s_logits = model(x)
         s_emb = s_tap.embedding if s_tap.embedding is not None else s_logits
-        total = ce_weight * F.cross_entropy(s_logits, y) if ce_weight else 0.0
+        # y is None on a transfer batch (unlabelled images): the teacher's targets are all there is.
+        total = ce_weight * F.cross_entropy(s_logits, y) if ce_weight and y is not None else 0.0
         for module, weight, pairs in zip(modules, weights, pairs_per_loss):
             s_f = [s_tap.outputs[s] for s, _ in pairs]
             t_f = [t_feats[t] for _, t in pairs if t]

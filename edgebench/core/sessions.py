@@ -19,6 +19,10 @@ from edgebench.core.store import RunStore
 NOT_RESULT_SETTINGS = ("runs_dir", "run_name", "executor", "executor_options", "measure_timeout_s", "recipes",
                        "runtimes", "device", "trust_checkpoint", "build_timeout_s", "wait_quiet_s")
 
+# Settings added after run folders existed, with their defaults: a folder stored before one of them
+# was made with its default (no transfer set), so its resume at that default is not refused.
+LATER_SETTING_DEFAULTS: dict[str, Any] = {"transfer_data": None}
+
 
 def check_run_name(name: str) -> str:
     """A run name is a folder name inside --runs-dir, never a path that leads elsewhere."""
@@ -68,7 +72,8 @@ def start_session(store: RunStore, info: dict, environment: dict) -> int:
     if sessions:
         # Both sides filtered by today's list: a setting found not to change results since the
         # folder was made does not block its resume.
-        changed = differences(result_settings(sessions[0].get("settings") or {}), settings)
+        stored = {**LATER_SETTING_DEFAULTS, **(sessions[0].get("settings") or {})}
+        changed = differences(result_settings(stored), settings)
         if changed:
             shown = "; ".join(changed[:6]) + (f" (+{len(changed) - 6} more)" if len(changed) > 6 else "")
             raise RunSettingsMismatch(

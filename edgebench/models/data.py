@@ -32,6 +32,25 @@ class Split:
 
 
 @dataclass
+class TransferSet:
+    """Images without labels that a teacher labels for distillation (Hinton et al.'s transfer set),
+    preprocessed like the dataset's; see models/transfer.py for where they come from."""
+    source: str  # what they are, for notes and run.json: "digits", "imagefolder:unlabelled"
+    x: np.ndarray  # float32, N x 3 x H x W, normalised
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(self.source.encode())
+        h.update(np.ascontiguousarray(self.x[:, :, ::4, ::4]).tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> str:
+        return f"{len(self)} unlabelled transfer images ({self.source})"
+
+
+@dataclass
 class Dataset:
     name: str
     classes: list[str]
@@ -40,6 +59,10 @@ class Dataset:
     calib: Split
     eval: Split
     shape: Optional[tuple] = None  # the model's first input where it is not a square image
+    # Read by the distill pass only, so not part of `fingerprint()`: a baseline or a pruned model
+    # trained on the same labelled splits keeps its cache entry whether or not a transfer set is
+    # given; the distill pass puts the transfer set's own fingerprint into its key.
+    transfer: Optional[TransferSet] = None
 
     @property
     def num_classes(self) -> int:
@@ -64,7 +87,7 @@ class Dataset:
         return h.hexdigest()[:16]
 
 
-def _to_images(gray: np.ndarray, size: int) -> np.ndarray:
+def gray_to_images(gray: np.ndarray, size: int) -> np.ndarray:
     """N x h x w grayscale in [0, 1] -> N x 3 x size x size, normalised."""
     import torch
     import torch.nn.functional as F
@@ -89,8 +112,6 @@ def builtin_gray(name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def _load_image_folder(root: Path, size: int, max_per_class: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    from PIL import Image, UnidentifiedImageError
-
     if not root.is_dir():
         raise NotFoundError(f"dataset folder '{root}' does not exist")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
@@ -98,19 +119,34 @@ def _load_image_folder(root: Path, size: int, max_per_class: int | None) -> tupl
         raise UsageError(f"dataset folder '{root}' needs one sub-folder per class (found {len(classes)})")
     images, labels = [], []
     for label, cls in enumerate(classes):
-        files = sorted(f for f in (root / cls).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
-        for f in files[:max_per_class]:
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0)
-            except (UnidentifiedImageError, OSError) as e:
-                raise CorruptInputError(f"cannot read image '{f}': {e}") from None
+        for f in image_files(root / cls)[:max_per_class]:
+            images.append(read_image(f, size))
             labels.append(label)
     if not images:
         raise UsageError(f"dataset folder '{root}' holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    x = (np.stack(images) - IMAGENET_MEAN) / IMAGENET_STD
-    return x.astype(np.float32), np.array(labels, dtype=np.int64), classes
+    return normalise(np.stack(images)), np.array(labels, dtype=np.int64), classes
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files under `folder`, at any depth, in a fixed order."""
+    return sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_image(path: Path, size: int) -> np.ndarray:
+    """One image file as 3 x size x size RGB in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB").resize((size, size), Image.Resampling.BILINEAR)
+            return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    except (UnidentifiedImageError, OSError) as e:
+        raise CorruptInputError(f"cannot read image '{path}': {e}") from None
+
+
+def normalise(images: np.ndarray) -> np.ndarray:
+    """N x 3 x H x W RGB in [0, 1] -> normalised with ImageNet statistics, float32."""
+    return ((images - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
 
 
 def _split(x: np.ndarray, y: np.ndarray, eval_fraction: float, calib_size: int, seed: int):
@@ -131,7 +167,7 @@ def load_dataset(spec: str = "mnist", input_size: int = 64, seed: int = 0, eval_
         raise UsageError(f"input size {input_size} is outside 16..1024")
     if spec in BUILTIN:
         gray, y, classes = builtin_gray(spec)
-        x = _to_images(gray, input_size)
+        x = gray_to_images(gray, input_size)
         name = spec
     elif spec.startswith("imagefolder:"):
         root = Path(spec.split(":", 1)[1]).expanduser()

@@ -36,10 +36,17 @@ def cross_entropy_loss(model, x, y):
 
 
 def fit(model, train: Split, config: TrainConfig, loss_fn: Optional[LossFn] = None,
-        progress: Optional[Callable[[int, int], None]] = None, params=None):
-    """Train `model` in place with AdamW and a one-cycle schedule; returns the model in eval mode."""
+        progress: Optional[Callable[[int, int], None]] = None, params=None,
+        unlabelled: Optional[np.ndarray] = None):
+    """Train `model` in place with AdamW and a one-cycle schedule; returns the model in eval mode.
+
+    `unlabelled` (N x C x H x W, a distillation transfer set): every epoch also goes once over these
+    images, in batches of their own shuffled in among the labelled ones, each handed to `loss_fn`
+    with labels None; the loss then uses only what needs no label (a teacher's soft targets)."""
     import torch
 
+    if unlabelled is not None and loss_fn is None:
+        raise UsageError("training on unlabelled images needs a loss that uses no labels (distillation)")
     loss_fn = loss_fn or cross_entropy_loss
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -50,7 +57,8 @@ def fit(model, train: Split, config: TrainConfig, loss_fn: Optional[LossFn] = No
     # A split smaller than one batch trains in batches of the whole split: with the usual
     # drop-last batching it would yield no batch at all, and the loop below would never end.
     batch_size = min(config.batch_size, n)
-    steps_per_epoch = max(1, n // batch_size)
+    extra = _UnlabelledBatches(unlabelled, config.batch_size) if unlabelled is not None else None
+    steps_per_epoch = max(1, n // batch_size) + (extra.per_epoch if extra else 0)
     total_steps = max(1, int(round(config.epochs * steps_per_epoch)))
     trainable = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -62,10 +70,15 @@ def fit(model, train: Split, config: TrainConfig, loss_fn: Optional[LossFn] = No
     step = 0
     while step < total_steps:
         order = torch.from_numpy(rng.permutation(n))
-        for start in range(0, n - batch_size + 1, batch_size):
-            idx = order[start:start + batch_size]
+        # Index slices, gathered one batch at a time: an epoch's images gathered at once would copy the split.
+        labelled = [order[start:start + batch_size] for start in range(0, n - batch_size + 1, batch_size)]
+        batches = extra.mixed_with(labelled, rng) if extra else labelled
+        for idx in batches:
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model, x_all[idx], y_all[idx])
+            if isinstance(idx, _Unlabelled):
+                loss = loss_fn(model, idx.images[idx.indices], None)
+            else:
+                loss = loss_fn(model, x_all[idx], y_all[idx])
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -76,6 +89,36 @@ def fit(model, train: Split, config: TrainConfig, loss_fn: Optional[LossFn] = No
                 break
     recalibrate_batchnorm(model, train, config.batch_size)
     return model.eval()
+
+
+class _UnlabelledBatches:
+    """One epoch's batches of unlabelled images, shuffled in among the labelled batches."""
+
+    def __init__(self, x: np.ndarray, batch_size: int):
+        import torch
+
+        if len(x) < 2:
+            raise UsageError(f"{len(x)} unlabelled image(s): training on them needs at least 2 (BatchNorm)")
+        self.x = torch.from_numpy(x)
+        self.batch_size = min(batch_size, len(x))
+        self.per_epoch = len(x) // self.batch_size
+
+    def mixed_with(self, labelled: list, rng: np.random.Generator) -> list:
+        """`labelled` batches' indices and this epoch's unlabelled ones, in a random order: neither
+        kind comes in a run of its own, which would swing the student between objectives."""
+        import torch
+
+        order = torch.from_numpy(rng.permutation(len(self.x)))
+        unlabelled = [_Unlabelled(self.x, order[start:start + self.batch_size])
+                      for start in range(0, self.per_epoch * self.batch_size, self.batch_size)]
+        batches = labelled + unlabelled
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass(frozen=True)
+class _Unlabelled:
+    images: Any  # all the unlabelled images, a tensor
+    indices: Any  # this batch's, a LongTensor into them
 
 
 def recalibrate_batchnorm(model, train: Split, batch_size: int = 64, batches: int = 30) -> None:

@@ -24,6 +24,9 @@ def lineage_text(lineage) -> str:
     for step in lineage:
         cfg = step.get("config") or {}
         shown = ", ".join(f"{k}={v}" for k, v in cfg.items() if not isinstance(v, dict))
+        transfer = step.get("transfer")  # a distill step's unlabelled images (models/transfer.py)
+        if transfer:
+            shown += (", " if shown else "") + f"transfer={transfer['images']} images of {transfer['source']}"
         parts.append(f"{step['pass']}({shown})" if shown else step["pass"])
     return " -> ".join(parts) or "baseline"
 
