@@ -5,7 +5,7 @@ import importlib.util
 import os
 import platform
 import socket
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, distribution, packages_distributions, version
 from pathlib import Path
 
@@ -26,7 +26,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def module_version(module: str) -> str | None:
     """The version of the distribution whose copy of `module` Python imports. A runtime comes under
     several names (onnxruntime, onnxruntime-gpu, NVIDIA's JetPack builds) and two can be installed
