@@ -167,11 +167,25 @@ def test_anchor_hardware_is_the_share_of_cores_it_ran_on():
     cpu = orin.processors["cpu"]
     full, eight = device_hardware(cpu), device_hardware(cpu, 8)
     assert eight.peak("fp32") == pytest.approx(full.peak("fp32") * 8 / 12)
-    assert eight.memory_bandwidth_gbs == full.memory_bandwidth_gbs  # bandwidth is shared, not per core
+    assert eight.memory_bandwidth_gbs == full.memory_bandwidth_gbs  # no per-core figure stated: shared
     ncnn = next(a for a in orin.anchors if a.runtime == "ncnn" and a.threads == 8)
     assert anchor_hardware(orin, ncnn) == device_hardware(cpu, 8, sync_threads=8)
     assert precision_of(ncnn) == "fp16"  # "fp32-model (fp16 compute on ARMv8.2)": ncnn computes in fp16
     assert precision_of(_anchor("resnet18", 1.0)) == "fp32"
+
+
+def test_a_few_cores_of_a_server_draw_their_own_bandwidth_not_the_sockets():
+    from edgebench.estimate.anchor_hardware import device_hardware, usable_bandwidth_gbs
+
+    cpu = all_profiles()["x86-avx512-server"].processors["cpu"]
+    per_core = cpu.core_bandwidth_gbs
+    assert per_core and cpu.memory_bandwidth_gbs and cpu.cores
+    assert usable_bandwidth_gbs(cpu, 1) == pytest.approx(per_core)
+    assert usable_bandwidth_gbs(cpu, 8) == pytest.approx(8 * per_core)
+    assert usable_bandwidth_gbs(cpu) == usable_bandwidth_gbs(cpu, cpu.cores) == cpu.memory_bandwidth_gbs  # every core
+    assert device_hardware(cpu, 1).memory_bandwidth_gbs < device_hardware(cpu).memory_bandwidth_gbs
+    unstated = cpu.model_copy(update={"core_bandwidth_gbs": None})
+    assert usable_bandwidth_gbs(unstated, 1) == cpu.memory_bandwidth_gbs  # no per-core figure: no limit
 
 
 def test_cpu_per_op_cost_grows_with_the_threads_it_synchronises_and_shrinks_with_the_clock():

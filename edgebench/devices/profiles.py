@@ -32,6 +32,11 @@ class Processor(BaseModel):
     # The clock its cores sustain under an inference (GHz, the datasheet's): a CPU's per-operator
     # dispatch cost is cycles on one core, so it scales with 1 / clock (estimate/anchor_hardware.py).
     clock_ghz: Optional[float] = None
+    # The memory bandwidth one core can sustain on its own (GB/s, on the same datasheet footing as
+    # memory_bandwidth_gbs): a core keeps only so many cache-line misses in flight, so a run on a few
+    # of many cores gets min(memory_bandwidth_gbs, threads x this), not the whole socket's
+    # (estimate/anchor_hardware.py device_hardware). None: not stated, no per-core limit.
+    core_bandwidth_gbs: Optional[float] = None
     dla_cores: int = 0
     # The architecture (platform.machine(): x86_64, aarch64) and the /proc/cpuinfo flags that decide
     # which INT8 kernels the runtimes pick (avx2, avx512_vnni, asimddp, ...); empty: not stated.

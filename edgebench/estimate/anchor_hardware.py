@@ -62,7 +62,8 @@ def device_hardware(processor: Processor, threads: Optional[int] = None,
     """The processor's datasheet peaks derated to achievable, with no host in the picture: the same
     anchors must give the same estimate and error on every machine that runs `compare`. A run on
     `threads` of the processor's cores gets that share of the compute peak (the rest of the cores
-    idle); memory bandwidth is shared by all cores and stays whole. `sync_threads`: a CPU run's
+    idle); memory bandwidth is the whole processor's unless `threads` cores cannot pull it
+    (usable_bandwidth_gbs). `sync_threads`: a CPU run's
     thread count, which scales its per-operator cost (sync_scale) as does its clock (clock_scale);
     None: no scaling (GPU, NPU)."""
     if not processor.peak_gflops or not processor.memory_bandwidth_gbs:
@@ -70,7 +71,27 @@ def device_hardware(processor: Processor, threads: Optional[int] = None,
     share = min(1.0, threads / processor.cores) if threads and processor.cores else 1.0
     per_op = sync_scale(sync_threads) * clock_scale(processor) if sync_threads is not None else 1.0
     return Hardware({p: v * ACHIEVABLE_COMPUTE * share for p, v in processor.peak_gflops.items()},
-                    processor.memory_bandwidth_gbs * ACHIEVABLE_BANDWIDTH, per_op)
+                    usable_bandwidth_gbs(processor, threads) * ACHIEVABLE_BANDWIDTH, per_op)
+
+
+def usable_bandwidth_gbs(processor: Processor, threads: Optional[int] = None) -> float:
+    """The memory bandwidth a run on `threads` cores (None: every core) can draw: the whole
+    processor's, unless its profile states what one core sustains (`core_bandwidth_gbs`) and that
+    many cores cannot pull it. A core's bandwidth is bounded by the cache-line misses it keeps in
+    flight (Little's law, J. D. C. Little, "A proof for the queuing formula L = lambda W",
+    Operations Research 9(3), 1961: bandwidth = misses in flight x line size / memory latency), so
+    one core of a server socket reaches a small fraction of the socket's bandwidth, which STREAM is
+    run on every core to reach (J. D. McCalpin, "Memory Bandwidth and Machine Balance in Current
+    High Performance Computers", IEEE TCCA Newsletter, December 1995). This form was
+    adopted after scoring it on the published anchors (selection on validation data; the forms and
+    figures tried are listed in benchmarks/results/anchor_validation.md): it removed most of the
+    misses of the 1-thread x86 ncnn anchors, where the socket's whole bandwidth behind one core made
+    MobileNet's memory-heavy layers look cheap next to ResNet's dense convolutions."""
+    total = float(processor.memory_bandwidth_gbs or 0.0)
+    active = threads or processor.cores
+    if processor.core_bandwidth_gbs and active:
+        return min(total, active * processor.core_bandwidth_gbs)
+    return total
 
 
 def processor_hardware(profile: DeviceProfile, processor: str, threads: Optional[int] = None) -> Optional[Hardware]:

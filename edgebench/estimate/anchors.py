@@ -15,7 +15,8 @@ strictly inside the cross-validation: the shape that predicts a held-out anchor 
 other anchors only (`ShapeFit.coef(exclude=...)`), so no published figure contributes to its own
 prediction. A candidate's estimate in `compare` uses the shape fitted on every anchor.
 A run on fewer threads than the processor has cores gets that share of its compute peak
-(anchor_hardware.py); bandwidth is shared and stays whole; a CPU run's per-operator cost grows
+(anchor_hardware.py); bandwidth stays whole unless the profile states what one core sustains
+(`core_bandwidth_gbs`: a few cores of a server socket draw only their own); a CPU run's per-operator cost grows
 with the threads it synchronises after each operator (`sync_scale`) and shrinks with its clock
 (`clock_scale`: dispatch is cycles on a core); FP32 on a GPU that states a
 TF32 peak computes at that rate under runtimes that use TF32 by default (`compute_precision`).
