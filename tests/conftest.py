@@ -25,19 +25,20 @@ def tiny_run(tmp_path_factory):
 
     runs = tmp_path_factory.mktemp("runs")
     opts = CompareOptions(model="tiny-cnn", device="jetson", data="digits", input_size=32, epochs=3, runs_dir=runs,
-                          timing=TimingConfig(time_budget_s=0.3, min_iterations=20, warmup_iterations=3))
+                          timing=TimingConfig(time_budget_s=0.15, min_iterations=20, warmup_iterations=3))
     return opts, compare(opts)
 
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tmp_path_factory, digits):
-    """A trained tiny CNN exported to ONNX and OpenVINO IR, with its torch module."""
+    """A trained tiny CNN exported to ONNX and OpenVINO IR, with its torch module. Trained as
+    tiny_run's baseline is (3 epochs, seed 0, the same digits): the module cache trains it once."""
+    from edgebench.compress.builder import BaselineOptions, build_baseline
     from edgebench.models.export import export_onnx, onnx_to_openvino
-    from edgebench.models.train import TrainConfig, fit
-    from edgebench.models.zoo import build_module, resolve_model
+    from edgebench.models.zoo import resolve_model
 
     folder = tmp_path_factory.mktemp("tiny")
-    module = fit(build_module(resolve_model("tiny-cnn"), 10), digits.train, TrainConfig(epochs=2))
+    module = build_baseline(resolve_model("tiny-cnn"), digits, BaselineOptions(epochs=3, seed=0)).module
     onnx_path = export_onnx(module, folder / "model.onnx", digits.eval.x[:8])
     xml = onnx_to_openvino(onnx_path, folder / "openvino")
     import torch
@@ -58,5 +59,5 @@ def host_run(tiny_run):
     opts, _ = tiny_run
     other = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=3,
                            runs_dir=opts.runs_dir, recipes=["baseline"], runtimes=["onnxruntime"],
-                           timing=TimingConfig(time_budget_s=0.3, min_iterations=20, warmup_iterations=3))
+                           timing=TimingConfig(time_budget_s=0.15, min_iterations=20, warmup_iterations=3))
     return compare(other)

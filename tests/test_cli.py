@@ -21,7 +21,8 @@ def run_cli(*args, cwd=None):
     (["compare", "mobilenetv9"], 3, "unknown model"),
     (["compare", "tiny-cnn", "--runtimes", "tensorrtt"], 3, "unknown runtime"),
     (["compare", "tiny-cnn", "--recipes", "prune-typo"], 3, "unknown recipe"),
-    (["compare", "tiny-cnn", "--weights", "/no/such.pt"], 3, "does not exist"),
+    # --data digits: the weights are opened after the data loads, and MNIST's text parse alone takes 5 s.
+    (["compare", "tiny-cnn", "--data", "digits", "--input-size", "32", "--weights", "/no/such.pt"], 3, "does not exist"),
     (["compare", "tiny-cnn", "--data", "digits", "--transfer-data", "unlabelled.zip"], 2,
      "unknown --transfer-data 'unlabelled.zip'"),
     (["compare", "tiny-cnn", "--data", "digits", "--transfer-data", "digits"], 2, "is the labelled data itself"),
@@ -42,8 +43,4 @@ def test_corrupt_onnx_file(tmp_path):
     assert proc.returncode == 4 and "not a valid ONNX model" in proc.stderr
 
 
-def test_backends_and_devices_commands():
-    proc = run_cli("backends")
-    assert proc.returncode == 0 and "onnxruntime" in proc.stdout
-    proc = run_cli("devices")
-    assert proc.returncode == 0 and "jetson-orin-nano" in proc.stdout
+# `edgebench backends` and `edgebench devices` run in test_hardening.py's piped-output test.

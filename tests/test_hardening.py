@@ -345,6 +345,7 @@ def test_piped_tables_are_full_width_and_json_is_offered():
     devices = json.loads(run_cli("devices", "--json").stdout)
     assert any(d["device"] == "jetson" or "jetson" in d["aliases"] for d in devices)
     proc = run_cli("devices")
+    assert proc.returncode == 0 and "jetson-orin-nano" in proc.stdout
     assert any("jetson" in line and "tensorrt" in line for line in proc.stdout.splitlines())
 
 

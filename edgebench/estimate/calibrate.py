@@ -63,6 +63,27 @@ def copy_bandwidth_gbs(megabytes: int = 256, repeats: int = 5) -> float:
     return 2 * src.numel() * 4 / seconds / 1e9
 
 
+PROBE_N = 256  # the size of the multiply that screens out emulated precisions
+EMULATED_BELOW = 0.25  # of fp32's speed at that size: a native kernel is not this slow at any size
+PROBE_REPEATS = 5  # the best of five: one call can land on a moment another process had the core
+
+
+def _native_precisions(precisions) -> set[str]:
+    """The precisions whose small multiply is not far slower than fp32's. An emulated kernel (bf16
+    without AVX512-BF16 or AMX runs at ~1% of fp32) would take a minute at full size only to be
+    dropped as slower than fp32. One thread: on a busy machine a small multiply split over threads
+    waits on the scheduler, which would hide the difference."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fp32 = matmul_gflops("fp32", PROBE_N, repeats=PROBE_REPEATS) or 0.0
+        return {p for p in precisions if (matmul_gflops(p, PROBE_N, repeats=PROBE_REPEATS) or 0.0) > fp32 * EMULATED_BELOW}
+    finally:
+        torch.set_num_threads(previous)
+
+
 def measure_cpu(threads: Optional[int] = None, quick: bool = False) -> dict:
     import torch
 
@@ -70,7 +91,10 @@ def measure_cpu(threads: Optional[int] = None, quick: bool = False) -> dict:
     torch.set_num_threads(threads or physical_cores())
     try:
         n, megabytes = (512, 64) if quick else (1024, 256)
-        peaks = {p: matmul_gflops(p, n) for p in ("fp32", "bf16", "fp16", "int8")}
+        peaks = {"fp32": matmul_gflops("fp32", n)}
+        native = _native_precisions(("bf16", "fp16", "int8"))
+        for p in ("bf16", "fp16", "int8"):
+            peaks[p] = matmul_gflops(p, n) if p in native else None
         bandwidth = copy_bandwidth_gbs(megabytes)
     finally:
         torch.set_num_threads(previous)

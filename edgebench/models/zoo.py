@@ -87,6 +87,7 @@ MODELS.add("vit-tiny", _vit_tiny)
 MODELS.add("tiny-cnn", _tiny_cnn)
 MODELS.add("tiny-cnn-small", _tiny_cnn_small)
 STUDENT_OF["tiny-cnn"] = "tiny-cnn-small"
+BUILT_IN = frozenset({"vit-tiny", "tiny-cnn", "tiny-cnn-small"})  # no torchvision name has a hyphen
 _registered = False
 
 
@@ -134,7 +135,8 @@ def resolve_model(spec: str) -> ModelSource:
         return ModelSource(name=attr, spec=spec, factory=factory)
     if Path(spec).suffix in {".pt", ".pth", ".xml", ".engine", ".tflite"}:
         raise UsageError(f"'{spec}' is a weights or runtime file: pass a model name with --weights, or an .onnx file")
-    _ensure_registered()
+    if spec not in BUILT_IN:  # torchvision's import (2 s) is not needed to find our own tiny models
+        _ensure_registered()
     canonical = MODELS.canonical(spec)
     return ModelSource(name=canonical, spec=spec, factory=MODELS.get(canonical))
 
