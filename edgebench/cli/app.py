@@ -33,19 +33,6 @@ def _split(values: Optional[list[str]]) -> Optional[list[str]]:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
-def _require_parts(command: str, *names: str) -> None:
-    """A command that needs the full install says so in one line before it starts, rather than
-    failing with an ImportError half-way (a light install measures copied runs, `edgebench measure`)."""
-    from edgebench.cli.parts import PARTS
-    from edgebench.core.errors import RuntimeUnavailableError
-
-    missing = sorted({m for p in PARTS if p.name in names for m in p.missing()})
-    if missing:
-        raise RuntimeUnavailableError(f"`edgebench {command}` needs the full install (missing {', '.join(missing)}): "
-                                      f"pip install 'edgebench[full]'; a light install measures a run built "
-                                      f"elsewhere with `edgebench measure`")
-
-
 @app.command()
 def compare(
     model: str = typer.Argument(..., help="Model name (e.g. mobilenetv3, resnet18, 'mobilenet*'), an .onnx file, "
@@ -122,7 +109,9 @@ def compare(
 
     Exits 0 when every planned measurement ran, 13 when one failed, 14 when nothing was measured;
     the report is written in every case (README, "Exit codes")."""
-    _require_parts("compare", "compare", "report")
+    from edgebench.cli.parts import require_parts
+
+    require_parts("compare", "compare", "report")  # before anything imports torch
     from edgebench.cli.progress import RichReporter
     from edgebench.compare import CompareOptions
     from edgebench.compare import compare as run_compare

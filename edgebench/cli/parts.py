@@ -39,3 +39,15 @@ PARTS = (
 
 def missing_parts() -> list[tuple[Part, list[str]]]:
     return [(p, m) for p in PARTS if (m := p.missing())]
+
+
+def require_parts(command: str, *names: str) -> None:
+    """A command that needs the full install says so in one line before it starts, rather than
+    failing with an ImportError half-way (a light install measures copied runs, `edgebench measure`)."""
+    from edgebench.core.errors import RuntimeUnavailableError
+
+    missing = sorted({m for p in PARTS if p.name in names for m in p.missing()})
+    if missing:
+        raise RuntimeUnavailableError(f"`edgebench {command}` needs the full install (missing {', '.join(missing)}): "
+                                      f"pip install 'edgebench[full]'; a light install measures a run built "
+                                      f"elsewhere with `edgebench measure`")
