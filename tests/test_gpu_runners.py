@@ -94,14 +94,7 @@ def test_pytorch_gpu_timing_waits_for_the_kernels(tmp_path):
 @cuda
 @pytest.mark.gpu
 def test_pytorch_gpu_streams_keep_several_requests_in_flight(model):
-    runner = create_runner("pytorch")
-    runner.load(model["torch"], Placement("gpu", "fp32", options={"streams": 2}))
-    try:
-        streams = runner.throughput_streams()
-        stats, latency, samples = measure_throughput(streams, {"x": model["x"]}, 1,
-                                                     ThroughputConfig(warmup_s=0.1, time_budget_s=0.5))
-    finally:
-        runner.close()
+    stats, samples = _two_streams("pytorch", model["torch"], model["x"])
     assert "CUDA stream" in stats.idiom and stats.in_flight == 2
     assert stats.completed == len(samples) and np.all(samples > 0)
 
@@ -129,14 +122,20 @@ def test_onnxruntime_runs_on_the_cuda_provider_and_matches(model):
 @ort_gpu
 @pytest.mark.gpu
 def test_onnxruntime_gpu_sessions_keep_several_requests_in_flight(model):
-    runner = create_runner("onnxruntime")
-    runner.load(model["onnx"], Placement("gpu", "fp32", options={"streams": 2}))
+    stats, samples = _two_streams("onnxruntime", model["onnx"], model["x"])
+    assert stats.in_flight == 2 and stats.completed == len(samples) > 0
+
+
+def _two_streams(runtime, artifact, x):
+    """Half a second of throughput mode with two requests in flight on the GPU: (stats, samples)."""
+    runner = create_runner(runtime)
+    runner.load(artifact, Placement("gpu", "fp32", options={"streams": 2}))
     try:
-        stats, _, samples = measure_throughput(runner.throughput_streams(), {"x": model["x"]}, 1,
+        stats, _, samples = measure_throughput(runner.throughput_streams(), {"x": x}, 1,
                                                ThroughputConfig(warmup_s=0.1, time_budget_s=0.5))
     finally:
         runner.close()
-    assert stats.in_flight == 2 and stats.completed == len(samples) > 0
+    return stats, samples
 
 
 def test_onnxruntime_refuses_a_gpu_session_that_fell_back_to_the_cpu(model, monkeypatch):

@@ -83,11 +83,11 @@ def _vit_tiny(num_classes: int = 10):
                              num_classes=num_classes)
 
 
-MODELS.add("vit-tiny", _vit_tiny)
-MODELS.add("tiny-cnn", _tiny_cnn)
-MODELS.add("tiny-cnn-small", _tiny_cnn_small)
+# edgebench's own models, found without importing torchvision (no torchvision name has a hyphen).
+BUILT_IN = {"vit-tiny": _vit_tiny, "tiny-cnn": _tiny_cnn, "tiny-cnn-small": _tiny_cnn_small}
+for _name, _factory in BUILT_IN.items():
+    MODELS.add(_name, _factory)
 STUDENT_OF["tiny-cnn"] = "tiny-cnn-small"
-BUILT_IN = frozenset({"vit-tiny", "tiny-cnn", "tiny-cnn-small"})  # no torchvision name has a hyphen
 _registered = False
 
 
