@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from edgebench.cli.consoles import make_console
+from edgebench.cli.parts import require_parts
 from edgebench.core.errors import DiskFullError, EdgebenchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -109,8 +110,6 @@ def compare(
 
     Exits 0 when every planned measurement ran, 13 when one failed, 14 when nothing was measured;
     the report is written in every case (README, "Exit codes")."""
-    from edgebench.cli.parts import require_parts
-
     require_parts("compare", "compare", "report")  # before anything imports torch
     from edgebench.cli.progress import RichReporter
     from edgebench.compare import CompareOptions
