@@ -1,5 +1,6 @@
 """A transfer set for the distill pass: unlabelled images that each epoch also trains on, with the
 teacher's outputs as the only targets; never an image of the eval split; a setting of the run."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,32 @@ def test_the_benchmarks_transfer_images_are_neither_eval_nor_the_students_labell
     args = SimpleNamespace(losses=["kd", "at", "datafree"], transfer_losses=["all"], transfer_images=3000)
     assert bench.transfer_losses(args) == ["kd", "at"]  # a data-free student sees no real image at all
     assert bench.transfer_losses(SimpleNamespace(**{**vars(args), "transfer_images": 0})) == []
+
+
+@pytest.mark.parametrize("recipe", [
+    ("prune", {"ratio": 0.5, "epochs": 0.1}),
+    ("sparsify", {"sparsity": 0.5, "epochs": 0.1}),
+])
+def test_a_kd_recovery_also_trains_on_the_transfer_set_and_says_so(recipe, digits, tmp_path):
+    """Prune, sparsify, separable and lowrank recover by distilling from the model before the rewrite:
+    with a transfer set, that teacher labels its images too; without KD (labels alone) it is unused."""
+    from edgebench.compress import PASSES
+
+    name, config = recipe
+    teacher = _teacher()
+    base = Candidate("baseline", module=teacher, lineage=({"pass": "baseline", "config": {}},))
+    transfer = TransferSet("imagefolder:unlabelled",
+                           np.random.default_rng(2).standard_normal((128, 3, 32, 32)).astype(np.float32))
+
+    def build(dataset, **change):
+        ctx = Context(dataset=dataset, baseline=base, model_source=resolve_model("tiny-cnn"), work_dir=tmp_path, seed=0)
+        return PASSES.get(name)({**config, **change}).apply(base, ctx)
+
+    plain, taught = build(digits), build(replace(digits, transfer=transfer))
+    assert any(not torch.equal(a, b) for a, b in zip(plain.module.state_dict().values(),
+                                                      taught.module.state_dict().values()))
+    assert "128 unlabelled transfer images (imagefolder:unlabelled)" in taught.notes[-1]
+    assert taught.lineage[-1]["transfer"] == {"source": "imagefolder:unlabelled", "images": 128}
+    assert "transfer" not in plain.lineage[-1] and "transfer" not in plain.notes[-1]
+    labels_only = build(replace(digits, transfer=transfer), distill=False)
+    assert "transfer" not in labels_only.lineage[-1] and "transfer" not in labels_only.notes[-1]

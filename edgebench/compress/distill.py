@@ -154,17 +154,12 @@ class DistillPass(Pass):
                                                                 new_student=arch is not None), lr=lr,
                           transfer=transfer)
         student_is = f"a new {arch}" if arch else f"'{candidate.name}'"
-        taught_on = f" and {transfer.describe()}" if transfer is not None else ""
-        notes: tuple[str, ...] = (f"{student_is} distilled from {self.config.teacher} with {losses}{taught_on}, "
+        notes: tuple[str, ...] = (f"{student_is} distilled from {self.config.teacher} with {losses}{taught_on(transfer)}, "
                                   f"{epochs:g} epochs",)
         if data_free:
             notes += ("data-free: the student learned only from generator-made inputs, no training image"
                       + (" (the transfer set unused)" if ctx.dataset.transfer is not None else ""),)
-        derived = candidate.derive(self, module=module, notes=candidate.notes + notes)
-        if transfer is not None:  # in the lineage too, where a reader of the recipe looks
-            step = {**derived.lineage[-1], "transfer": {"source": transfer.source, "images": len(transfer)}}
-            derived = replace(derived, lineage=derived.lineage[:-1] + (step,))
-        return derived
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + notes), transfer)
 
     def temperature(self, new_student: bool) -> float:
         """The configured temperature, else the default for a new student or for recovery."""
@@ -244,3 +239,24 @@ def kd_recovery(parent, ctx: Context, temperature: Optional[float] = None):
         config["temperature"] = temperature
     kd = DistillPass(config)
     return lambda student: kd.objective(student, parent, ctx.dataset.train.x[:2])
+
+
+def recovery_transfer(ctx: Context, distill: bool):
+    """The transfer set (`--transfer-data`) a rewritten model's KD recovery also trains on, the
+    model before the rewrite labelling it; None when recovery reads the labels alone."""
+    return ctx.dataset.transfer if distill else None
+
+
+def taught_on(transfer) -> str:
+    """The words a candidate's note adds for the transfer set its training also ran on."""
+    return f" and {transfer.describe()}" if transfer is not None else ""
+
+
+def record_transfer(derived: Candidate, transfer) -> Candidate:
+    """`derived` with the transfer set its last pass trained on in that pass's lineage step: where a
+    reader of the recipe looks, and part of the candidate's id, so a candidate built with one is
+    never taken for one built without."""
+    if transfer is None:
+        return derived
+    step = {**derived.lineage[-1], "transfer": {"source": transfer.source, "images": len(transfer)}}
+    return replace(derived, lineage=derived.lineage[:-1] + (step,))

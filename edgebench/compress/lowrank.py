@@ -19,7 +19,7 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.distill import kd_recovery
+from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.layer_cost import layer_shapes, model_cost, rewrite_saving
 from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
@@ -205,13 +205,16 @@ class LowRankPass(Pass):
             replace_module(model, name, new)
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
         factory = kd_recovery(parent, ctx) if self.config.distill else None
+        transfer = recovery_transfer(ctx, self.config.distill)
         module = finetune(model, ctx, "lowrank: fine-tune", epochs,
-                          ("lowrank", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
+                          ("lowrank", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory,
+                          transfer=transfer)
         names = list(plan)
         shown = short_list(names)
         method = "" if "conv" not in self.config.kinds else f" ({self.config.conv_method} for convolutions)"
-        note = f"low-rank factorisation{method} of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
-        return candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        note = (f"low-rank factorisation{method} of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
+                f"{taught_on(transfer)}")
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)
 
 
 def _sample(ctx: Context):

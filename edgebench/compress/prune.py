@@ -14,7 +14,7 @@ from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.compress.channels import prune_channels, unprunable_reason
-from edgebench.compress.distill import kd_recovery
+from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import check_layer_names
 from edgebench.core.cache import module_fingerprint
@@ -67,12 +67,13 @@ class PrunePass(Pass):
         parent = candidate.module.eval()
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
         factory = kd_recovery(parent, ctx, self.config.temperature) if self.config.distill else None
+        transfer = recovery_transfer(ctx, self.config.distill)
         per_step = epochs / self.config.steps  # the same total recovery, spread over the steps
 
         def recover_between(model, step):
             recovered = finetune(model, ctx, f"prune {self.config.ratio:g}: recover step {step + 1}", per_step,
                                  ("prune-step", step, self.config.model_dump(), module_fingerprint(parent)),
-                                 loss_factory=factory)
+                                 loss_factory=factory, transfer=transfer)
             model.load_state_dict(recovered.state_dict())
             model.train()
 
@@ -80,10 +81,12 @@ class PrunePass(Pass):
         before = count_params_and_macs(parent, ctx.dataset.input_shape)
         after = count_params_and_macs(pruned, ctx.dataset.input_shape)
         module = finetune(pruned, ctx, f"prune {self.config.ratio:g}: fine-tune", per_step,
-                          ("prune", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
+                          ("prune", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory,
+                          transfer=transfer)
         how = f"{self.config.importance}, {self.config.ratios}{' global' if self.config.global_ranking else ''}" + \
             (f", {self.config.steps} steps" if self.config.steps > 1 else "")
         note = (f"pruned {self.config.ratio:.0%} of channels ({how}): params "
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
-                f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}")
-        return candidate.derive(self, module=module, notes=candidate.notes + (note,))
+                f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}"
+                f"{taught_on(transfer)}")
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)

@@ -16,7 +16,7 @@ from typing import Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.distill import kd_recovery
+from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.layer_cost import layer_shapes, model_cost, rewrite_saving
 from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
@@ -139,11 +139,14 @@ class SeparablePass(Pass):
             replace_module(model, name, separable_pair(model.get_submodule(name), self.config.depth_multiplier))
         epochs = recovery_epochs(self.config.epochs, ctx, RECOVERY_EPOCHS)
         factory = kd_recovery(parent, ctx) if self.config.distill else None
+        transfer = recovery_transfer(ctx, self.config.distill)
         module = finetune(model, ctx, "separable: fine-tune", epochs,
-                          ("separable", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
+                          ("separable", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory,
+                          transfer=transfer)
         shown = short_list(names)
-        note = f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
-        return candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        note = (f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
+                f"{taught_on(transfer)}")
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)
 
 
 def _sample(ctx: Context):

@@ -15,7 +15,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.distill import kd_recovery
+from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import classifier_layers
 from edgebench.core.cache import module_fingerprint
@@ -62,6 +62,7 @@ class SparsifyPass(Pass):
             for module, attr in targets:
                 tprune.l1_unstructured(module, attr, amount=self.config.sparsity)
         recovery = kd_recovery(parent, ctx) if self.config.distill else None
+        transfer = recovery_transfer(ctx, self.config.distill)
 
         def factory(student):
             loss_fn, extra, cleanup = recovery(student) if recovery else (None, [], None)
@@ -77,8 +78,10 @@ class SparsifyPass(Pass):
         if epochs <= 0:
             factory(model)[2]()
         module = finetune(model, ctx, f"sparsify {self.config.sparsity:g}: fine-tune", epochs,
-                          ("sparsify", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory)
+                          ("sparsify", self.config.model_dump(), module_fingerprint(parent)), loss_factory=factory,
+                          transfer=transfer)
         note = (f"unstructured magnitude pruning ({self.config.scope}): {zero_fraction(module):.0%} of conv/linear "
-                f"weights are zero, {epochs:g} epochs recovery; the shape is unchanged, so dense runtimes gain no "
+                f"weights are zero, {epochs:g} epochs recovery{taught_on(transfer)}; the shape is unchanged, so dense "
+                f"runtimes gain no "
                 f"speed unless they exploit sparsity (the file compresses better)")
-        return candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)

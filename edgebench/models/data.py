@@ -59,9 +59,10 @@ class Dataset:
     calib: Split
     eval: Split
     shape: Optional[tuple] = None  # the model's first input where it is not a square image
-    # Read by the distill pass only, so not part of `fingerprint()`: a baseline or a pruned model
-    # trained on the same labelled splits keeps its cache entry whether or not a transfer set is
-    # given; the distill pass puts the transfer set's own fingerprint into its key.
+    # Read by distillation only (the distill pass, and the KD recovery of prune, sparsify, separable
+    # and lowrank), so not part of `fingerprint()`: a baseline trained on the same labelled splits
+    # keeps its cache entry whether or not a transfer set is given; `finetune` puts the transfer
+    # set's own fingerprint into the key of every training that reads it.
     transfer: Optional[TransferSet] = None
 
     @property
