@@ -1,20 +1,22 @@
-"""Pruning accuracy levers: what brings 50% channel pruning within a point of its baseline.
+"""Accuracy levers of the passes that rewrite a model and recover it: what brings 50% channel
+pruning (or a depthwise-separable rewrite) within a point of its baseline.
 
 For MODEL (default mobilenetv3) on DATA (default mnist, 64x64) and each seed: the baseline is
-trained as `compare` trains it (--epochs, that seed), then every lever prunes the same baseline at
---ratio with one change from the default prune pass and is evaluated in PyTorch on the eval split
-(an FP32 ONNX export of the same module gives the same top-1 to rounding; latency is not measured
-here: `benchmarks/compression.py --levers` times the candidates on every runtime). A lever is a
-change to the prune pass's config, or `transfer` (the other built-in digit collection as a
-transfer set the KD recovery also trains on). Over >= 3 seeds: mean top-1 and its change from the
-baseline with 95% t intervals (paired by seed), and the MACs kept.
+trained as `compare` trains it (--epochs, that seed), then every lever applies one pass to the
+same baseline with one change from that pass's default, and is evaluated in PyTorch on the eval
+split (an FP32 ONNX export of the same module gives the same top-1 to rounding). Latency is not
+measured here: `benchmarks/compression.py` times the candidates on every runtime. A lever is a
+change to the pass's config, or `transfer` (the other built-in digit collection as a transfer set
+the KD recovery also trains on). Over >= 3 seeds: mean top-1 and its change from the baseline with
+95% t intervals (paired by seed), and the MACs kept.
 
 Accuracy only, so the machine's load does not bias it (--allow-busy records that it ran busy):
 
-    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/prune_levers.py --seeds 0 1 2
-    python benchmarks/prune_levers.py --seeds 0 --levers reference --epochs 0.2 --out /tmp/x   # smoke
+    EDGEBENCH_CACHE=/tmp/ebcache-shared python benchmarks/accuracy_levers.py --seeds 0 1 2 --name prune_levers
+    python benchmarks/accuracy_levers.py --model resnet18 --levers separable separable-epochs3 --name separable_levers
+    python benchmarks/accuracy_levers.py --seeds 0 --levers reference --epochs 0.2 --out /tmp/x   # smoke
 
-Writes benchmarks/results/prune_levers.json and prune_levers.md (or --name).
+Writes benchmarks/results/NAME.json and NAME.md (default NAME: accuracy_levers).
 """
 from __future__ import annotations
 
@@ -37,21 +39,23 @@ from portable import portable  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
-# Each lever: (what it changes, prune config change, whether the KD recovery gets the transfer set).
-LEVERS: dict[str, tuple[str, dict, bool]] = {
-    "reference": ("the default prune pass: uniform, Taylor, KD recovery at T=4, 1.5 epochs", {}, False),
-    "t1": ("KD recovery at T=1", {"temperature": 1.0}, False),
-    "epochs3": ("3 epochs of recovery (2x)", {"epochs": 3.0}, False),
-    "global": ("global Taylor ranking across layers", {"global_ranking": True}, False),
-    "transfer": ("KD recovery also on the other digit collection (unlabelled)", {}, True),
-    "nokd": ("recovery on labels alone", {"distill": False}, False),
+# Each lever: (pass, what it changes from the pass's default, config, whether the KD recovery also
+# trains on the transfer set). The prune levers prune --ratio of the channels.
+LEVERS: dict[str, tuple[str, str, dict, bool]] = {
+    "reference": ("prune", "the default prune pass: uniform, Taylor, KD recovery at T=4, 1.5 epochs", {}, False),
+    "t1": ("prune", "KD recovery at T=1", {"temperature": 1.0}, False),
+    "epochs3": ("prune", "3 epochs of recovery (2x)", {"epochs": 3.0}, False),
+    "global": ("prune", "global Taylor ranking across layers", {"global_ranking": True}, False),
+    "transfer": ("prune", "KD recovery also on the other digit collection (unlabelled)", {}, True),
+    "nokd": ("prune", "recovery on labels alone", {"distill": False}, False),
+    "separable": ("separable", "the default separable pass: KD recovery at T=4, 1.5 epochs", {}, False),
+    "separable-epochs3": ("separable", "3 epochs of recovery (2x)", {"epochs": 3.0}, False),
 }
 
 
 def run(args) -> dict:
-    from edgebench.compress import Context
+    from edgebench.compress import PASSES, Context
     from edgebench.compress.builder import BaselineOptions, build_baseline
-    from edgebench.compress.prune import PrunePass
     from edgebench.models.data import load_dataset
     from edgebench.models.train import evaluate_torch
     from edgebench.models.transfer import load_transfer_set, resolve_transfer_spec
@@ -60,7 +64,7 @@ def run(args) -> dict:
     source = resolve_model(args.model)
     data = load_dataset(args.data, args.input_size, seed=0)
     with_transfer = None
-    if any(LEVERS[lever][2] for lever in args.levers):
+    if any(LEVERS[lever][3] for lever in args.levers):
         with_transfer = replace(data, transfer=load_transfer_set(resolve_transfer_spec("auto", args.data), data))
     rows = []
     for seed in args.seeds:
@@ -70,25 +74,26 @@ def run(args) -> dict:
         rows.append({"lever": "baseline", "seed": seed, "top1": base_top1, "macs_kept": 1.0})
         print(rows[-1], flush=True)
         for lever in args.levers:
-            _, change, transfer = LEVERS[lever]
+            name, _, change, transfer = LEVERS[lever]
+            config = {"ratio": args.ratio, **change} if name == "prune" else change
             ctx = Context(dataset=with_transfer if transfer else data, baseline=baseline, model_source=source,
                           work_dir=Path(tempfile.mkdtemp()), train_epochs=args.epochs, seed=seed, budget=1.0)
             t0 = time.perf_counter()
-            pruned = PrunePass({"ratio": args.ratio, **change}).apply(baseline, ctx).module
-            rows.append({"lever": lever, "seed": seed, "top1": evaluate_torch(pruned, data.eval),
-                         "macs_kept": count_params_and_macs(pruned, data.input_shape)[1] / base_macs,
+            made = PASSES.get(name)(config).apply(baseline, ctx).module
+            rows.append({"lever": lever, "seed": seed, "top1": evaluate_torch(made, data.eval),
+                         "macs_kept": count_params_and_macs(made, data.input_shape)[1] / base_macs,
                          "build_s": time.perf_counter() - t0})
             print(rows[-1], flush=True)
     base = {r["seed"]: r["top1"] for r in rows if r["lever"] == "baseline"}
     summary = []
     for lever in ["baseline", *args.levers]:
         mine = [r for r in rows if r["lever"] == lever]
-        summary.append({"lever": lever, "change": LEVERS[lever][0] if lever in LEVERS else "",
+        summary.append({"lever": lever, "change": LEVERS[lever][1] if lever in LEVERS else "",
                         "top1": interval([100 * r["top1"] for r in mine]),
                         "delta_points": interval([100 * (r["top1"] - base[r["seed"]]) for r in mine]),
                         "macs_kept": interval([r["macs_kept"] for r in mine])})
-    return {"model": source.name, "data": args.data, "input_size": args.input_size, "ratio": args.ratio,
-            "baseline_epochs": args.epochs, "per_run": rows, "summary": summary}
+    return {"model": source.name, "data": args.data, "eval_images": len(data.eval), "input_size": args.input_size,
+            "ratio": args.ratio, "baseline_epochs": args.epochs, "per_run": rows, "summary": summary}
 
 
 def fmt(stat: dict, digits: int = 1) -> str:
@@ -99,14 +104,14 @@ def fmt(stat: dict, digits: int = 1) -> str:
 
 def markdown(data: dict) -> str:
     load = data["load"]
-    lines = [f"# Pruning levers: {data['model']} at {data['ratio']:.0%} of channels on {data['data']} "
-             f"{data['input_size']}x{data['input_size']}", "",
+    lines = [f"# Accuracy levers: {data['model']} on {data['data']} {data['input_size']}x{data['input_size']} "
+             f"(prune levers at {data['ratio']:.0%} of channels)", "",
              f"Machine: {data['machine']}, {data['cores']} cores; load average {load['before']['load1']:.1f} before, "
              f"{load['during']['load1']:.1f} during{' (busy: marked, accuracy only)' if load['busy'] else ''}.",
              f"Baseline trained {data['baseline_epochs']:g} epochs per seed; seeds {data['seeds']}. Accuracy only "
-             f"(PyTorch on the 1000-image eval split), no timing.", "",
+             f"(PyTorch on the {data['eval_images']}-image eval split), no timing.", "",
              f"Command: `{data['command']}`", "",
-             "| lever | change from the default prune pass | top-1 % (mean ± 95%) | vs baseline, points (paired) | MACs kept |",
+             "| lever | change from the pass's default | top-1 % (mean ± 95%) | vs baseline, points (paired) | MACs kept |",
              "|---|---|---|---|---|"]
     for s in data["summary"]:
         lines.append(f"| {s['lever']} | {s['change']} | {fmt(s['top1'])} | "
@@ -121,16 +126,17 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=2.0, help="baseline epochs (as compare's --epochs)")
     parser.add_argument("--ratio", type=float, default=0.5)
-    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    parser.add_argument("--levers", nargs="+", default=[k for k, v in LEVERS.items() if v[0] == "prune"],
+                        choices=list(LEVERS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--name", default="prune_levers")
+    parser.add_argument("--name", default="accuracy_levers")
     parser.add_argument("--out", default=str(RESULTS))
     quiet.add_argument(parser)
     args = parser.parse_args()
     guard = quiet.start(args)  # records the load, refuses to write results from a busy machine
     data = run(args)
     data.update({"machine": platform.machine(), "cores": os.cpu_count(), "seeds": args.seeds,
-                 "command": "python benchmarks/prune_levers.py " + " ".join(sys.argv[1:]),
+                 "command": "python benchmarks/accuracy_levers.py " + " ".join(sys.argv[1:]),
                  "load": guard.check_writable()})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
