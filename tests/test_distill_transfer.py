@@ -201,8 +201,29 @@ def test_a_kd_recovery_also_trains_on_the_transfer_set_and_says_so(recipe, digit
     plain, taught = build(digits), build(replace(digits, transfer=transfer))
     assert any(not torch.equal(a, b) for a, b in zip(plain.module.state_dict().values(),
                                                       taught.module.state_dict().values()))
-    assert "128 unlabelled transfer images (imagefolder:unlabelled)" in taught.notes[-1]
+    assert any("128 unlabelled transfer images (imagefolder:unlabelled)" in note for note in taught.notes)
     assert taught.lineage[-1]["transfer"] == {"source": "imagefolder:unlabelled", "images": 128}
     assert "transfer" not in plain.lineage[-1] and "transfer" not in plain.notes[-1]
     labels_only = build(replace(digits, transfer=transfer), distill=False)
     assert "transfer" not in labels_only.lineage[-1] and "transfer" not in labels_only.notes[-1]
+
+
+class _FirstPixels(torch.nn.Module):
+    """A stand-in teacher whose answer is the brightest of an image's first ten pixels."""
+
+    def forward(self, x):
+        return x.flatten(1)[:, :10]
+
+
+def test_a_transfer_set_the_teacher_answers_with_one_class_is_flagged_in_the_note():
+    from edgebench.compress.transfer_set import skew_warning
+
+    rng = np.random.default_rng(3)
+    train = rng.standard_normal((300, 3, 8, 8)).astype(np.float32)
+    alike = rng.standard_normal((300, 3, 8, 8)).astype(np.float32)
+    unlike = alike.copy()
+    unlike[:, 0, 0, 3] += 100  # another domain: the teacher answers class 3 for all of them
+    classes = [str(i) for i in range(10)]
+    assert skew_warning(_FirstPixels(), alike, train, classes) is None
+    warning = skew_warning(_FirstPixels(), unlike, train, classes)
+    assert warning.startswith("transfer set skewed") and "class '3' for 100% of the transfer images" in warning

@@ -15,7 +15,6 @@ batches come from a generator.
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
 from typing import Optional, Union
 
 from pydantic import Field, field_validator
@@ -27,6 +26,7 @@ from edgebench.compress.distill_objective import build_objective
 from edgebench.compress.finetune import RECOVERY_LR, finetune, recovery_epochs
 from edgebench.compress.losses import loss_class
 from edgebench.compress.surgery import check_layer_names
+from edgebench.compress.transfer_set import record_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
 from edgebench.core.errors import IncompatibleError, UsageError
 from edgebench.models.train import TrainConfig
@@ -159,7 +159,7 @@ class DistillPass(Pass):
         if data_free:
             notes += ("data-free: the student learned only from generator-made inputs, no training image"
                       + (" (the transfer set unused)" if ctx.dataset.transfer is not None else ""),)
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + notes), transfer)
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + notes), transfer, teacher, ctx)
 
     def temperature(self, new_student: bool) -> float:
         """The configured temperature, else the default for a new student or for recovery."""
@@ -240,23 +240,3 @@ def kd_recovery(parent, ctx: Context, temperature: Optional[float] = None):
     kd = DistillPass(config)
     return lambda student: kd.objective(student, parent, ctx.dataset.train.x[:2])
 
-
-def recovery_transfer(ctx: Context, distill: bool):
-    """The transfer set (`--transfer-data`) a rewritten model's KD recovery also trains on, the
-    model before the rewrite labelling it; None when recovery reads the labels alone."""
-    return ctx.dataset.transfer if distill else None
-
-
-def taught_on(transfer) -> str:
-    """The words a candidate's note adds for the transfer set its training also ran on."""
-    return f" and {transfer.describe()}" if transfer is not None else ""
-
-
-def record_transfer(derived: Candidate, transfer) -> Candidate:
-    """`derived` with the transfer set its last pass trained on in that pass's lineage step: where a
-    reader of the recipe looks, and part of the candidate's id, so a candidate built with one is
-    never taken for one built without."""
-    if transfer is None:
-        return derived
-    step = {**derived.lineage[-1], "transfer": {"source": transfer.source, "images": len(transfer)}}
-    return replace(derived, lineage=derived.lineage[:-1] + (step,))

@@ -19,10 +19,11 @@ from typing import Literal, Optional
 from pydantic import Field, model_validator
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
+from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.layer_cost import layer_shapes, model_cost, rewrite_saving
 from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
+from edgebench.compress.transfer_set import record_transfer, recovery_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
@@ -214,7 +215,7 @@ class LowRankPass(Pass):
         method = "" if "conv" not in self.config.kinds else f" ({self.config.conv_method} for convolutions)"
         note = (f"low-rank factorisation{method} of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
                 f"{taught_on(transfer)}")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
 
 
 def _sample(ctx: Context):

@@ -14,9 +14,10 @@ from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.compress.channels import prune_channels, unprunable_reason
-from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
+from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import check_layer_names
+from edgebench.compress.transfer_set import record_transfer, recovery_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
 from edgebench.models.zoo import count_params_and_macs
 
@@ -89,4 +90,4 @@ class PrunePass(Pass):
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}"
                 f"{taught_on(transfer)}")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)

@@ -16,10 +16,11 @@ from typing import Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
+from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.layer_cost import layer_shapes, model_cost, rewrite_saving
 from edgebench.compress.surgery import check_layer_names, classifier_layers, replace_module, short_list
+from edgebench.compress.transfer_set import record_transfer, recovery_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
@@ -146,7 +147,7 @@ class SeparablePass(Pass):
         shown = short_list(names)
         note = (f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
                 f"{taught_on(transfer)}")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
 
 
 def _sample(ctx: Context):

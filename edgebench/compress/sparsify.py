@@ -15,9 +15,10 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.distill import kd_recovery, record_transfer, recovery_transfer, taught_on
+from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import classifier_layers
+from edgebench.compress.transfer_set import record_transfer, recovery_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
 
 RECOVERY_EPOCHS = 0.5
@@ -84,4 +85,4 @@ class SparsifyPass(Pass):
                 f"weights are zero, {epochs:g} epochs recovery{taught_on(transfer)}; the shape is unchanged, so dense "
                 f"runtimes gain no "
                 f"speed unless they exploit sparsity (the file compresses better)")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer)
+        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
