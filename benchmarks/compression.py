@@ -21,6 +21,11 @@ the default Taylor importance, recovery without KD against the default KD from t
 the same as prune50's) plus its timing, and the goal "latency-aware beats uniform's measured latency
 at equal accuracy" is marked met or not.
 
+--recipes runs only the recipes named, e.g. resnet18's depthwise-separable rewrite against its baseline
+(goal: >= 1.5x measured speedup within 1 point):
+
+    python benchmarks/compression.py --model resnet18 --recipes baseline separable --skip-distill
+
 With several seeds, `compare` runs once per seed (baseline and every pass trained with that seed)
 and each technique's accuracy change and latency ratio are given as the mean and a 95% t interval
 over the seeds.
@@ -80,7 +85,9 @@ def run_compare(args, seed: int = 0) -> dict:
     from edgebench.report.table import load_tables
 
     # None keeps compare's own default list; --levers adds the lever recipes after it.
-    recipes = (list(DEFAULT_RECIPES) + lever_recipes(Path(tempfile.mkdtemp(prefix="levers-")))) if args.levers else None
+    recipes = args.recipes
+    if args.levers:
+        recipes = list(recipes or DEFAULT_RECIPES) + lever_recipes(Path(tempfile.mkdtemp(prefix="levers-")))
     opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
                           epochs=args.epochs, budget=args.budget, runs_dir=Path(args.runs_dir), seed=seed,
                           recipes=recipes, timing=TimingConfig(time_budget_s=args.timing_budget),
@@ -152,6 +159,13 @@ def goals(compare_result: dict) -> list[dict]:
                                  + (f" (95% {span[0]:.2f}-{span[1]:.2f}, {r['latency_ratio_basis']})" if span else ""),
                         "met": r["latency_ratio_vs_baseline"] <= 0.6})
             out.append({"goal": f"prune50 accuracy within 1 point on {r['backend']}",
+                        "value": round(r["top1_delta_points_vs_baseline"], 2),
+                        "met": r["top1_delta_points_vs_baseline"] >= -1.0})
+        if r["candidate"] == "separable" and r["precision"] == "fp32" and r["latency_ratio_vs_baseline"]:
+            out.append({"goal": f"separable speedup on {r['backend']} >= 1.5x",
+                        "value": round(1 / r["latency_ratio_vs_baseline"], 3),
+                        "met": 1 / r["latency_ratio_vs_baseline"] >= 1.5})
+            out.append({"goal": f"separable accuracy within 1 point on {r['backend']}",
                         "value": round(r["top1_delta_points_vs_baseline"], 2),
                         "met": r["top1_delta_points_vs_baseline"] >= -1.0})
         if r["candidate"] in ("ptq-int8", "qat-int8") and r["latency_ratio_vs_baseline"]:
@@ -309,6 +323,9 @@ def main() -> None:
     parser.add_argument("--name", default="compression")
     parser.add_argument("--out", default=str(RESULTS), help="folder for NAME.json and NAME.md (smoke runs: a temporary one)")
     parser.add_argument("--levers", action="store_true", help="add the pruning levers at 50%% as extra recipes")
+    parser.add_argument("--recipes", nargs="+", default=None,
+                        help="only these recipes (built-in names or YAML files; default: compare's own list), e.g. "
+                             "--model resnet18 --recipes baseline separable")
     quiet.add_argument(parser)
     args = parser.parse_args()
     guard = quiet.start(args)
