@@ -1,5 +1,7 @@
 """The pruning levers: protected stem and squeeze-excitation, latency-aware per-layer ratios,
 iterative schedules, and unstructured magnitude pruning that says it buys no dense speed."""
+import copy
+
 import pytest
 import torch
 
@@ -57,3 +59,21 @@ def test_unstructured_pruning_zeroes_weights_keeps_shapes_and_says_dense_runtime
     assert [p.shape for p in out.module.parameters()] == [p.shape for p in ctx.baseline.module.parameters()]
     assert not any("weight_orig" in n for n, _ in out.module.named_parameters())  # masks made permanent
     assert out.name == "sparse60" and "gain no speed" in out.notes[-1]
+
+
+def test_taylor_pruning_keeps_the_same_channels_whatever_ran_before(digits):
+    """Taylor's gradients run in training mode, where dropout draws from torch's random state: a
+    baseline trained in this process or found in the cache left it in different states, and the
+    same model must still prune to the same channels (else its recovery is never found cached)."""
+    from edgebench.compress.channels import prune_channels
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3), nn.BatchNorm2d(32),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.5), nn.Linear(32, 10)).eval()
+    pruned = []
+    for state in (1, 2):
+        torch.manual_seed(state)  # what ran before: another draw of dropout's masks
+        pruned.append(prune_channels(copy.deepcopy(model), digits, PruneConfig(ratio=0.5)).state_dict())
+    assert pruned[0].keys() == pruned[1].keys()
+    assert all(torch.equal(pruned[0][k], pruned[1][k]) for k in pruned[0])

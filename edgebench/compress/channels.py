@@ -75,7 +75,6 @@ def prune_channels(model, dataset, config, between=None):
     With `steps` > 1 the ratio is reached in equal steps and `between(model, step)` (recovery
     fine-tuning) runs after each but the last: prune a little, recover, repeat (Han et al.)."""
     import torch
-    import torch.nn.functional as F
     import torch_pruning as tp
 
     reason = unprunable_reason(model)
@@ -100,12 +99,7 @@ def prune_channels(model, dataset, config, between=None):
                                       iterative_steps=steps)
         for step in range(steps):
             if config.importance == "taylor":
-                # Taylor importance reads gradients: accumulate them over a few labelled batches.
-                model.train()
-                model.zero_grad()
-                for start in range(0, min(256, len(dataset.train)), 64):  # a split of under 256 images
-                    x = torch.from_numpy(dataset.train.x[start:start + 64])
-                    F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
+                _accumulate_gradients(model, dataset)
             pruner.step()
             _sync_vit_width(model)
             model.zero_grad(set_to_none=True)
@@ -147,3 +141,21 @@ def half_width_copy(model, dataset):
     """`model` with half of every prunable layer's channels removed (before any training: the
     distillation student of a family that has no smaller sibling)."""
     return prune_channels(model, dataset, _HalfWidth())
+
+
+def _accumulate_gradients(model, dataset) -> None:
+    """Taylor importance reads gradients: accumulate them over a few labelled batches, in training
+    mode as the model trains. Dropout then draws from torch's random state, which depends on
+    whatever ran before in this process (a baseline trained here, or found in the cache): seeded
+    here, the same model prunes to the same channels in every process, and its recovery's cache
+    entry is found again."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    model.zero_grad()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        for start in range(0, min(256, len(dataset.train)), 64):  # a split of under 256 images
+            x = torch.from_numpy(dataset.train.x[start:start + 64])
+            F.cross_entropy(model(x), torch.from_numpy(dataset.train.y[start:start + 64])).backward()
