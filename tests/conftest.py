@@ -61,3 +61,13 @@ def host_run(tiny_run):
                            runs_dir=opts.runs_dir, recipes=["baseline"], runtimes=["onnxruntime"],
                            timing=TimingConfig(time_budget_s=0.15, min_iterations=20, warmup_iterations=3))
     return compare(other)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """tests/helpers/small_run.py's run, uninterrupted, as it ended (its folder may change later:
+    test_on_device merges other devices' rows into it)."""
+    from edgebench.compare import compare
+    from tests.helpers.small_run import small_run_options
+
+    return compare(small_run_options(tmp_path_factory.mktemp("small"), "built"))
