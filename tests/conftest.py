@@ -19,12 +19,20 @@ def digits():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """One real compare run of a tiny CNN on real data, shared by tests that inspect its outputs."""
+    """One real compare run of a tiny CNN on real data, shared by tests that inspect its outputs.
+
+    The default recipes but qat-int8, distill and distill-ptq (test_compress_passes checks those
+    passes and their artifacts; here they cost two trainings and seven measurement processes).
+    Every other kind stays: fp32, PTQ INT8, a structural change (prune50), a chain that shares its
+    prefix (prune50-ptq), unstructured zeros (sparsify50) and passes that decline the model."""
     from edgebench.compare import CompareOptions, compare
+    from edgebench.compress import DEFAULT_RECIPES
     from edgebench.measure.timing import TimingConfig
 
     runs = tmp_path_factory.mktemp("runs")
+    recipes = [name for name in DEFAULT_RECIPES if name not in ("qat-int8", "distill", "distill-ptq")]
     opts = CompareOptions(model="tiny-cnn", device="jetson", data="digits", input_size=32, epochs=3, runs_dir=runs,
+                          recipes=recipes,
                           timing=TimingConfig(time_budget_s=0.15, min_iterations=20, warmup_iterations=3))
     return opts, compare(opts)
 
@@ -61,3 +69,13 @@ def host_run(tiny_run):
                            runs_dir=opts.runs_dir, recipes=["baseline"], runtimes=["onnxruntime"],
                            timing=TimingConfig(time_budget_s=0.15, min_iterations=20, warmup_iterations=3))
     return compare(other)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory):
+    """tests/helpers/small_run.py's run, uninterrupted, as it ended (its folder may change later:
+    test_on_device merges other devices' rows into it)."""
+    from edgebench.compare import compare
+    from tests.helpers.small_run import small_run_options
+
+    return compare(small_run_options(tmp_path_factory.mktemp("small"), "built"))

@@ -10,21 +10,21 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+# The run of conftest.small_run, whose uninterrupted rows are what a killed-and-resumed run must end with.
 SCRIPT = """
 import sys
 from pathlib import Path
-from edgebench.compare import CompareOptions, compare
-from edgebench.measure.timing import TimingConfig
-opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1,
-                      runs_dir=Path(sys.argv[1]), run_name="run", layer_profile=False,
-                      runtimes=["onnxruntime", "openvino"], recipes=["baseline", "ptq-int8"],
-                      timing=TimingConfig(time_budget_s=0.15, min_iterations=10, warmup_iterations=2))
-compare(opts)
+from edgebench.compare import compare
+from tests.helpers.small_run import small_run_options
+compare(small_run_options(Path(sys.argv[1]), "run"))
 """
 
 
 def _start(runs: Path, cache: Path) -> subprocess.Popen:
-    env = dict(os.environ, EDGEBENCH_CACHE=str(cache))
+    # A cache of its own: the first kill lands while the baseline really trains, not while it loads.
+    env = dict(os.environ, EDGEBENCH_CACHE=str(cache),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen([sys.executable, "-c", SCRIPT, str(runs)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
 
@@ -67,11 +67,9 @@ def _kill_when(runs: Path, cache: Path, ready, timeout: float = 300) -> tuple[in
 
 
 @pytest.mark.slow
-def test_sigkill_at_several_points_then_resume(tmp_path):
+def test_sigkill_at_several_points_then_resume(small_run, tmp_path):
     cache = tmp_path / "cache"
-    reference = tmp_path / "reference"
-    _finish(reference, cache)
-    want = {r["key"] for r in _lines(reference / "run") if r["status"] == "ok"}
+    want = {m.key for m in small_run.measurements if m.status == "ok"}  # the same run, never interrupted
     assert len(want) >= 4
 
     runs = tmp_path / "interrupted"

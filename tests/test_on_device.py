@@ -67,16 +67,9 @@ def test_backends_on_a_light_install_says_what_each_missing_part_brings(light_en
 
 
 @pytest.fixture(scope="module")
-def built_run(tmp_path_factory):
-    """A run built by the full install (this interpreter, nothing blocked)."""
-    from edgebench.compare import CompareOptions, compare
-    from edgebench.measure.timing import TimingConfig
-
-    opts = CompareOptions(model="tiny-cnn", device="host", data="digits", input_size=32, epochs=1,
-                          runs_dir=tmp_path_factory.mktemp("builder"), run_name="built", layer_profile=False,
-                          recipes=["baseline", "ptq-int8"], runtimes=["onnxruntime", "openvino"],
-                          timing=TimingConfig(time_budget_s=0.15, min_iterations=10, warmup_iterations=2))
-    return compare(opts).run_dir
+def built_run(small_run):
+    """A run built by the full install (this interpreter, nothing blocked): conftest.small_run."""
+    return small_run.run_dir
 
 
 def _copy_bundle(run_dir: Path, to: Path) -> Path:

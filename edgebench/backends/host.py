@@ -46,6 +46,13 @@ def device_profile(name: str) -> DeviceProfile:
     return host_profile() if profile.name == "host" else profile
 
 
+def local_device_name() -> str:
+    """`local_device().name`, without completing the host profile: that asks every runtime whether
+    it is installed (torch's import alone takes seconds), and the name does not depend on it."""
+    found = detected_profile()
+    return found.name if found else "host"
+
+
 def local_device() -> DeviceProfile:
     """The most specific profile that recognises this machine (falls back to `host`)."""
     return detected_profile() or host_profile()

@@ -195,7 +195,7 @@ def devices(
     json_out: bool = typer.Option(False, "--json", help="Print the profiles as JSON."),
 ) -> None:
     """Device profiles, their aliases, and which one this machine is; `devices calibrate` measures this one."""
-    from edgebench.backends.host import local_device
+    from edgebench.backends.host import local_device_name
     from edgebench.devices.profiles import all_profiles
 
     if action == "calibrate":
@@ -215,7 +215,7 @@ def devices(
         print_cluster_devices(console, ray_address)
         return
 
-    here = local_device().name
+    here = local_device_name()
     if json_out:
         typer.echo(json.dumps([{"device": p.name, "aliases": list(p.aliases), "this_machine": p.name == here,
                                 "processors": {k: {"name": v.name, "runtimes": list(v.runtimes),

@@ -5,8 +5,10 @@ all read these, so there is one place that knows where Linux keeps them.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
+import sys
 from pathlib import Path
 
 
@@ -38,6 +40,8 @@ def physical_cores() -> int:
 
 def gpu_name() -> str:
     """Name of CUDA device 0 where torch with CUDA is installed, else "GPU"."""
+    if not gpu_driver_present():
+        return "GPU"
     try:
         import torch
     except ImportError:
@@ -45,6 +49,19 @@ def gpu_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
     return "GPU"
+
+
+def gpu_driver_present() -> bool:
+    """Whether torch could see a GPU here. On Linux, CUDA needs the driver's libcuda.so.1 (never in
+    a wheel) and ROCm the kernel's /dev/kfd; without either, torch (seconds to import) is not asked,
+    so device detection on a CPU machine stays quick. Elsewhere torch is asked."""
+    if not sys.platform.startswith("linux") or Path("/dev/kfd").exists():
+        return True
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
 
 
 def host_description() -> str:
