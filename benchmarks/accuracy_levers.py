@@ -107,8 +107,9 @@ def fmt(stat: dict, digits: int = 1) -> str:
 
 def markdown(data: dict) -> str:
     load = data["load"]
-    lines = [f"# Accuracy levers: {data['model']} on {data['data']} {data['input_size']}x{data['input_size']} "
-             f"(prune levers at {data['ratio']:.0%} of channels)", "",
+    pruned = any(LEVERS.get(s["lever"], ("",))[0] == "prune" for s in data["summary"])
+    lines = [f"# Accuracy levers: {data['model']} on {data['data']} {data['input_size']}x{data['input_size']}"
+             + (f" (prune levers at {data['ratio']:.0%} of channels)" if pruned else ""), "",
              f"Machine: {data['machine']}, {data['cores']} cores; load average {load['before']['load1']:.1f} before, "
              f"{load['during']['load1']:.1f} during{' (busy: marked, accuracy only)' if load['busy'] else ''}.",
              f"Baseline trained {data['baseline_epochs']:g} epochs per seed; seeds {data['seeds']}. Accuracy only "
