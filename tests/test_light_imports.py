@@ -40,3 +40,19 @@ else:
     raise AssertionError("an unknown loss name was accepted")
 """
     assert loaded_after(code) == []
+
+
+def test_compare_refuses_an_option_before_loading_torch():
+    """Options compare checks itself come before the host profile and the model lookup (which load
+    every runtime and torchvision), so a bad one is a quick one-line error."""
+    code = """
+from edgebench.compare import CompareOptions, compare
+from edgebench.core.errors import UsageError
+try:
+    compare(CompareOptions(model="nosuchmodel", processes=0))
+except UsageError as e:
+    assert "--processes" in str(e), e
+else:
+    raise AssertionError("--processes 0 was accepted")
+"""
+    assert loaded_after(code) == []
