@@ -155,8 +155,6 @@ def plan_tasks(info: CandidateInfo, profile: DeviceProfile, run_dir: Path, opts:
 def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> CompareResult:
     if opts.run_name:
         check_run_name(opts.run_name)
-    asked = device_profile(opts.device)
-    source = resolve_model(opts.model)
     if opts.runtimes:
         for r in opts.runtimes:
             BACKENDS.canonical(r)
@@ -171,6 +169,10 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         raise UsageError(f"--clock must be wall or runtime, not '{opts.clock}'")
     opts.scenarios = parse_scenarios(opts.scenarios)
     opts.batch_sizes = parse_batch_sizes(",".join(map(str, opts.batch_sizes)))
+    # After the checks above, which need no torch: the host profile asks every runtime whether it is
+    # installed, and an unknown model name is only known to be unknown once torchvision has loaded.
+    asked = device_profile(opts.device)
+    source = resolve_model(opts.model)
     load_at_start = check_before_run(opts.wait_quiet_s, reporter.note)
     executor = make_executor(opts.executor, **opts.executor_options)
     target, is_target = measurement_target(asked, executor)

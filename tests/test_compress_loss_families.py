@@ -103,7 +103,8 @@ def test_mutual_learning_trains_a_peer_of_the_same_architecture():
 def test_a_plugin_loss_registers_and_is_used(tmp_path):
     plugin = tmp_path / "my_losses.py"
     plugin.write_text(
-        "from edgebench.compress.losses import DistillLoss, register\n"
+        "from edgebench.compress.losses import register\n"
+        "from edgebench.compress.losses.base import DistillLoss\n"
         "@register('l2logits')\n"
         "class L2(DistillLoss):\n"
         "    def forward(self, s, t, *rest, **batch):\n"

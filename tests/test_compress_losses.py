@@ -1,5 +1,8 @@
 """The distillation loss registry: every implemented loss is differentiable, vanishes when the
 student reproduces the teacher, and unknown names fail before training."""
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -106,3 +109,24 @@ def test_distill_temperature_is_one_for_a_new_student_four_for_recovery_unless_c
     assert kd_temperature({"student": "tiny-cnn-small"}, new_student=True) == 1.0
     assert kd_temperature({"student": "self"}, new_student=False) == 4.0
     assert kd_temperature({"student": "tiny-cnn-small", "temperature": 3.0}, new_student=True) == 3.0
+
+
+def test_the_list_of_built_in_losses_names_what_their_classes_register():
+    """losses/__init__.py lists each built-in by where it lives, so names resolve without torch;
+    each class's @register gives the name and aliases again. Loading every loss module in a fresh
+    interpreter must add no name or alias the list lacks, and each listed name must load the class
+    registered under it."""
+    code = """
+import importlib, pkgutil
+import edgebench.compress.losses as package
+from edgebench.compress.losses import LOSSES
+listed = LOSSES.names(include_aliases=True)
+classes = {name: LOSSES.get(name) for name in LOSSES.names()}
+for info in pkgutil.iter_modules(package.__path__):
+    importlib.import_module(f"edgebench.compress.losses.{info.name}")
+print(listed == LOSSES.names(include_aliases=True), sorted(set(LOSSES.names(include_aliases=True)) - set(listed)))
+print(all(cls.name == name for name, cls in classes.items()), [n for n, c in classes.items() if c.name != n])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["True []", "True []"], out.stdout

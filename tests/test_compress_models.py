@@ -58,7 +58,7 @@ EXPECTED_DECLINES = {
 
 
 def test_qat_simulation_runs_on_torchvision_models(digits):
-    from edgebench.compress.qat import fold_batchnorm, insert_fake_quant, strip_fake_quant
+    from edgebench.compress.fake_quant import fold_batchnorm, insert_fake_quant, strip_fake_quant
 
     for name in ("resnet18", "mobilenet_v3_small"):
         model = build_module(resolve_model(name), 10).eval()

@@ -3,12 +3,15 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from helpers.slow_model import add_dead_work
 
+from edgebench.measure import timing
 from edgebench.measure.timing import InterleavedConfig, measure_interleaved
 
 
@@ -31,7 +34,88 @@ def onnx_graph(path: Path, nodes, inputs, outputs, initializers=()):
     return path
 
 
-def test_measure_interleaved_alternates_blocks_and_stops_for_the_stated_reason(tiny_onnx):
+class RecordingRunner:
+    """Each inference advances a scripted clock by the next latency of its script and logs the
+    runner's name, so the order of blocks and the stop round are exact whatever the machine is
+    doing; `synchronize` adds `sync_ms` (asynchronous work that finishes there)."""
+
+    def __init__(self, name, clock, log, latencies_ms, sync_ms=0.0):
+        self.name, self.clock, self.log = name, clock, log
+        self.script = list(latencies_ms)
+        self.used = 0
+        self.sync_ms = sync_ms
+
+    def infer(self, x):
+        self.log.append(self.name)
+        self.clock.ns += round(self.script[self.used] * 1e6)
+        self.used += 1
+        return x
+
+    def synchronize(self):
+        self.clock.ns += round(self.sync_ms * 1e6)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    fake = SimpleNamespace(ns=0)
+    fake.perf_counter_ns = lambda: fake.ns
+    monkeypatch.setattr(timing, "time", fake)  # measure_interleaved reads timing.time.perf_counter_ns
+    return fake
+
+
+def jittered(mean_ms, n=20_000, seed=0):
+    """Latencies within +-20% of the mean: a CI of the median far narrower than 50%, never zero-wide."""
+    return mean_ms * np.random.default_rng(seed).uniform(0.8, 1.2, n)
+
+
+def visits(rounds, count):
+    """The runner order a correct ABBA schedule gives: forward on even rounds, reversed on odd."""
+    return [i for r in range(rounds) for i in (range(count) if r % 2 == 0 else range(count - 1, -1, -1))]
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_measure_interleaved_alternates_blocks_and_stops_for_the_stated_reason(clock, count):
+    log: list[str] = []
+    names = "ABC"[:count]
+    runners = [RecordingRunner(names[i], clock, log, jittered(1.0 + i, seed=i), sync_ms=0.25) for i in range(count)]
+    config = InterleavedConfig(block_iterations=10, settle_iterations=2, min_rounds=4, target_ci=0.5, warmup_s=0.0,
+                               time_budget_s=1e9)
+    result = measure_interleaved(runners, [np.zeros(1)] * count, config)
+
+    # A CI this loose is reached at the first check; the first check is at min_rounds, not before.
+    assert result.stop_reason == "ci-reached" and result.rounds == 4
+    per_visit = config.settle_iterations + config.block_iterations
+    order = visits(result.rounds, count)
+    assert log == [names[i] for i in order for _ in range(per_visit)]  # A B B A A B B A (A B C C B A ... for three)
+    # Each runner's samples are its own timed iterations, settle iterations left out, synchronize counted.
+    for i, runner in enumerate(runners):
+        timed = np.concatenate([runner.script[v * per_visit + config.settle_iterations:(v + 1) * per_visit]
+                                for v in range(result.rounds)])
+        np.testing.assert_allclose(result.samples[i], timed + 0.25, atol=1e-6)
+        assert result.stats[i].iterations == result.rounds * config.block_iterations
+        assert result.stats[i].stop_reason == "ci-reached"
+
+
+def test_measure_interleaved_stops_at_the_round_that_spends_the_budget_while_any_model_is_unsettled(clock):
+    log: list[str] = []
+    steady = RecordingRunner("A", clock, log, [1.0] * 20_000)  # zero-wide CI from the first round
+    noisy = RecordingRunner("B", clock, log, [1.0, 3.0] * 10_000)  # a median CI as wide as the spread
+    config = InterleavedConfig(block_iterations=10, settle_iterations=2, min_rounds=4, target_ci=0.05, warmup_s=0.0,
+                               time_budget_s=0.3)
+    result = measure_interleaved([steady, noisy], [np.zeros(1)] * 2, config)
+
+    # A round is 12 calls of A at 1 ms and 12 of B at 1 or 3 ms: 36 ms. The ninth ends at 324 ms, the first past 300.
+    assert result.stop_reason == "time-budget" and result.rounds == 9
+    assert result.stats[0].total_s == pytest.approx(0.324)
+    per_visit = config.settle_iterations + config.block_iterations
+    assert log == [("A", "B")[i] for i in visits(result.rounds, 2) for _ in range(per_visit)]
+
+    capped = measure_interleaved([RecordingRunner(n, clock, [], [1.0, 3.0] * 1000) for n in "AB"],
+                                 [np.zeros(1)] * 2, replace(config, max_rounds=3, time_budget_s=1e9))
+    assert capped.stop_reason == "max-rounds" and capped.rounds == 3
+
+
+def test_measure_interleaved_times_a_real_runtime(tiny_onnx):
     from edgebench.backends import Placement, create_runner
 
     runners = []
@@ -40,14 +124,12 @@ def test_measure_interleaved_alternates_blocks_and_stops_for_the_stated_reason(t
         r.load(Path(tiny_onnx["onnx"]), Placement(threads=1))
         runners.append(r)
     x = {"input": np.zeros((1, 3, 32, 32), dtype=np.float32)}
-    loose = measure_interleaved(runners, [x, x], InterleavedConfig(block_iterations=10, min_rounds=4, target_ci=0.5,
-                                                                   warmup_s=0.05))
-    assert loose.stop_reason == "ci-reached" and loose.rounds == 4
-    assert [len(s) for s in loose.samples] == [40, 40] and all(np.all(s > 0) for s in loose.samples)
+    # A zero-wide target is never met by a real clock, so the budget stops it however loaded the machine is.
     capped = measure_interleaved(runners, [x, x], InterleavedConfig(block_iterations=10, min_rounds=4, target_ci=0.0,
                                                                     time_budget_s=0.3, warmup_s=0.05))
-    assert capped.stop_reason == "time-budget" and capped.stats[0].total_s >= 0.3
+    assert capped.stop_reason == "time-budget" and capped.stats[0].total_s >= 0.3 and capped.rounds >= 2
     assert capped.stats[0].iterations == capped.stats[1].iterations == capped.rounds * 10
+    assert all(len(s) == capped.rounds * 10 and np.all(s > 0) for s in capped.samples)
 
 
 def test_identical_models_pass_and_a_much_slower_one_fails(tiny_onnx, tmp_path):

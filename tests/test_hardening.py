@@ -312,7 +312,7 @@ def test_prune_declines_only_on_torch_pruning_errors(digits, monkeypatch):
 def test_qat_fold_falls_back_only_when_fx_cannot_trace(monkeypatch):
     import torch.fx.experimental.optimization as opt
 
-    from edgebench.compress.qat import fold_batchnorm
+    from edgebench.compress.fake_quant import fold_batchnorm
 
     class Dynamic(torch.nn.Module):
         def __init__(self):

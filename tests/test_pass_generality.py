@@ -9,9 +9,9 @@ from edgebench.compress.builder import _check_outputs
 from edgebench.compress.channels import half_width_copy, prune_channels
 from edgebench.compress.depth import half_depth_copy
 from edgebench.compress.distill import smaller_copy
+from edgebench.compress.fake_quant import insert_fake_quant
 from edgebench.compress.prune import PruneConfig
 from edgebench.compress.ptq import quantize_onnx
-from edgebench.compress.qat import insert_fake_quant
 from edgebench.core.errors import IncompatibleError
 from edgebench.models.data import Dataset, Split
 from edgebench.models.export import export_onnx

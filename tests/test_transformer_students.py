@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from edgebench.compress import PASSES, Candidate, Context
-from edgebench.compress.transformer_students import layer_map, narrow, shallow_copy
+from edgebench.compress.transformer_students import layer_map, shallow_copy
+from edgebench.compress.transformer_width import narrow
 from edgebench.models.zoo import build_module, resolve_model
 
 

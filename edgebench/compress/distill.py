@@ -24,7 +24,7 @@ from edgebench.compress.channels import half_width_copy
 from edgebench.compress.depth import half_depth_copy
 from edgebench.compress.distill_objective import build_objective
 from edgebench.compress.finetune import RECOVERY_LR, finetune, recovery_epochs
-from edgebench.compress.losses import loss_class
+from edgebench.compress.losses import LOSSES, loss_class
 from edgebench.compress.surgery import check_layer_names
 from edgebench.compress.transfer_set import record_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
@@ -53,7 +53,7 @@ class LossSpec(PassConfig):
     @field_validator("name")
     @classmethod
     def _known(cls, v):
-        loss_class(v)  # unknown names fail here, before any training
+        LOSSES.canonical(v)  # unknown names fail here, before any training (and without loading torch)
         return v
 
     @field_validator("layers")

@@ -20,8 +20,7 @@ from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
 from edgebench.compress.finetune import finetune, recovery_epochs
-from edgebench.compress.losses.base import kd_term
-from edgebench.compress.transformer_students import encoder_blocks, layer_map, narrow, shallow_copy
+from edgebench.compress.transformer_students import encoder_blocks, layer_map, shallow_copy
 from edgebench.core.cache import module_fingerprint
 
 DEFAULT_EPOCHS = 1.0
@@ -87,11 +86,17 @@ class TransformerDistillPass(Pass):
         return None
 
     def build_student(self, teacher):
+        # Imported here, not at the top: transformer_width defines a torch module, and the CLI must
+        # not load torch to parse a recipe or report a bad argument.
+        from edgebench.compress.transformer_width import narrow
+
         return narrow(shallow_copy(teacher, self.config.layers, self.config.init), self.config.width)
 
     def objective(self, student, teacher):
         import torch
         import torch.nn.functional as F
+
+        from edgebench.compress.losses.base import kd_term  # defines torch modules: loaded with torch, here
 
         loss, T = self.config.loss, self.config.temperature
         beta = HIDDEN_WEIGHT[loss] if self.config.hidden_weight is None else self.config.hidden_weight

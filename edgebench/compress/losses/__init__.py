@@ -18,27 +18,57 @@ These are written here rather than taken from torchdistill: its losses read a fr
 `io_dict` filled by its own forward-hook wrappers and YAML-configured training loop, so adopting
 them means adopting that loop; each loss below is a few lines of the paper's formula on tensors.
 Third-party losses register through the `edgebench.distill_losses` entry-point group (or a module
-named in $EDGEBENCH_PLUGINS calling `register`).
+named in $EDGEBENCH_PLUGINS calling `register` on a subclass of `losses.base.DistillLoss`).
+
+This package itself imports no torch: the built-in losses are listed by where they live and loaded
+when first used, so `edgebench compare` with a bad argument answers before torch has loaded.
 """
 from __future__ import annotations
 
-from edgebench.compress.losses import (  # noqa: F401  (they register on import)
-    adversarial,
-    datafree,
-    feature,
-    mutual,
-    relation,
-    response,
-    self_distill,
-)
-from edgebench.compress.losses.base import LOSSES, DistillLoss, register
+from typing import TYPE_CHECKING
+
+from edgebench.core.registry import Registry
+
+if TYPE_CHECKING:
+    from edgebench.compress.losses.base import DistillLoss
+
+LOSSES: Registry[type[DistillLoss]] = Registry("distillation loss", "edgebench.distill_losses")
+
+# Each class also carries `@register` with the same name and aliases (it sets `cls.name`);
+# tests/test_compress_losses.py checks that the list and the classes agree.
+_BUILTIN = "edgebench.compress.losses"
+LOSSES.add_lazy("kd", f"{_BUILTIN}.response:HintonKD", aliases=("hinton",))
+LOSSES.add_lazy("fitnet", f"{_BUILTIN}.feature:FitNets", aliases=("hint",))
+LOSSES.add_lazy("at", f"{_BUILTIN}.feature:AttentionTransfer", aliases=("attention",))
+LOSSES.add_lazy("nst", f"{_BUILTIN}.feature:NeuronSelectivityTransfer")
+LOSSES.add_lazy("ft", f"{_BUILTIN}.feature:FactorTransfer", aliases=("factor",))
+LOSSES.add_lazy("fsp", f"{_BUILTIN}.feature:FlowOfSolution", aliases=("flow",))
+LOSSES.add_lazy("vid", f"{_BUILTIN}.feature:VariationalInformation")
+LOSSES.add_lazy("ab", f"{_BUILTIN}.feature:ActivationBoundaries", aliases=("boundary",))
+LOSSES.add_lazy("pkt", f"{_BUILTIN}.relation:ProbabilisticKT")
+LOSSES.add_lazy("sp", f"{_BUILTIN}.relation:SimilarityPreserving", aliases=("similarity",))
+LOSSES.add_lazy("rkd", f"{_BUILTIN}.relation:RelationalKD", aliases=("relational",))
+LOSSES.add_lazy("cc", f"{_BUILTIN}.relation:CorrelationCongruence", aliases=("correlation",))
+LOSSES.add_lazy("byot", f"{_BUILTIN}.self_distill:BeYourOwnTeacher", aliases=("self-distillation",))
+LOSSES.add_lazy("dml", f"{_BUILTIN}.mutual:DeepMutualLearning", aliases=("mutual",))
+LOSSES.add_lazy("adversarial", f"{_BUILTIN}.adversarial:AdversarialKD", aliases=("gan",))
+LOSSES.add_lazy("datafree", f"{_BUILTIN}.datafree:DataFreeKD", aliases=("dafl",))
 
 # Families whose loss reads paired student/teacher layers, and those that read the student's own.
 PAIRED_FEATURES = {"feature"}
 OWN_FEATURES = {"self"}
 
 
+def register(name: str, *aliases: str):
+    def deco(cls):
+        cls.name = name
+        LOSSES.add(name, cls, aliases=aliases)
+        return cls
+    return deco
+
+
 def loss_class(name: str) -> type[DistillLoss]:
+    """The loss registered as `name` (imports its module, and torch, on first use)."""
     return LOSSES.get(name)
 
 
@@ -46,5 +76,4 @@ def available_losses() -> list[str]:
     return LOSSES.names()
 
 
-__all__ = ["LOSSES", "OWN_FEATURES", "PAIRED_FEATURES", "DistillLoss", "available_losses", "loss_class",
-           "register"]
+__all__ = ["LOSSES", "OWN_FEATURES", "PAIRED_FEATURES", "available_losses", "loss_class", "register"]

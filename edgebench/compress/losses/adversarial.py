@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgebench.compress.losses.base import DistillLoss, kd_term, register
+from edgebench.compress.losses import register
+from edgebench.compress.losses.base import DistillLoss, kd_term
 
 
 class _ReverseGradient(torch.autograd.Function):

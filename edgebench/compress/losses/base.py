@@ -8,9 +8,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgebench.core.errors import UsageError
-from edgebench.core.registry import Registry
-
-LOSSES: Registry[type[DistillLoss]] = Registry("distillation loss", "edgebench.distill_losses")
 
 
 class DistillLoss(nn.Module):
@@ -43,14 +40,6 @@ def kd_term(s_logits, t_logits, temperature: float):
     """Hinton's T^2-scaled KL between softened distributions, the term many families reuse."""
     T = temperature
     return F.kl_div(F.log_softmax(s_logits / T, 1), F.softmax(t_logits / T, 1), reduction="batchmean") * T * T
-
-
-def register(name: str, *aliases: str):
-    def deco(cls):
-        cls.name = name
-        LOSSES.add(name, cls, aliases=aliases)
-        return cls
-    return deco
 
 
 def match_spatial(s, t):

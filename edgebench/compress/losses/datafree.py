@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgebench.compress.losses.base import DistillLoss, kd_term, register
+from edgebench.compress.losses import register
+from edgebench.compress.losses.base import DistillLoss, kd_term
 from edgebench.compress.surgery import classifier_layers
 from edgebench.core.errors import UsageError
 from edgebench.models.data import IMAGENET_MEAN, IMAGENET_STD

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgebench.compress.losses.base import DistillLoss, match_spatial, register
+from edgebench.compress.losses import register
+from edgebench.compress.losses.base import DistillLoss, match_spatial
 
 
 @register("fitnet", "hint")

@@ -7,7 +7,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from edgebench.compress.losses.base import DistillLoss, kd_term, register
+from edgebench.compress.losses import register
+from edgebench.compress.losses.base import DistillLoss, kd_term
 
 
 @register("dml", "mutual")

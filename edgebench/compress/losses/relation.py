@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from edgebench.compress.losses.base import DistillLoss, register
+from edgebench.compress.losses import register
+from edgebench.compress.losses.base import DistillLoss
 
 
 @register("pkt")

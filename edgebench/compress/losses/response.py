@@ -1,7 +1,8 @@
 """Response-based distillation: the student matches the teacher's outputs."""
 from __future__ import annotations
 
-from edgebench.compress.losses.base import DistillLoss, kd_term, register
+from edgebench.compress.losses import register
+from edgebench.compress.losses.base import DistillLoss, kd_term
 
 
 @register("kd", "hinton")

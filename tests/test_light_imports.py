@@ -1,0 +1,58 @@
+"""The CLI answers a bad argument without loading torch or a runtime: the modules every command
+imports keep heavy packages inside the functions that use them (DESIGN.md), and the loss and pass
+registries answer names without loading the torch code behind them."""
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "onnx", "openvino", "onnxruntime")
+
+
+def loaded_after(code: str) -> list[str]:
+    """The heavy packages in sys.modules after running `code` in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+@pytest.mark.parametrize("module", ["edgebench.compare", "edgebench.cli.app", "edgebench.compress"])
+def test_importing_what_the_cli_imports_loads_no_heavy_package(module):
+    assert loaded_after(f"import {module}") == []
+
+
+def test_recipes_and_loss_names_are_checked_without_torch():
+    code = """
+from edgebench.compress import DEFAULT_RECIPES, instantiate
+from edgebench.compress.distill import DistillPass
+from edgebench.compress.losses import LOSSES, available_losses
+from edgebench.core.errors import NotFoundError
+for steps in DEFAULT_RECIPES.values():
+    instantiate(steps)
+assert {"kd", "fitnet", "dml", "datafree"} <= set(available_losses()) and "hint" in LOSSES
+DistillPass({"losses": [{"name": "hint"}, {"name": "rkd"}]})
+try:
+    DistillPass({"losses": [{"name": "fitnett"}]})
+except Exception as e:
+    assert "fitnet" in str(e), e
+else:
+    raise AssertionError("an unknown loss name was accepted")
+"""
+    assert loaded_after(code) == []
+
+
+def test_compare_refuses_an_option_before_loading_torch():
+    """Options compare checks itself come before the host profile and the model lookup (which load
+    every runtime and torchvision), so a bad one is a quick one-line error."""
+    code = """
+from edgebench.compare import CompareOptions, compare
+from edgebench.core.errors import UsageError
+try:
+    compare(CompareOptions(model="nosuchmodel", processes=0))
+except UsageError as e:
+    assert "--processes" in str(e), e
+else:
+    raise AssertionError("--processes 0 was accepted")
+"""
+    assert loaded_after(code) == []
