@@ -75,3 +75,12 @@ class QatPass(Pass):
                 f"then the runtimes' INT8 conversion")
         return candidate.derive(self, module=None, precision="int8", artifacts=quantized.artifacts,
                                 notes=candidate.notes + (note,))
+
+
+def __getattr__(name: str):
+    """`FakeQuantLayer` at its old address: models saved before it moved to edgebench.compress.fake_quant (a
+    resumed run's model.pt, a cache entry) name it here when unpickled."""
+    if name == "FakeQuantLayer":
+        from edgebench.compress.fake_quant import FakeQuantLayer
+        return FakeQuantLayer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -76,4 +76,13 @@ def available_losses() -> list[str]:
     return LOSSES.names()
 
 
+def __getattr__(name: str):
+    """`DistillLoss` where plugins written before this package turned torch-free import it from
+    (`from edgebench.compress.losses import DistillLoss`): loaded, with torch, on first use."""
+    if name == "DistillLoss":
+        from edgebench.compress.losses.base import DistillLoss
+        return DistillLoss
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["LOSSES", "OWN_FEATURES", "PAIRED_FEATURES", "available_losses", "loss_class", "register"]
