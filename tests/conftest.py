@@ -79,3 +79,17 @@ def small_run(tmp_path_factory):
     from tests.helpers.small_run import small_run_options
 
     return compare(small_run_options(tmp_path_factory.mktemp("small"), "built"))
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """A fake clock for the timing loops: they read `timing.time.perf_counter_ns`, which returns
+    `clock.ns`; scripted runners advance it by the latencies they stand for."""
+    from types import SimpleNamespace
+
+    from edgebench.measure import timing
+
+    fake = SimpleNamespace(ns=0)
+    fake.perf_counter_ns = lambda: fake.ns
+    monkeypatch.setattr(timing, "time", fake)
+    return fake

@@ -5,13 +5,11 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from helpers.slow_model import add_dead_work
 
-from edgebench.measure import timing
 from edgebench.measure.timing import InterleavedConfig, measure_interleaved
 
 
@@ -53,14 +51,6 @@ class RecordingRunner:
 
     def synchronize(self):
         self.clock.ns += round(self.sync_ms * 1e6)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = SimpleNamespace(ns=0)
-    fake.perf_counter_ns = lambda: fake.ns
-    monkeypatch.setattr(timing, "time", fake)  # measure_interleaved reads timing.time.perf_counter_ns
-    return fake
 
 
 def jittered(mean_ms, n=20_000, seed=0):

@@ -3,12 +3,10 @@ answers, whatever the machine is doing); that it reads a real clock in milliseco
 with injected sleeps compared side by side, as ratios with margins, never as absolute times."""
 import math
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from edgebench.measure import timing
 from edgebench.measure.timing import TimingConfig, measure, median_ci
 
 
@@ -27,14 +25,6 @@ class ScriptedRunner:
 
     def synchronize(self):
         self.clock.ns += round(self.sync_ms * 1e6)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    fake = SimpleNamespace(ns=0)
-    fake.perf_counter_ns = lambda: fake.ns
-    monkeypatch.setattr(timing, "time", fake)  # measure() reads timing.time.perf_counter_ns
-    return fake
 
 
 def test_statistics_are_those_of_the_timed_iterations_only(clock):
