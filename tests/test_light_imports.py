@@ -60,7 +60,6 @@ else:
 
 @pytest.mark.parametrize("old, new", [
     ("edgebench.compress.qat\nFakeQuantLayer", "edgebench.compress.fake_quant"),
-    ("edgebench.compress.transformer_students\nHeadSubsetAttention", "edgebench.compress.transformer_width"),
     ("edgebench.compress.losses\nDistillLoss", "edgebench.compress.losses.base"),
 ])
 def test_classes_that_moved_still_load_from_their_old_address(old, new):

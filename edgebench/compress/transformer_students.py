@@ -45,12 +45,3 @@ def shallow_copy(teacher, student_layers: int, init: str = "every-other"):
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
     return student
-
-
-def __getattr__(name: str):
-    """`HeadSubsetAttention` at its old address: models saved before it moved to edgebench.compress.transformer_width (a
-    resumed run's model.pt, a cache entry) name it here when unpickled."""
-    if name == "HeadSubsetAttention":
-        from edgebench.compress.transformer_width import HeadSubsetAttention
-        return HeadSubsetAttention
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
