@@ -159,7 +159,8 @@ class DistillPass(Pass):
         if data_free:
             notes += ("data-free: the student learned only from generator-made inputs, no training image"
                       + (" (the transfer set unused)" if ctx.dataset.transfer is not None else ""),)
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + notes), transfer, teacher, ctx)
+        derived = candidate.derive(self, module=module, notes=candidate.notes + notes)
+        return record_transfer(derived, transfer, teacher, ctx)
 
     def temperature(self, new_student: bool) -> float:
         """The configured temperature, else the default for a new student or for recovery."""
@@ -239,4 +240,3 @@ def kd_recovery(parent, ctx: Context, temperature: Optional[float] = None):
         config["temperature"] = temperature
     kd = DistillPass(config)
     return lambda student: kd.objective(student, parent, ctx.dataset.train.x[:2])
-

@@ -215,7 +215,8 @@ class LowRankPass(Pass):
         method = "" if "conv" not in self.config.kinds else f" ({self.config.conv_method} for convolutions)"
         note = (f"low-rank factorisation{method} of {len(names)} layer(s): {shown}; {epochs:g} epochs recovery"
                 f"{taught_on(transfer)}")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
+        derived = candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        return record_transfer(derived, transfer, parent, ctx)
 
 
 def _sample(ctx: Context):

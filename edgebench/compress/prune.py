@@ -92,4 +92,5 @@ class PrunePass(Pass):
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}"
                 f"{taught_on(transfer)}")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
+        derived = candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        return record_transfer(derived, transfer, parent, ctx)

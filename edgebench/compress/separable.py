@@ -149,7 +149,8 @@ class SeparablePass(Pass):
         shown = short_list(names)
         note = (f"depthwise-separable rewrite of {len(names)} convolution(s): {shown}; {epochs:g} epochs recovery"
                 f"{taught_on(transfer)}")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
+        derived = candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        return record_transfer(derived, transfer, parent, ctx)
 
 
 def _sample(ctx: Context):

@@ -85,4 +85,5 @@ class SparsifyPass(Pass):
                 f"weights are zero, {epochs:g} epochs recovery{taught_on(transfer)}; the shape is unchanged, so dense "
                 f"runtimes gain no "
                 f"speed unless they exploit sparsity (the file compresses better)")
-        return record_transfer(candidate.derive(self, module=module, notes=candidate.notes + (note,)), transfer, parent, ctx)
+        derived = candidate.derive(self, module=module, notes=candidate.notes + (note,))
+        return record_transfer(derived, transfer, parent, ctx)
