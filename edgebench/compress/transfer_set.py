@@ -37,9 +37,9 @@ def taught_on(transfer) -> str:
 
 def record_transfer(derived: Candidate, transfer, teacher, ctx: Context) -> Candidate:
     """`derived` with the transfer set its last pass trained on in that pass's lineage step (where a
-    reader of the recipe looks, and part of the candidate's id, so a candidate built with one is
-    never taken for one built without) and, where the teacher's answers on it are skewed, a note
-    that says so."""
+    reader of the recipe looks; runs with and without one are kept apart by the run setting, and
+    trainings by `finetune`'s key) and, where the teacher's answers on it are skewed, a note that
+    says so."""
     if transfer is None:
         return derived
     step = {**derived.lineage[-1], "transfer": {"source": transfer.source, "images": len(transfer)}}
