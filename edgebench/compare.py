@@ -169,10 +169,11 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         raise UsageError(f"--clock must be wall or runtime, not '{opts.clock}'")
     opts.scenarios = parse_scenarios(opts.scenarios)
     opts.batch_sizes = parse_batch_sizes(",".join(map(str, opts.batch_sizes)))
-    # After the checks above, which need no torch: the host profile asks every runtime whether it is
-    # installed, and an unknown model name is only known to be unknown once torchvision has loaded.
-    asked = device_profile(opts.device)
+    # After the checks above, which need no torch. The model first: an unknown name is only known to
+    # be unknown once torchvision has loaded (2 s), while the host profile asks every runtime whether
+    # it is installed (several seconds), which a misspelt model name should not wait for.
     source = resolve_model(opts.model)
+    asked = device_profile(opts.device)
     load_at_start = check_before_run(opts.wait_quiet_s, reporter.note)
     executor = make_executor(opts.executor, **opts.executor_options)
     target, is_target = measurement_target(asked, executor)

@@ -69,3 +69,19 @@ def test_classes_that_moved_still_load_from_their_old_address(old, new):
 
     cls = pickle.loads(b"c" + old.encode() + b"\n.")  # a pickle's reference to a class, as torch.save writes one
     assert cls.__module__ == new and cls.__name__ == old.split("\n")[1]
+
+
+def test_an_unknown_model_is_refused_before_any_runtime_loads():
+    """The model is resolved before the host profile asks every runtime whether it is installed: a
+    misspelt name costs torchvision's import, not the runtimes' (torch comes with torchvision)."""
+    code = """
+from edgebench.compare import CompareOptions, compare
+from edgebench.core.errors import NotFoundError
+try:
+    compare(CompareOptions(model="nosuchmodel"))
+except NotFoundError as e:
+    assert "nosuchmodel" in str(e), e
+else:
+    raise AssertionError("an unknown model name was accepted")
+"""
+    assert not {"openvino", "onnxruntime"} & set(loaded_after(code))
