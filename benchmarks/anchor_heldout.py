@@ -1,0 +1,268 @@
+"""Held-out test of the device estimator: published figures it was never tuned on (issue 14).
+
+    python benchmarks/anchor_heldout.py      # pure computation over published figures: any load (seconds)
+
+benchmarks/results/anchor_validation.md scores the estimator leave-one-anchor-out on the very
+anchors its forms were chosen on, so its figure is optimistic by that choice. This scores it on
+published latencies that played no part in any choice: benchmarks/heldout_figures.yaml, models the
+anchors do not use, from the same runs (source, section, command line, column) as the anchors.
+Each figure is predicted from the anchors of its profile with identical runtime, processor,
+precision, threads, batch and machine (`anchor_hardware.comparable`, the rule the hardware view
+uses), by the estimator's own transfer and ratio (`anchors.transfer`, `anchors.roofline_ratio`:
+the roofline on the device's derated peaks with the shape fitted on every shipped anchor, as
+`compare` uses it). Nothing here fits, tunes or chooses anything.
+
+Writes benchmarks/results/anchor_heldout.{json,md}, each figure with its source.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = ROOT / "benchmarks" / "heldout_figures.yaml"
+
+HOW = ("each held-out figure predicted from its profile's anchors with identical runtime, processor, "
+       "precision, threads, batch and machine (anchor_hardware.comparable): the geometric mean over them of "
+       "anchor latency x roofline ratio (anchors.transfer, anchors.roofline_ratio), the roofline on the "
+       "device's derated datasheet peaks with the shape fitted on every shipped anchor of the processor class "
+       "(the figure is no anchor, so the fit never sees it); reference-model op costs from "
+       "edgebench/estimate/reference_ops.json")
+HELD_OUT = ("These figures were not used to choose any form or constant of the estimator: they were collected "
+            "and scored after every choice listed in benchmarks/results/anchor_validation.md, with the "
+            "estimator unchanged. Changing the estimator after seeing them would end their use as a held-out test.")
+# Whether the figures should join the profiles as anchors: written after scoring them.
+RECOMMENDATION: list[str] = [
+    "Rules applied (no written admission rule beyond the profiles' header was found): an anchor is a batch-1 "
+    "latency of a reference model whose op costs ship, cited with source, section and command line, graded A/B/C, "
+    "with the labels of its run; figures of a run that already anchors join to give its anchors more peers "
+    "(as the Azure D64s v6 figures did, commits 33d2d75 and f6daf64). The faithful figures here meet every one; "
+    "googlenet does not (its torchvision stand-in differs from BVLC GoogLeNet) and should stay out.",
+    "Recommendation: add all 83 faithful figures (81 predicted here, 2 on the iGPU, for which the profile "
+    "states no peaks), none selected by how well they are predicted, in one commit "
+    "of their own, after this result is recorded, with anchor_validation.md rerun in the same commit. They widen "
+    "every group compare transfers from (ShuffleNetV2's channel shuffle, RegNetY's grouped convolutions and "
+    "VGG's dense 3x3 stacks are shapes no anchor has) and make its stated errors honest: ShuffleNetV2 lies "
+    "outside the stated interval in all four validated groups, so ±14% on the Raspberry Pi 4 and ±29-45% "
+    "elsewhere are too narrow for models unlike the five anchors.",
+    "Once added they are no longer held out: anchor_validation.md's figure will fall towards this one, and the "
+    "next form change (the ncnn dense-convolution miss, vgg16 over-predicted by a median of +87%; the grouped "
+    "convolutions of regnet_y_400mf under-predicted by 34-40% on the 6- and 8-thread runs) needs a fresh held-out set "
+    "collected before it is tried, e.g. other published runs of these devices or another source's figures.",
+    "If the lead prefers to keep a held-out set now instead, split by a rule fixed before looking at errors (for "
+    "example by source: add the ncnn figures, keep ispcojp's 18 held out), never by which figures were predicted well.",
+]
+
+
+def load_figures(path: Path = FIGURES) -> dict:
+    """{"counterparts": ..., "left_out": ..., "figures": {device: [Anchor, ...]}}."""
+    import yaml
+
+    from edgebench.devices.profiles import Anchor
+
+    data = yaml.safe_load(path.read_text())
+    data["figures"] = {device: [Anchor(**f) for f in figures] for device, figures in data["figures"].items()}
+    return data
+
+
+def run_label(figure) -> str:
+    """The run a figure belongs to, as its source names it (without the row)."""
+    return figure.source.rsplit(", row ", 1)[0]
+
+
+def predict_figure(profile, figure, ratio) -> dict:
+    """One held-out figure predicted from `profile`'s comparable anchors with `ratio`
+    (anchors.roofline_ratio(profile)); `predicted_ms` None with the reason where it cannot be."""
+    from edgebench.estimate.anchor_hardware import anchor_hardware, buildable, comparable
+    from edgebench.estimate.anchors import transfer
+
+    peers = [b for b in profile.anchors if buildable(b) and comparable(figure, b)]
+    row = {"device": profile.name, "model": figure.model, "input_size": figure.input_size,
+           "runtime": figure.runtime, "processor": figure.processor, "precision": figure.precision,
+           "threads": figure.threads, "published_ms": figure.latency_ms, "from": sorted(b.model for b in peers),
+           "run": run_label(figure), "reliability": figure.reliability, "source": figure.source, "note": figure.note}
+    reason = None
+    if not buildable(figure):
+        reason = "no shipped op costs for this model and size (python benchmarks/reference_ops.py --add-missing)"
+    elif not peers:
+        reason = "no anchor of the same run to transfer from"
+    elif anchor_hardware(profile, figure) is None:
+        reason = f"the profile states no peaks for processor '{figure.processor}'"
+    predicted = transfer(peers, partial(ratio, figure)) if reason is None else None
+    if predicted is None or not figure.latency_ms:
+        return dict(row, predicted_ms=None, error=None, not_predicted=reason or "no ratio")
+    return dict(row, predicted_ms=round(predicted, 4), error=round(predicted / figure.latency_ms - 1, 4))
+
+
+def score(figures: dict) -> list[dict]:
+    from edgebench.devices.profiles import all_profiles
+    from edgebench.estimate.anchors import roofline_ratio
+
+    profiles = all_profiles()
+    rows = []
+    for device, device_figures in figures.items():
+        profile = profiles[device]
+        ratio = roofline_ratio(profile)  # one shape fit per processor class, shared by the device's figures
+        rows += [predict_figure(profile, f, ratio) for f in device_figures]
+    return rows
+
+
+def stated_interval_check(figures: dict) -> list[dict]:
+    """Each held-out figure of a group `compare` states an error for (anchors.check, an edgebench
+    runtime, validated): its estimate as `compare` makes it and whether the published figure lies
+    in the interval compare states, estimate/(1+e) .. estimate x (1+e)."""
+    import math
+
+    from edgebench.devices.profiles import all_profiles
+    from edgebench.estimate.anchor_hardware import anchor_ops, buildable
+    from edgebench.estimate.anchors import check, edgebench_runtimes
+
+    profiles, groups, out = all_profiles(), {}, []
+    for device, device_figures in figures.items():
+        for f in device_figures:
+            runtimes = edgebench_runtimes(f)
+            if not runtimes or not buildable(f) or not f.latency_ms:
+                continue
+            group = (device, runtimes[0], f.processor, f.precision)
+            if group not in groups:
+                groups[group] = check(profiles[device], *group[1:])
+            found = groups[group]
+            if found.error is None or f.threads is not None:
+                continue  # unvalidated, or a run on stated threads (compare's anchors ran on every core)
+            predicted = found.predict(anchor_ops(f))
+            if predicted is None:
+                continue
+            out.append({"device": device, "runtime": group[1], "processor": f.processor, "precision": f.precision,
+                        "model": f.model, "published_ms": f.latency_ms, "predicted_ms": round(predicted, 4),
+                        "error": round(predicted / f.latency_ms - 1, 4), "stated_error": round(found.error, 4),
+                        "inside": abs(math.log(predicted / f.latency_ms)) <= math.log1p(found.error)})
+    return out
+
+
+def summaries(rows: list[dict], by: str) -> dict:
+    from edgebench.estimate.anchors import summarize_errors
+
+    keys = sorted({r[by] for r in rows}, key=str)
+    return {str(k): summarize_errors([r for r in rows if r[by] == k]) for k in keys}
+
+
+def run_heldout(out_dir: Path = RESULTS) -> dict:
+    from edgebench.estimate.anchors import summarize_errors
+
+    data = load_figures()
+    faithful = {m for m, c in data["counterparts"].items() if c["faithful"]}
+    rows = score(data["figures"])
+    for r in rows:
+        r["faithful_counterpart"] = r["model"] in faithful
+        r["peers"] = len(r["from"])
+    predicted = [r for r in rows if r["predicted_ms"] is not None]
+    headline = [r for r in predicted if r["faithful_counterpart"]]
+    for r in headline:
+        r["peer_count"] = "1 anchor" if r["peers"] == 1 else "2 or more anchors"
+    result = {"benchmark": "anchor_heldout", "held_out": HELD_OUT, "method": HOW,
+              "goal": ">= 80% within +-25% (the goal anchor_validation.md states)",
+              "overall": summarize_errors(headline), "devices": summaries(headline, "device"),
+              "models": summaries(headline, "model"), "peer_counts": summaries(headline, "peer_count"),
+              "runtimes": summaries(headline, "runtime"),
+              "approximate_counterparts": summarize_errors([r for r in predicted if not r["faithful_counterpart"]]),
+              "stated_interval": stated_interval_check(data["figures"]),
+              "leave_one_anchor_out": _validation_overall(), "recommendation": RECOMMENDATION,
+              "figures": rows, "counterparts": data["counterparts"], "left_out": data["left_out"],
+              "note": "pure computation over published figures: independent of this machine's load"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "anchor_heldout.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "anchor_heldout.md").write_text(markdown(result))
+    return result
+
+
+def _validation_overall() -> Optional[dict]:
+    """The leave-one-anchor-out overall of benchmarks/results/anchor_validation.json, for comparison."""
+    path = RESULTS / "anchor_validation.json"
+    return json.loads(path.read_text())["overall"] if path.is_file() else None
+
+
+def _pct(s: dict) -> str:
+    if s.get("within_25pct") is None:
+        return f"| {s.get('n', 0)} | - | - | - |"
+    return (f"| {s['n']} | {100 * s['within_25pct']:.0f}% | {s['median_abs_pct']:.0f}% | "
+            f"±{s['interval_error_pct']:.0f}% |")
+
+
+def _table(title: str, column: str, groups: dict) -> list[str]:
+    lines = ["", f"## {title}", "", f"| {column} | figures | within ±25% | median abs err | 90% interval |",
+             "|---|---|---|---|---|"]
+    return lines + [f"| {k} {_pct(s)}" for k, s in groups.items()]
+
+
+def _figure_line(r: dict) -> str:
+    predicted = f"{r['predicted_ms']:.3g} | {100 * r['error']:+.0f}%" if r["predicted_ms"] is not None else "- | -"
+    return (f"| {r['device']} | {r['model']} | {r['runtime']} | {r['processor']} | {r['precision']} | "
+            f"{r['threads'] or '-'} | {r['published_ms']:.3g} | {predicted} | {', '.join(r['from']) or '-'} | "
+            f"{r['source'].replace('|', '/')} |")
+
+
+def markdown(result: dict) -> str:
+    o = result["overall"]
+    head = (f"{o['n']} held-out figures predicted, {100 * o['within_25pct']:.0f}% within ±25%, median |error| "
+            f"{o['median_abs_pct']:.0f}%, 90% of them within ±{o['interval_error_pct']:.0f}% "
+            f"(goal: {result['goal']})." if o.get("within_25pct") is not None else f"{o.get('n', 0)} predicted.")
+    lines = ["# Device estimates against held-out published figures", "",
+             "Rerun: `python benchmarks/anchor_heldout.py` (pure computation, seconds). Figures and their "
+             "sources: benchmarks/heldout_figures.yaml.", "", f"**Held out.** {result['held_out']}", "",
+             f"Method: {result['method']}.", "",
+             "Headline (faithful torchvision counterparts only, decided before scoring): " + head]
+    v = result.get("leave_one_anchor_out")
+    if v and v.get("within_25pct") is not None:
+        lines += ["", f"For comparison, leave-one-anchor-out on the shipped anchors (benchmarks/results/"
+                  f"anchor_validation.md, the figures the forms were chosen on): {v['n']} anchors, "
+                  f"{100 * v['within_25pct']:.0f}% within ±25%, median |error| {v['median_abs_pct']:.0f}%."]
+    a = result["approximate_counterparts"]
+    if a.get("n"):
+        lines += ["", "Approximate counterparts (googlenet: see the counterparts below), apart: "
+                  + (f"{a['n']} figures, {100 * a['within_25pct']:.0f}% within ±25%, median |error| "
+                     f"{a['median_abs_pct']:.0f}%." if a.get("within_25pct") is not None else f"{a['n']} figures.")]
+    lines += _table("Per device", "device", result["devices"])
+    lines += _table("Per model", "model", result["models"])
+    lines += _table("Per runtime", "runtime", result["runtimes"])
+    lines += _table("By the anchors a figure is transferred from", "transferred from", result["peer_counts"])
+    inside = result.get("stated_interval") or []
+    if inside:
+        lines += ["", "## The error `compare` states, against the held-out figures", "",
+                  f"Where `compare` states an error (an edgebench runtime with validated anchors: "
+                  f"anchors.check), the published figure lies inside the stated interval for "
+                  f"{sum(r['inside'] for r in inside)} of {len(inside)} held-out figures.", "",
+                  "| device | runtime | processor | precision | model | published ms | estimate ms | error | "
+                  "stated error | inside |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['device']} | {r['runtime']} | {r['processor']} | {r['precision']} | {r['model']} | "
+                  f"{r['published_ms']:.3g} | {r['predicted_ms']:.3g} | {100 * r['error']:+.0f}% | "
+                  f"±{100 * r['stated_error']:.0f}% | {'yes' if r['inside'] else 'no'} |" for r in inside]
+    if result.get("recommendation"):
+        lines += ["", "## Should these figures join the profiles as anchors?", ""]
+        lines += [f"- {x}" for x in result["recommendation"]]
+    lines += ["", "## Counterparts", ""]
+    for model, c in result["counterparts"].items():
+        lines.append(f"- {model} ({'faithful' if c['faithful'] else 'approximate: not in the headline'}): "
+                     f"{c['published_as']}; differences: {c['differences']}.")
+    lines += ["", "Left out:", ""] + [f"- {x['what']}: {x['why']}." for x in result["left_out"]]
+    header = ["| device | model | runtime | processor | precision | threads | published ms | predicted ms | error | "
+              "from | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    faithful = [r for r in result["figures"] if r["faithful_counterpart"] and r["predicted_ms"] is not None]
+    lines += ["", "## Every held-out figure (faithful counterparts)", ""] + header + [_figure_line(r) for r in faithful]
+    rest = [r for r in result["figures"] if not r["faithful_counterpart"] and r["predicted_ms"] is not None]
+    if rest:
+        lines += ["", "## Approximate counterparts (not in the headline)", ""] + header + [_figure_line(r) for r in rest]
+    missing = [r for r in result["figures"] if r["predicted_ms"] is None]
+    if missing:
+        lines += ["", "## Not predicted", ""] + [f"- {r['device']} {r['model']} ({r['runtime']}, {r['processor']}, "
+                                                 f"{r['precision']}): {r['not_predicted']}" for r in missing]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    found = run_heldout()
+    print((RESULTS / "anchor_heldout.md").read_text())
