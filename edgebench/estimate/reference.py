@@ -48,34 +48,6 @@ def winograd_ops() -> dict[str, frozenset]:
     return {k: frozenset(v) for k, v in data.get("winograd_eligible", {}).items()}
 
 
-def folded_at_batch_one(path: Path) -> Path:
-    """The graph at `path` with its batch fixed to 1 and what is computed from constants and shapes
-    folded (onnxscript's constant folding with ONNX shape inference), beside it. A reshape or chunk
-    on a dynamic batch leaves its shape arithmetic in the exported graph (ShuffleNetV2's channel
-    shuffle and split: Shape, Gather, Div, Mul, Slice with computed bounds); op_costs' shape
-    inference cannot see through it, so the sizes after it are lost (ShuffleNetV2 x1.0 came out at
-    0.019 of its 0.145 G multiply-accumulates) and each scalar op counts as an operator. Only the
-    folding, none of the optimizer's rewrites (they drop the zero biases of random-weight convolutions,
-    which op_costs counts as bytes): the anchors' five models come out exactly as exported."""
-    import onnx
-    from onnxscript import ir, optimizer
-
-    proto = onnx.load(str(path))
-    for value in list(proto.graph.input) + list(proto.graph.output):
-        batch = value.type.tensor_type.shape.dim[0]
-        batch.ClearField("dim_param")
-        batch.dim_value = 1
-    model = ir.serde.deserialize_model(proto)
-    for _ in range(4):  # a fold can expose another (shape -> gather -> slice bounds)
-        folded = optimizer.fold_constants(model, onnx_shape_inference=True)
-        optimizer.remove_unused_nodes(model)
-        if not folded.modified:
-            break
-    out = path.with_name(path.stem + "-folded.onnx")
-    onnx.save(ir.serde.serialize_model(model), str(out))
-    return out
-
-
 def export_reference_ops(work: Path, wanted: list[tuple[str, int]]) -> dict:
     """Export each (model, size) to ONNX under `work` and return the file's content (slow: minutes)."""
     import numpy as np
@@ -92,7 +64,7 @@ def export_reference_ops(work: Path, wanted: list[tuple[str, int]]) -> dict:
             module = getattr(torchvision.models, model)(weights=None).eval()
             x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
             export_onnx(module, path, x, rtol=1e-2, atol=1e-3)
-        costs = graph_costs(folded_at_batch_one(path))
+        costs = graph_costs(path)  # folded at batch 1, as every graph op_costs reads
         models[key(model, size)] = [[GROUPS.index(op.group), op.flops, op.bytes_moved] for op in costs]
         winograd[key(model, size)] = [i for i, op in enumerate(costs) if op.winograd]
     return {"groups": list(GROUPS), "generated_by": "python benchmarks/reference_ops.py",
