@@ -64,6 +64,8 @@ def _fold_shape_arithmetic(model):
     multiply-accumulates) and each scalar op counts as an operator. Only the folding, none of the
     optimizer's rewrites (they drop the zero biases of random-weight convolutions). Without
     onnxscript (a measuring-only install) the graph is costed as exported."""
+    if not any(node.op_type == "Shape" for node in model.graph.node):
+        return model  # no shape arithmetic to fold (most CNNs): skip the second or two folding takes
     try:
         from onnxscript import ir, optimizer
     except ImportError:
