@@ -5,8 +5,9 @@ A capacity-limited student (default tiny-cnn-small, ~3k parameters) learns from 
 full training split (the usual limited-transfer-set setting: the teacher has seen more than the
 student can). Each loss (kd, fitnet, at, ... datafree, adversarial) trains the same initial student
 with the same seed, schedule and images; "none" is cross-entropy alone. The exception is datafree:
-its student sees no training image, only generator-made ones, and trains for at least the loss's
-`steps` (default 1500; 30 epochs of 1000 images are 450), the budget its generator game needs. Over >= 3 seeds: mean
+its student sees no training image, only generator-made ones (the distill pass replaces the
+dataset's images and labels with zeros before it starts), and trains for at least the loss's
+`steps` (default 2000; 30 epochs of 1000 images are 450), the budget its generator needs. Over >= 3 seeds: mean
 top-1 and a 95% t interval, and the gain over "none" with its interval (paired by seed).
 
 "LOSS+transfer" arms (--transfer-losses, default kd) add a transfer set (Hinton et al. 2015): the
@@ -60,7 +61,7 @@ def run(args) -> dict:
     teacher = build_baseline(source, full, BaselineOptions(epochs=args.teacher_epochs, seed=0))
     few = Dataset(name=f"{full.name}-{args.train_images}", classes=full.classes, input_size=full.input_size,
                   train=Split(x=full.train.x[:args.train_images], y=full.train.y[:args.train_images]),
-                  calib=full.calib, eval=full.eval)
+                  calib=full.calib, eval=full.eval, grayscale=full.grayscale)
     arms = [(loss, few) for loss in args.losses]
     with_transfer = None
     if transfer_losses(args):
@@ -163,6 +164,13 @@ def markdown(data: dict) -> str:
         if s["errors"]:
             verdict += f" (failed: {s['errors'][0][:80]})"
         lines.append(f"| {s['loss']} | {top} | {gain} | {verdict} |")
+    if any(s["loss"] == "datafree" for s in r["summary"]):
+        seconds = [row["train_s"] for row in r["per_run"] if row["loss"] == "datafree" and "train_s" in row]
+        lines += ["", "datafree: its student saw no training image and no label (the distill pass trains it on the "
+                  "dataset with every image and label replaced by zeros; its batches come from a generator trained "
+                  "against the teacher alone), so its 'gain' compares a student without data to one with "
+                  f"{r['train_images']} labelled images. Training time per seed: "
+                  + ", ".join(f"{t:.0f}" for t in seconds) + " s."]
     lines += ["", "'helps here': 'yes' when the 95% interval of the paired gain lies above zero, 'hurts' when it "
               f"lies below, each by a mean of more than {MIN_EFFECT_POINTS} points; 'not shown' otherwise (this "
               "setting cannot tell)."]
