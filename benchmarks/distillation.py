@@ -91,9 +91,17 @@ def run(args) -> dict:
             except Exception as e:  # noqa: BLE001 - one loss failing must not lose the others' figures
                 rows.append({"loss": arm, "seed": seed, "top1": None, "error": f"{type(e).__name__}: {e}"})
             print(rows[-1], flush=True)
+    return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
+            "student": args.student, "train_images": args.train_images, "epochs": args.epochs,
+            "transfer_images": args.transfer_images if with_transfer is not None else 0,
+            "per_run": rows, "summary": summarise(rows, [arm for arm, _ in arms])}
+
+
+def summarise(rows: list, arms: list) -> list:
+    """Per loss: mean top-1 and the paired gain over "none", each with its 95% interval."""
     none = {r["seed"]: r["top1"] for r in rows if r["loss"] == "none"}
     summary = []
-    for loss in ["none"] + [arm for arm, _ in arms]:
+    for loss in ["none"] + arms:
         mine = [r for r in rows if r["loss"] == loss and r["top1"] is not None]
         gains = [100 * (r["top1"] - none[r["seed"]]) for r in mine]
         gain = interval(gains)
@@ -101,10 +109,21 @@ def run(args) -> dict:
                         "helps": bool(loss != "none" and gain["half_width"] is not None
                                       and gain["mean"] - gain["half_width"] > 0 and gain["mean"] > MIN_EFFECT_POINTS),
                         "errors": [r["error"] for r in rows if r["loss"] == loss and "error" in r]})
-    return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
-            "student": args.student, "train_images": args.train_images, "epochs": args.epochs,
-            "transfer_images": args.transfer_images if with_transfer is not None else 0,
-            "per_run": rows, "summary": summary}
+    return summary
+
+
+def merge(paths: list[Path]) -> dict:
+    """One result from runs of the same settings that each ran some of the seeds (in parallel
+    processes): their rows together, summarised again; the load and command of each part kept."""
+    parts = [json.loads(path.read_text()) for path in paths]
+    rows = [row for part in parts for row in part["result"]["per_run"]]
+    arms = [s["loss"] for s in parts[0]["result"]["summary"] if s["loss"] != "none"]
+    busiest = max(parts, key=lambda part: part["load"]["during"]["load1"])
+    return {**parts[0], "seeds": sorted({row["seed"] for row in rows}),
+            "command": " ; ".join(part["command"] for part in parts) + " ; python benchmarks/distillation.py --merge "
+            + " ".join(path.name for path in paths),
+            "load": {**busiest["load"], "parts": [part["load"] for part in parts]},
+            "result": {**parts[0]["result"], "per_run": rows, "summary": summarise(rows, arms)}}
 
 
 def transfer_pool(full, train_images: int, transfer_images: int):
@@ -196,8 +215,16 @@ def main() -> None:
                              "runs (train + transfer) / train times the steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--name", default="distillation")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="write one result from runs that each did some of the seeds (their JSON files)")
     quiet.add_argument(parser)
     args = parser.parse_args()
+    if args.merge:
+        merged = merge(args.merge)
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(merged, indent=1, default=str))
+        (RESULTS / f"{args.name}.md").write_text(markdown(merged))
+        print(markdown(merged))
+        return
     guard = quiet.start(args)  # records the load, refuses to write results from a busy machine
     data = {"data": args.data, "seeds": args.seeds, "command": "python benchmarks/distillation.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}

@@ -8,7 +8,7 @@ from torch import nn
 
 from edgebench.compress import Candidate, Context
 from edgebench.compress.distill import DistillPass, imageless
-from edgebench.compress.losses.synthesis import balanced_labels, masked_disagreement
+from edgebench.compress.losses.synthesis import balanced_labels, masked_disagreement, pair_diversity
 from edgebench.models.data import IMAGENET_MEAN, IMAGENET_STD, Dataset, Split
 from edgebench.models.zoo import build_module, resolve_model
 
@@ -49,8 +49,10 @@ def test_the_generator_draws_balanced_classes_in_the_inputs_range_and_one_channe
         assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5  # the real inputs' range, not zero-mean noise
         assert torch.allclose(pixels[:, 0], pixels[:, 2], atol=1e-5) == gray
         counts = torch.bincount(loss.synthesizer.pool_labels[:len(loss.synthesizer)], minlength=5)
-        assert counts.max() - counts.min() <= 1  # class-balanced targets
-    assert sorted(balanced_labels(12, 5).tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 4, 4]
+        assert counts.max() - counts.min() <= 2  # class-balanced targets (each half within one)
+    labels = balanced_labels(20, 5)
+    assert torch.equal(labels[:10], labels[10:]) and sorted(labels[:10].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert len(balanced_labels(7, 5)) == 7
 
 
 def test_generator_steps_lower_its_loss_on_a_fixed_batch():
@@ -93,6 +95,13 @@ def test_rounds_fill_a_bounded_pool_oldest_first():
     synthesizer = loss.synthesizer
     assert synthesizer.generator_steps == 2 + 3 * 2  # warmup, then a round every second student step
     assert len(synthesizer) == 25 and synthesizer.next_slot == 5  # 30 images made, the oldest 5 overwritten
+
+
+def test_pair_diversity_is_zero_for_a_generator_that_ignores_its_noise():
+    z = torch.randn(8, 4)
+    same = torch.rand(1, 1, 6, 6).expand(8, -1, -1, -1)
+    assert pair_diversity(same, z) == 0
+    assert pair_diversity(torch.rand(8, 1, 6, 6), z) > 0
 
 
 def test_masked_disagreement_counts_only_images_both_models_classify_alike():

@@ -1,9 +1,10 @@
 """The synthesis half of data-free distillation: a conditional generator trained against the
 teacher alone, and the pool of images it made that the student learns from.
 
-The generator is DAFL's (Chen et al. 2019) made conditional (GDFQ, Xu et al. 2020): noise times a
+The generator is DAFL's (Chen et al. 2019) made conditional (as GDFQ's, Xu et al. 2020): noise and a
 class embedding, projected to a quarter-size map, two upsampling convolutions, a sigmoid. Its
-loss on each batch it makes:
+loss on each batch it makes, which the teacher scores jittered (shifted a few pixels, as in
+DeepInversion):
 
 - DeepInversion's prior (Yin et al. 2020): at every BatchNorm layer of the teacher, the batch's
   per-channel mean and variance match the layer's running statistics, which the teacher gathered
@@ -36,6 +37,8 @@ from torch import nn
 class ConditionalGenerator(nn.Module):
     """Noise and a class -> an image in pixel space [0, 1] (`pixels`), one channel when the inputs
     are grayscale scans repeated into several; `normalise` makes it what the models read."""
+    mean: torch.Tensor  # buffers: the real inputs' per-channel normalisation
+    std: torch.Tensor
 
     def __init__(self, latent: int, classes: int, channels: int, height: int, width: int, base: int,
                  mean: torch.Tensor, std: torch.Tensor, gray: bool):
@@ -43,7 +46,7 @@ class ConditionalGenerator(nn.Module):
         self.latent, self.size, self.channels = latent, (height, width), channels
         self.start = (max(1, height // 4), max(1, width // 4))
         self.embed = nn.Embedding(classes, latent)
-        self.project = nn.Linear(latent, 2 * base * self.start[0] * self.start[1])
+        self.project = nn.Linear(2 * latent, 2 * base * self.start[0] * self.start[1])
         self.body = nn.Sequential(
             nn.BatchNorm2d(2 * base), nn.Upsample(scale_factor=2),
             nn.Conv2d(2 * base, 2 * base, 3, padding=1), nn.BatchNorm2d(2 * base), nn.LeakyReLU(0.2),
@@ -54,7 +57,10 @@ class ConditionalGenerator(nn.Module):
         self.register_buffer("std", std.reshape(1, channels, 1, 1))
 
     def pixels(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        x = self.project(z * self.embed(labels)).view(z.shape[0], -1, *self.start)
+        # The class embedding beside the noise, not multiplied into it (GDFQ's z * embedding): a
+        # product with zero-mean noise carries the class only in its magnitudes, which a linear layer
+        # cannot read, and the generator then took hundreds of steps to make the teacher see the class.
+        x = self.project(torch.cat([z, self.embed(labels)], 1)).view(z.shape[0], -1, *self.start)
         x = self.body(x)
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False)
@@ -126,8 +132,20 @@ def jittered(x: torch.Tensor, pixels: int) -> torch.Tensor:
 
 
 def balanced_labels(n: int, classes: int) -> torch.Tensor:
-    """`n` class indices, each class `n // classes` or one more times, in a random order."""
-    return (torch.arange(n) % classes)[torch.randperm(n)]
+    """`n` class indices, each class `n // classes` or one more times, in a random order, the second
+    half of an even `n` repeating the first (pairs of images of one class, for the diversity term)."""
+    half = (torch.arange(n // 2) % classes)[torch.randperm(n // 2)]
+    rest = torch.arange(n // 2, n - n // 2) % classes if n % 2 else torch.zeros(0, dtype=torch.long)
+    return torch.cat([half, half, rest])
+
+
+def pair_diversity(pixels: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """How far apart the images of a pair of one class are for how far apart their noise is (mode
+    seeking, Mao et al. 2019), over the pairs (i, i + n/2): a generator that ignores its noise and
+    draws one image per class scores 0."""
+    h = len(z) // 2
+    apart = (pixels[:h] - pixels[h:2 * h]).abs().mean((1, 2, 3))
+    return (apart / (z[:h] - z[h:2 * h]).abs().mean(1)).mean()
 
 
 class Synthesizer:
@@ -140,10 +158,10 @@ class Synthesizer:
 
     def __init__(self, generator: ConditionalGenerator, teacher: nn.Module, student: nn.Module, classes: int, *,
                  batch: int, steps_per_round: int, lr: float, bn: float, one_hot: float, adversarial: float,
-                 pool_size: int, jitter: int):
+                 diversity: float, pool_size: int, jitter: int):
         self.generator, self.teacher, self.student, self.classes = generator, teacher, student, classes
         self.batch, self.steps_per_round, self.pool_size, self.jitter = batch, steps_per_round, pool_size, jitter
-        self.weights = {"bn": bn, "one_hot": one_hot, "adversarial": adversarial}
+        self.weights = {"bn": bn, "one_hot": one_hot, "adversarial": adversarial, "diversity": diversity}
         # Adam with beta1 0.5, the DCGAN setting DAFL, DeepInversion's generator variants and Fast-DFKD use.
         self.optimizer = torch.optim.Adam(generator.parameters(), lr=lr, betas=(0.5, 0.999))
         self.pool: Optional[torch.Tensor] = None  # pixels, a ring buffer of pool_size images
@@ -167,6 +185,8 @@ class Synthesizer:
                 terms["bn"] = torch.stack(distances).mean()
             if self.weights["adversarial"]:
                 terms["adversarial"] = -masked_disagreement(self.student(x), t_logits)
+            if self.weights["diversity"]:
+                terms["diversity"] = -pair_diversity(pixels, z)
             loss = torch.stack([self.weights[k] * v for k, v in terms.items()]).sum()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
