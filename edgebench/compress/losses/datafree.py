@@ -57,7 +57,8 @@ class DataFreeKD(DistillLoss):
 
     Options: `bn`, `one_hot`, `adversarial` weight the generator's terms (BatchNorm-statistics
     distance, mean over the teacher's BN layers; cross-entropy to the drawn classes; masked
-    disagreement, maximised); `generator_lr`; `batch` images per synthesis round; `round_every`,
+    disagreement, maximised; `diversity`, off by default and not yet shown to help: mode seeking
+    between two images of one class); `generator_lr`; `batch` images per synthesis round; `round_every`,
     `generator_steps`, `warmup` the schedule above; `pool` the most images kept; `jitter` the most
     pixels images shift by, at random, when the teacher scores them and when the student learns them; `kd_temperature`
     the student's KD temperature (default: the pass's); `gray` makes one channel and repeats it

@@ -16,6 +16,9 @@ DeepInversion):
   Fast-DFKD, Fang et al. 2022): the generator seeks images on which the student still disagrees
   with the teacher, counted only where both still pick the same class, so the search does not
   walk the images across the teacher's decision boundary.
+- optionally (weight `diversity`, off by default), mode seeking (Mao et al. 2019): two images of
+  one class drawn from different noise should differ, against a generator that draws one image
+  per class whatever the noise, which this one did at the distillation benchmark's settings.
 
 Synthesis runs in rounds (CMI, Fang et al. 2021; Fast-DFKD): a round trains the generator a few
 steps on a fresh batch, and the batch it ends with joins the pool. The student's batches are drawn
