@@ -5,8 +5,9 @@ A capacity-limited student (default tiny-cnn-small, ~3k parameters) learns from 
 full training split (the usual limited-transfer-set setting: the teacher has seen more than the
 student can). Each loss (kd, fitnet, at, ... datafree, adversarial) trains the same initial student
 with the same seed, schedule and images; "none" is cross-entropy alone. The exception is datafree:
-its student sees no training image, only generator-made ones, and trains for at least the loss's
-`steps` (default 1500; 30 epochs of 1000 images are 450), the budget its generator game needs. Over >= 3 seeds: mean
+its student sees no training image, only generator-made ones (the distill pass replaces the
+dataset's images and labels with zeros before it starts), and trains for at least the loss's
+`steps` (default 2000; 30 epochs of 1000 images are 450), the budget its generator needs. Over >= 3 seeds: mean
 top-1 and a 95% t interval, and the gain over "none" with its interval (paired by seed).
 
 "LOSS+transfer" arms (--transfer-losses, default kd) add a transfer set (Hinton et al. 2015): the
@@ -60,7 +61,7 @@ def run(args) -> dict:
     teacher = build_baseline(source, full, BaselineOptions(epochs=args.teacher_epochs, seed=0))
     few = Dataset(name=f"{full.name}-{args.train_images}", classes=full.classes, input_size=full.input_size,
                   train=Split(x=full.train.x[:args.train_images], y=full.train.y[:args.train_images]),
-                  calib=full.calib, eval=full.eval)
+                  calib=full.calib, eval=full.eval, grayscale=full.grayscale)
     arms = [(loss, few) for loss in args.losses]
     with_transfer = None
     if transfer_losses(args):
@@ -90,9 +91,17 @@ def run(args) -> dict:
             except Exception as e:  # noqa: BLE001 - one loss failing must not lose the others' figures
                 rows.append({"loss": arm, "seed": seed, "top1": None, "error": f"{type(e).__name__}: {e}"})
             print(rows[-1], flush=True)
+    return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
+            "student": args.student, "train_images": args.train_images, "epochs": args.epochs,
+            "transfer_images": args.transfer_images if with_transfer is not None else 0,
+            "per_run": rows, "summary": summarise(rows, [arm for arm, _ in arms])}
+
+
+def summarise(rows: list, arms: list) -> list:
+    """Per loss: mean top-1 and the paired gain over "none", each with its 95% interval."""
     none = {r["seed"]: r["top1"] for r in rows if r["loss"] == "none"}
     summary = []
-    for loss in ["none"] + [arm for arm, _ in arms]:
+    for loss in ["none"] + arms:
         mine = [r for r in rows if r["loss"] == loss and r["top1"] is not None]
         gains = [100 * (r["top1"] - none[r["seed"]]) for r in mine]
         gain = interval(gains)
@@ -100,10 +109,21 @@ def run(args) -> dict:
                         "helps": bool(loss != "none" and gain["half_width"] is not None
                                       and gain["mean"] - gain["half_width"] > 0 and gain["mean"] > MIN_EFFECT_POINTS),
                         "errors": [r["error"] for r in rows if r["loss"] == loss and "error" in r]})
-    return {"teacher": source.name, "teacher_top1": evaluate_torch(teacher.module, full.eval),
-            "student": args.student, "train_images": args.train_images, "epochs": args.epochs,
-            "transfer_images": args.transfer_images if with_transfer is not None else 0,
-            "per_run": rows, "summary": summary}
+    return summary
+
+
+def merge(paths: list[Path]) -> dict:
+    """One result from runs of the same settings that each ran some of the seeds (in parallel
+    processes): their rows together, summarised again; the load and command of each part kept."""
+    parts = [json.loads(path.read_text()) for path in paths]
+    rows = [row for part in parts for row in part["result"]["per_run"]]
+    arms = [s["loss"] for s in parts[0]["result"]["summary"] if s["loss"] != "none"]
+    busiest = max(parts, key=lambda part: part["load"]["during"]["load1"])
+    return {**parts[0], "seeds": sorted({row["seed"] for row in rows}),
+            "command": " ; ".join(part["command"] for part in parts) + " ; python benchmarks/distillation.py --merge "
+            + " ".join(path.name for path in paths),
+            "load": {**busiest["load"], "parts": [part["load"] for part in parts]},
+            "result": {**parts[0]["result"], "per_run": rows, "summary": summarise(rows, arms)}}
 
 
 def transfer_pool(full, train_images: int, transfer_images: int):
@@ -163,6 +183,13 @@ def markdown(data: dict) -> str:
         if s["errors"]:
             verdict += f" (failed: {s['errors'][0][:80]})"
         lines.append(f"| {s['loss']} | {top} | {gain} | {verdict} |")
+    if any(s["loss"] == "datafree" for s in r["summary"]):
+        seconds = [row["train_s"] for row in r["per_run"] if row["loss"] == "datafree" and "train_s" in row]
+        lines += ["", "datafree: its student saw no training image and no label (the distill pass trains it on the "
+                  "dataset with every image and label replaced by zeros; its batches come from a generator trained "
+                  "against the teacher alone), so its 'gain' compares a student without data to one with "
+                  f"{r['train_images']} labelled images. Training time per seed: "
+                  + ", ".join(f"{t:.0f}" for t in seconds) + " s."]
     lines += ["", "'helps here': 'yes' when the 95% interval of the paired gain lies above zero, 'hurts' when it "
               f"lies below, each by a mean of more than {MIN_EFFECT_POINTS} points; 'not shown' otherwise (this "
               "setting cannot tell)."]
@@ -188,8 +215,16 @@ def main() -> None:
                              "runs (train + transfer) / train times the steps)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--name", default="distillation")
+    parser.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                        help="write one result from runs that each did some of the seeds (their JSON files)")
     quiet.add_argument(parser)
     args = parser.parse_args()
+    if args.merge:
+        merged = merge(args.merge)
+        (RESULTS / f"{args.name}.json").write_text(json.dumps(merged, indent=1, default=str))
+        (RESULTS / f"{args.name}.md").write_text(markdown(merged))
+        print(markdown(merged))
+        return
     guard = quiet.start(args)  # records the load, refuses to write results from a busy machine
     data = {"data": args.data, "seeds": args.seeds, "command": "python benchmarks/distillation.py " + " ".join(sys.argv[1:]),
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}

@@ -15,8 +15,10 @@ batches come from a generator.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Optional, Union
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
@@ -125,6 +127,10 @@ class DistillPass(Pass):
     # ---- training ----------------------------------------------------------------------------
 
     def apply(self, candidate: Candidate, ctx: Context) -> Candidate:
+        data_free = any(loss_class(s.name).family == "datafree" for s in self.config.losses)
+        transfer_unused = data_free and ctx.dataset.transfer is not None
+        if data_free:  # from here on no code path can hand a training image or label to anything
+            ctx = replace(ctx, dataset=imageless(ctx.dataset))
         num_classes = ctx.dataset.num_classes
         teacher = self._teacher(candidate, ctx, num_classes).eval()
         arch = self._new_student_name(candidate, ctx)
@@ -145,20 +151,20 @@ class DistillPass(Pass):
         epochs = _step_floor(epochs, self.config.losses, ctx)
         _check_classes(teacher, ctx.dataset, "teacher")
         losses = "+".join(s.name for s in self.config.losses)
-        data_free = any(loss_class(s.name).family == "datafree" for s in self.config.losses)
-        transfer = None if data_free else ctx.dataset.transfer
+        transfer = ctx.dataset.transfer
+        key = ("distill", self.config.model_dump(), arch, self.temperature(arch is not None), module_fingerprint(teacher))
         module = finetune(student, ctx, f"distill ({losses})", epochs,
-                          ("distill", self.config.model_dump(), arch, self.temperature(arch is not None),
-                           module_fingerprint(teacher)),
+                          key + ((("grayscale", ctx.dataset.grayscale),) if data_free else ()),
                           loss_factory=lambda s: self.objective(s, teacher, ctx.dataset.train.x[:2],
-                                                                new_student=arch is not None), lr=lr,
+                                                                new_student=arch is not None,
+                                                                grayscale=ctx.dataset.grayscale), lr=lr,
                           transfer=transfer)
         student_is = f"a new {arch}" if arch else f"'{candidate.name}'"
         notes: tuple[str, ...] = (f"{student_is} distilled from {self.config.teacher} with {losses}{taught_on(transfer)}, "
                                   f"{epochs:g} epochs",)
         if data_free:
             notes += ("data-free: the student learned only from generator-made inputs, no training image"
-                      + (" (the transfer set unused)" if ctx.dataset.transfer is not None else ""),)
+                      + (" (the transfer set unused)" if transfer_unused else ""),)
         derived = candidate.derive(self, module=module, notes=candidate.notes + notes)
         return record_transfer(derived, transfer, teacher, ctx)
 
@@ -168,10 +174,15 @@ class DistillPass(Pass):
             return self.config.temperature
         return SCRATCH_TEMPERATURE if new_student else RECOVERY_TEMPERATURE
 
-    def objective(self, student, teacher, sample, new_student: bool = False):
-        """The loss function, the adapter parameters that train with the student, and a cleanup."""
-        config = self.config.model_copy(update={"temperature": self.temperature(new_student)})
-        return build_objective(config, student, teacher, sample)
+    def objective(self, student, teacher, sample, new_student: bool = False, grayscale: bool = False):
+        """The loss function, the adapter parameters that train with the student, and a cleanup.
+        `grayscale`: the inputs are grayscale scans in 3 channels, which a data-free generator, seeing
+        no image, is told (its `gray` option) unless the loss's options say otherwise."""
+        update: dict = {"temperature": self.temperature(new_student)}
+        if grayscale:
+            update["losses"] = [s.model_copy(update={"options": {"gray": True, **s.options}})
+                                if loss_class(s.name).family == "datafree" else s for s in self.config.losses]
+        return build_objective(self.config.model_copy(update=update), student, teacher, sample)
 
 
 def _step_floor(epochs: float, losses: list[LossSpec], ctx: Context) -> float:
@@ -182,6 +193,18 @@ def _step_floor(epochs: float, losses: list[LossSpec], ctx: Context) -> float:
         return epochs
     per_epoch = max(1, len(ctx.dataset.train) // TrainConfig.batch_size)
     return max(epochs, steps / per_epoch)
+
+
+def imageless(dataset):
+    """`dataset` with every image zero and every label 0, and no transfer set: the same name,
+    classes, shapes and number of training images (which set the epochs' steps). A data-free student
+    trains on it, so no code path can give it, its BatchNorm statistics or its loss a real image."""
+    from edgebench.models.data import Split
+
+    def blank(n: int) -> Split:
+        return Split(np.zeros((n, *dataset.input_shape[1:]), np.float32), np.zeros(n, np.int64))
+
+    return replace(dataset, train=blank(len(dataset.train)), calib=blank(2), eval=blank(2), transfer=None)
 
 
 def smaller_copy(source, dataset):

@@ -102,5 +102,5 @@ def _recalibrate_on_synthetic(student, synthesizer, batch: int, batches: int = 3
     import torch
 
     with torch.no_grad():
-        x = torch.cat([synthesizer.synthesize(64) for _ in range(batches)]).numpy()
+        x = torch.cat([synthesizer.replay(64) for _ in range(batches)]).numpy()
     recalibrate_batchnorm(student, Split(x=x.astype(np.float32), y=np.zeros(len(x), dtype=np.int64)), 64, batches)

@@ -64,6 +64,9 @@ class Dataset:
     # keeps its cache entry whether or not a transfer set is given; `finetune` puts the transfer
     # set's own fingerprint into the key of every training that reads it.
     transfer: Optional[TransferSet] = None
+    # The images are grayscale scans repeated into 3 channels (the built-in datasets): what a
+    # data-free generator, which sees no image, needs to know to make one channel and repeat it.
+    grayscale: bool = False
 
     @property
     def num_classes(self) -> int:
@@ -199,4 +202,4 @@ def load_dataset(spec: str = "mnist", input_size: int = 64, seed: int = 0, eval_
     else:
         raise NotFoundError(f"unknown dataset '{spec}': use one of {', '.join(BUILTIN)} or imagefolder:PATH")
     train, calib, evaluation = _split(x, y, eval_fraction, calib_size, seed)
-    return Dataset(name, classes, input_size, train, calib, evaluation)
+    return Dataset(name, classes, input_size, train, calib, evaluation, grayscale=spec in BUILTIN)
