@@ -31,6 +31,7 @@ from edgebench.compress.surgery import check_layer_names
 from edgebench.compress.transfer_set import record_transfer, taught_on
 from edgebench.core.cache import module_fingerprint
 from edgebench.core.errors import IncompatibleError, UsageError
+from edgebench.models.data import Split
 from edgebench.models.train import TrainConfig
 from edgebench.models.zoo import STUDENT_OF, apply_weights, build_module, load_state_dict, resolve_model
 
@@ -199,8 +200,6 @@ def imageless(dataset):
     """`dataset` with every image zero and every label 0, and no transfer set: the same name,
     classes, shapes and number of training images (which set the epochs' steps). A data-free student
     trains on it, so no code path can give it, its BatchNorm statistics or its loss a real image."""
-    from edgebench.models.data import Split
-
     def blank(n: int) -> Split:
         return Split(np.zeros((n, *dataset.input_shape[1:]), np.float32), np.zeros(n, np.int64))
 
