@@ -30,6 +30,7 @@ from edgebench.execute.local import make_executor
 from edgebench.measure.contention import check_before_run
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.identity import relabelled_run_info
+from edgebench.measure.pairing import pair_with_baseline
 from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.run_inputs import RunInputs, labelled_inputs, onnx_inputs
 from edgebench.measure.scenarios import parse_batch_sizes, parse_scenarios
@@ -280,9 +281,9 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
         done = store.completed_keys()
         available = executor.availability_on(target)
         not_run: list[Measurement] = []
-        tasks = [t for info in infos
-                 for t in plan_tasks(info, target, run_dir, opts, target.description, inputs, available, not_run)
-                 if t.key not in done]
+        # Paired before stored rows are left out: a resumed candidate still times against the baseline.
+        tasks = [t for t in pair_with_baseline([t for info in infos for t in plan_tasks(
+            info, target, run_dir, opts, target.description, inputs, available, not_run)]) if t.key not in done]
         for m in not_run:
             if m.key not in done:  # never supersedes a stored measurement
                 keep(m)

@@ -48,7 +48,7 @@ def test_rerun_interval_covers_a_rerun_about_95_percent_of_the_time():
     in as many processes as the first run (its median pools them: the centre of their medians)."""
     import numpy as np
 
-    from edgebench.measure.processes import rerun_interval
+    from edgebench.measure.intervals import rerun_interval
 
     rng = np.random.default_rng(0)
     inside = inside_pooled = 0
@@ -72,7 +72,7 @@ def test_rerun_interval_covers_a_rerun_about_95_percent_of_the_time():
 
 
 def test_rerun_interval_of_one_process_is_its_median():
-    from edgebench.measure.processes import rerun_interval
+    from edgebench.measure.intervals import rerun_interval
 
     assert rerun_interval([2.0]) == (2.0, 2.0)
 
@@ -131,7 +131,7 @@ def test_paired_speedup_cancels_drift_shared_by_a_round():
     """Rounds drift together (the VM slows for a minute); the true speedup is 2x. The paired
     interval covers a rerun's paired speedup ~95% of the time and is far narrower than the
     quotient of the two rows' own intervals, which each carry the drift in full."""
-    from edgebench.measure.processes import paired_speedup, rerun_interval
+    from edgebench.measure.intervals import paired_speedup, rerun_interval
 
     rng = np.random.default_rng(1)
     trials, inside, widths, quotient_widths = 3000, 0, [], []
@@ -153,7 +153,7 @@ def test_paired_speedup_cancels_drift_shared_by_a_round():
 
 
 def test_paired_speedup_needs_as_many_processes_on_both_sides():
-    from edgebench.measure.processes import paired_speedup
+    from edgebench.measure.intervals import paired_speedup
 
     assert paired_speedup([1.0, 1.1, 1.2], [0.5, 0.6]) is None
     assert paired_speedup([1.0], [0.5]) is None

@@ -123,6 +123,9 @@ class Runner(ABC):
     # (shown by `edgebench backends` and on every report row it measures); None once they have.
     unverified: ClassVar[Optional[str]] = None
     opt_in: ClassVar[bool] = False  # planned only when asked for by name (--runtimes)
+    # Getting a model ready costs tens of seconds or more (an engine build, a compile on the first
+    # call): compare then does not load the baseline again beside each candidate (measure/pairing.py).
+    costly_start: ClassVar[bool] = False
 
     @classmethod
     def deployed_format(cls, available: Iterable[str]) -> Optional[str]:

@@ -110,6 +110,7 @@ def _entropy_calibrator(trt, data: np.ndarray, cache: Path):
 
 class TensorRtRunner(Runner):
     name = "tensorrt"
+    costly_start = True  # an engine build per load
     formats = ("onnx",)
     devices = ("gpu",)
     precisions = ("fp32", "fp16", "int8")

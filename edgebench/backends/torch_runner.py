@@ -115,6 +115,7 @@ class TorchCompileRunner(TorchRunner):
     asked for with --runtimes, because compiling costs tens of seconds per candidate."""
     name = "torch-compile"
     opt_in = True
+    costly_start = True
 
     @classmethod
     def availability(cls) -> Availability:

@@ -21,6 +21,7 @@ from edgebench.core.records import Measurement
 from edgebench.core.store import RunStore
 from edgebench.measure.environment import fingerprint
 from edgebench.measure.identity import label_with_identity
+from edgebench.measure.pairing import pair_with_baseline
 from edgebench.measure.plan import PlanSettings, plan_measurements
 from edgebench.measure.processes import run_interleaved
 from edgebench.measure.run_inputs import RunInputs, ShapeSet
@@ -71,10 +72,8 @@ def measure_run(run_dir: Path, device: Optional[str] = None, out_dir: Optional[P
                               "model_name": info.get("model_name"), "environment": fingerprint(),
                               "started": time.time()})
         done = store.completed_keys()
-        tasks = [t for c in candidates
-                 for t in plan_measurements(c, profile, run_dir, settings, profile.description,
-                                            stored_inputs(run_dir, info, c))
-                 if t.key not in done]
+        tasks = [t for t in pair_with_baseline([t for c in candidates for t in plan_measurements(
+            c, profile, run_dir, settings, profile.description, stored_inputs(run_dir, info, c))]) if t.key not in done]
         warnings: list[str] = []
         measured: list[Measurement] = []
 

@@ -28,6 +28,7 @@ from edgebench.core.records import AccuracyResult, Measurement, _Record
 from edgebench.measure.contention import LoadProbe, assess, sample_load
 from edgebench.measure.energy import energy_meter
 from edgebench.measure.eval_sets import load_eval_set, load_reference, run_over
+from edgebench.measure.pairing import time_against_baseline
 from edgebench.measure.processes import run_interleaved
 from edgebench.measure.quality import QualityResult, agreement, not_measured, top1, user_metric
 from edgebench.measure.scenarios import SCENARIO, batch_feed, run_over_batched
@@ -60,6 +61,7 @@ class MeasureTask(_Record):
     metric: Optional[str] = None  # a user metric (module:function or registered name)
     quality_note: Optional[str] = None  # why quality is not measured (synthetic inputs)
     scenario: str = "single-stream"  # measure/scenarios.py
+    pair: Optional[dict] = None  # the baseline to time this candidate against in-process (measure/pairing.py)
 
 
 def failed(task: MeasureTask, error: str, exit_signal: Optional[int] = None, status: str = "failed") -> Measurement:
@@ -124,6 +126,11 @@ def execute(task: MeasureTask) -> Measurement:
         profiled = [] if own_ms else runner.profiled_latency_ms(sample, profiled_iterations(stats.median_ms))
         stats, samples = choose_clock(task, stats, samples, own_ms, extra, profiled)
     extra["energy"] = meter.stop(stats.iterations + stats.warmup_iterations, stats.iterations, stats.total_s)
+    if task.pair and throughput is None and not requests:
+        try:
+            extra["paired"] = time_against_baseline(task, runner, sample, task.timing, stats.median_ms)
+        except Exception as e:  # noqa: BLE001 - the speedup falls back to the rows' own intervals; the row stays
+            extra["paired"] = {"error": f"{type(e).__name__}: {str(e).strip()[:200]}"}
     extra.update(runner.extra_metrics(sample))
     quality = judge(task, runner, feed_list, labels, model_batch)
     accuracy = None

@@ -282,7 +282,8 @@ def recommendations(rows: list[dict], device: Optional[str] = None) -> list[dict
 
 
 def paired_basis(row: dict) -> str:
-    """', paired over N processes' after a speedup's interval when it was paired by round, else ''."""
+    """', paired over N processes' (or ', in-process A/B ...') after a speedup's interval when it
+    was paired, else '' (an interval from the two rows' own intervals needs no note)."""
     basis = row.get("speedup_basis") or ""
-    return f", {basis}" if basis.startswith("paired") else ""
+    return f", {basis}" if basis.startswith(("paired", "in-process")) else ""
 

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Optional
@@ -103,6 +104,9 @@ class RayExecutor:
                 args = (None, None, None)
             else:
                 options = {"resources": {resource: 1}}
+                if not self.shared_fs:
+                    # Only the candidate's artifact travels: its speedup is read from the two rows instead.
+                    task = dataclasses.replace(task, pair=None)
                 args = (None, None) if self.shared_fs else (bundle(task.artifact), bundle(task.eval_data, task.reference))
                 args += (self._profiles.get(task.device),)
             return remote_measure.options(num_cpus=0, max_retries=self.max_retries, retry_exceptions=False,
