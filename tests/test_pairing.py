@@ -121,3 +121,17 @@ def test_report_prefers_the_in_process_speedup_and_names_its_basis():
     assert (rows["small"]["speedup"], rows["small"]["speedup_low"], rows["small"]["speedup_high"]) == (1.8, 1.7, 1.9)
     assert paired_basis(rows["small"]) == ", in-process A/B against the baseline, one process"
     assert rows["other"]["speedup_basis"] == "from the two intervals (the in-process A/B failed: RuntimeError: no)"
+
+
+def test_rows_that_disagree_with_the_in_process_speedup_are_flagged():
+    from helpers.run_folder import measured
+
+    from edgebench.report.table import build_rows
+
+    base = measured("baseline", 2.0)
+    session = {"speedup": 1.05, "low": 1.0, "high": 1.1, "basis": "in-process A/B against the baseline, one process"}
+    agree = dataclasses.replace(measured("same", 1.95), key="same", extra={"paired": session})
+    moved = dataclasses.replace(measured("moved", 1.0), key="moved", extra={"paired": session})  # rows say 2x
+    rows = {r["candidate"]: r for r in build_rows([], [base, agree, moved])}
+    assert "placement" not in rows["same"]["flag_kinds"]
+    assert "placement" in rows["moved"]["flag_kinds"] and "say 2.00x" in rows["moved"]["flags"][-1]

@@ -10,6 +10,8 @@ HEADLINES = {
     "busy": "measured while the machine was busy: unreliable, left out of the Ship pick",
     "below the physical bound": "the estimator predicted less than the device's physical lower bound; shown at the bound",
     "int8 slower": "INT8 slower than its FP32 parent on the same runtime",
+    "placement": "the rows' medians, from separate processes, disagree with the candidate timed against the baseline "
+                 "in one process: a process's placement moved one of them (--processes 3 or more measures that spread)",
 }
 # A kind with this many rows or more is shown as one line; fewer are listed row by row.
 GROUP_FROM = 3

@@ -115,7 +115,9 @@ def explain(choice: dict, rows: list[dict]) -> str:
     text = f"{label(choice)}: {figure}, {_q(choice)}"
     base = _baseline(choice, rows)
     if base and base["key"] != choice["key"]:
-        text += (f"; {rank_ms(base) / rank_ms(choice):.2f}x the FP32 baseline's "
+        # The row's speedup: timed against the baseline in the same processes where it could be.
+        ratio = choice.get("speedup") or rank_ms(base) / rank_ms(choice)
+        text += (f"; {ratio:.2f}x the FP32 baseline's "
                  f"{'throughput' if choice.get('axis') == 'throughput' else 'speed'} on the same runtime ({_q(base)})")
     warning = (" " + chance_warning(choice)) if at_chance(choice) else ""
     if len(_same_group(choice, rows)) == 1:

@@ -12,11 +12,11 @@ from edgebench.core.errors import CorruptInputError, NotFoundError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.store import RunStore
 from edgebench.measure.contention import busy_text, is_busy
-from edgebench.measure.intervals import paired_speedup
 from edgebench.measure.scenarios import SCENARIO
 from edgebench.measure.unplanned import BUILD
 from edgebench.report.flags import add_flag
 from edgebench.report.pareto import pareto_front
+from edgebench.report.speedup import latency_speedup, rows_disagree
 
 
 def lineage_text(lineage) -> str:
@@ -149,25 +149,17 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
                 base_m = next(x for x in ok if x.candidate == "baseline" and x.precision == "fp32" and
                               (x.device, x.processor, x.backend, x.source, _group(x)) ==
                               (m.device, m.processor, m.backend, m.source, _group(m)))
-                in_process = m.extra.get("paired") or {}
-                paired = paired_speedup((base_m.extra.get("processes") or {}).get("medians_ms") or [],
-                                        (m.extra.get("processes") or {}).get("medians_ms") or [])
-                if "speedup" in in_process and m.source == "measured":
-                    # Timed against the baseline in the same processes: what a process does to one
-                    # model it does to the other (measure/pairing.py).
-                    row["speedup"], row["speedup_low"], row["speedup_high"] = \
-                        in_process["speedup"], in_process["low"], in_process["high"]
-                    row["speedup_basis"] = in_process["basis"]
-                elif paired and m.source == "measured":
-                    row["speedup"], row["speedup_low"], row["speedup_high"] = paired
-                    row["speedup_basis"] = f"paired over {len(m.extra['processes']['medians_ms'])} processes"
+                if m.source == "measured":
+                    row.update(latency_speedup(m, base_m))
+                    disagreement = rows_disagree(m, base_m, row)
+                    if disagreement:
+                        add_flag(row, "placement", disagreement)
                 else:
-                    # Conservative: from the two medians' own intervals (the gate bootstraps).
+                    # Estimates: conservative, from the two medians' own intervals.
                     base_lat = base_m.latency or {}  # never empty: base_m is from `ok`
                     row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
                     row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
-                    row["speedup_basis"] = "from the two intervals" + (
-                        f" (the in-process A/B failed: {in_process['error']})" if "error" in in_process else "")
+                    row["speedup_basis"] = "from the two intervals"
         if c and c.precision == "int8" and mine:
             parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source,
                                          _group(m))) or base
