@@ -47,6 +47,31 @@ def rows_by_key(run_dir: Path) -> dict:
     return {r["key"]: r for r in rows if r["status"] == "ok" and r["source"] == "measured" and r["median_ms"]}
 
 
+def round_paired(first: Path, second: Path, speedups: list[dict]) -> dict | None:
+    """The speedups of the same two runs read from the two rows' processes paired by round
+    (measure/intervals.paired_speedup), for comparison with the in-process A/B."""
+    from edgebench.core.store import RunStore
+    from edgebench.measure.intervals import paired_speedup
+
+    def medians(run: Path) -> dict:
+        return {m.key: (m.extra.get("processes") or {}).get("medians_ms") or [] for m in RunStore(run).measurements()
+                if m.ok and m.source == "measured"}
+
+    a, b = medians(first), medians(second)
+    rows = []
+    for p in speedups:
+        base_key = p["baseline_key"]
+        one, two = paired_speedup(a.get(base_key, []), a.get(p["key"], [])), \
+            paired_speedup(b.get(base_key, []), b.get(p["key"], []))
+        if one and two:
+            rows.append({"key": p["key"], "first": one, "second": two[0], "inside": one[1] <= two[0] <= one[2]})
+    if not rows:
+        return None
+    widths = sorted(r["first"][2] / r["first"][1] for r in rows)
+    return {"rows": rows, "inside": sum(r["inside"] for r in rows), "total": len(rows),
+            "median_width": widths[len(widths) // 2]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mobilenetv3")
@@ -61,17 +86,24 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=60.0, help="seconds between the two compares")
     parser.add_argument("--work", default=None, help="where the two run folders go (default: a temporary folder)")
     parser.add_argument("--name", default="repeatability")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: rewrite the results from the two run folders in --work, keeping the "
+                             "load that results/NAME.json recorded when they were measured")
     quiet.add_argument(parser)
     args = parser.parse_args()
-    guard = quiet.start(args)
-
     work = Path(args.work or tempfile.mkdtemp(prefix="eb-repeat-"))
     first, second = work / "first", work / "second"
-    run_compare(args, first)
-    time.sleep(args.pause)
-    shutil.copytree(first, second, ignore=shutil.ignore_patterns(".lock", "measurements.jsonl", "report.*",
-                                                                 "results.csv", "summary.md", "pareto.*"))
-    run_compare(args, second)
+    if args.report_only:
+        recorded = json.loads((RESULTS / f"{args.name}.json").read_text())
+        load, command = recorded["load"], recorded["command"]
+    else:
+        guard = quiet.start(args)
+        run_compare(args, first)
+        time.sleep(args.pause)
+        shutil.copytree(first, second, ignore=shutil.ignore_patterns(".lock", "measurements.jsonl", "report.*",
+                                                                     "results.csv", "summary.md", "pareto.*"))
+        run_compare(args, second)
+        load, command = guard.check_writable(), "python benchmarks/repeatability.py " + " ".join(sys.argv[1:])
 
     a, b = rows_by_key(first), rows_by_key(second)
     pairs = []
@@ -90,18 +122,22 @@ def main() -> None:
         ra, rb = a[key], b[key]
         if ra["name"] == "baseline" or not (ra.get("speedup_low") and rb.get("speedup")):
             continue
-        speedups.append({"key": key, "name": ra["name"], "backend": ra["backend"], "precision": ra["precision"],
+        base_key = next((k for k, r in a.items() if r["name"] == "baseline" and r["backend"] == ra["backend"]
+                         and r["precision"] == "fp32" and r.get("group") == ra.get("group")), None)
+        speedups.append({"key": key, "baseline_key": base_key, "name": ra["name"], "backend": ra["backend"],
+                         "precision": ra["precision"],
                          "first_speedup": ra["speedup"], "first_interval": [ra["speedup_low"], ra["speedup_high"]],
                          "basis": ra.get("speedup_basis"), "second_speedup": rb["speedup"],
                          "inside": ra["speedup_low"] <= rb["speedup"] <= ra["speedup_high"]})
     speedups_held = sum(p["inside"] for p in speedups)
-    result = {"benchmark": "repeatability", "command": "python benchmarks/repeatability.py " + " ".join(sys.argv[1:]),
+    by_round = round_paired(first, second, speedups)
+    result = {"benchmark": "repeatability", "command": command, "round_paired": by_round,
               "pairs": pairs, "inside": held, "total": len(pairs),
               "fraction_inside": held / len(pairs) if pairs else None, "goal": ">= 90% inside",
               "speedups": speedups, "speedups_inside": speedups_held,
               "pause_s": args.pause, "runs": [str(first), str(second)]}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result["load"] = guard.check_writable()
+    result["load"] = load
     (RESULTS / f"{args.name}.json").write_text(json.dumps(portable(result), indent=2) + "\n")
     lines = ["# Repeatability: does the second compare's median fall inside the first's interval?", "",
              f"`{result['command']}`: {held} of {len(pairs)} inside"
@@ -122,6 +158,10 @@ def main() -> None:
         lines += [f"| {p['name']} | {p['backend']} | {p['precision']} | {p['first_speedup']:.2f}x | "
                   f"{p['first_interval'][0]:.2f}-{p['first_interval'][1]:.2f}x | {p['second_speedup']:.2f}x | "
                   f"{'yes' if p['inside'] else 'no'} |" for p in speedups]
+    if by_round and speedups and speedups[0]["basis"].startswith("in-process"):
+        lines += ["", f"The same two runs read the other way, pairing the two rows' processes by round (the basis before "
+                      f"the in-process A/B): {by_round['inside']} of {by_round['total']} inside; median interval width "
+                      f"{by_round['median_width']:.2f}x."]
     load = result["load"]
     lines += ["", f"Load average (1 min) {load['before']['load1']:.2f} before, {load['during']['load1']:.2f} during; "
               f"other processes' CPU share {load['during']['others_share']:.1%} during"
