@@ -11,9 +11,12 @@
 - PyTorch: vs a minimal `model(x)` loop under inference_mode.
 - TensorRT: vs `trtexec`, only where a GPU and trtexec exist (not on this machine).
 
-Each pair runs back to back, in alternating order, for `--rounds` rounds, each side loaded once
-and kept over all rounds (benchmark_app, its own process, excepted); the ratio reported is
-median(edgebench) / median(reference) per round, and the median over rounds. Goal: within 5%.
+Each pair runs for `--rounds` rounds, each side loaded once and kept over all rounds. Where both
+sides run in this process (edgebench's runner and loop against a minimal loop of the runtime's own
+call), each round alternates blocks of 50 ms between them, so that the moments this VM is slower
+fall on both; a pair with benchmark_app (its own process) alternates whole rounds. The ratio
+reported is median(edgebench) / median(reference) per round, and the median over rounds. Goal:
+within 5%.
 
     python benchmarks/fidelity.py                   # ~3 min on 2 cores
     python benchmarks/fidelity.py --model resnet18 --size 96 --seconds 5
@@ -34,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,41 +47,59 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def minimal_loop(fn, seconds: float) -> float:
-    """Median ms of `fn()` over `seconds`, after a short warm-up: the simplest honest loop."""
-    for _ in range(10):
+# In-process pairs alternate blocks this long: this VM's speed moves within seconds (one ONNX
+# Runtime session went from 0.41 to 0.67 ms between two 4 s rounds), so only a fine alternation
+# puts the same moments on both sides.
+BLOCK_S = 0.05
+SETTLE = 2  # untimed calls at the start of each block (caches, thread pools), on both sides alike
+
+
+def minimal_loop(fn, seconds: float) -> np.ndarray:
+    """Milliseconds of each `fn()` over `seconds`, after SETTLE untimed calls: the simplest honest loop."""
+    for _ in range(SETTLE):
         fn()
     samples, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end:
         t0 = time.perf_counter_ns()
         fn()
         samples.append((time.perf_counter_ns() - t0) / 1e6)
-    return float(np.median(samples))
+    return np.asarray(samples)
 
 
 def edgebench_timer(runtime: str, artifact: Path, precision: str, threads: int, sample: np.ndarray,
                     clock: str = "wall"):
-    """Load `artifact` in edgebench's runner once; the returned function gives edgebench's median
-    over `seconds` on `clock`: wall (the Python call, what a Python application sees) or runtime
-    (the runtime's own per-inference figure, what its C++ tool counts)."""
+    """Load `artifact` in edgebench's runner once; the returned function times it with edgebench's
+    loop for `seconds` and gives the samples on `clock`: wall (the Python call, what a Python
+    application sees) or runtime (the runtime's own per-inference figure, what its C++ tool counts)."""
     from edgebench.backends import Placement, create_runner
     from edgebench.measure.timing import TimingConfig, measure
 
     runner = create_runner(runtime)
     runner.load(artifact, Placement("cpu", precision, threads))
+    # A fixed time budget and a CI target that is never met: as much timing as the reference gets.
+    config = TimingConfig(time_budget_s=BLOCK_S, target_ci=0.0, max_iterations=10 ** 6, min_iterations=1,
+                          warmup_iterations=SETTLE, warmup_s=0.0)
 
-    def median_over(seconds: float) -> float:
-        # A fixed time budget and a CI target that is never met: the same amount of timing as the reference.
+    def samples_over(seconds: float) -> np.ndarray:
         own: list = []
-        stats, _ = measure(runner, {"input": sample}, TimingConfig(time_budget_s=seconds, target_ci=0.0,
-                                                                   max_iterations=10 ** 6), runtime_samples=own)
+        _, samples = measure(runner, {"input": sample}, replace(config, time_budget_s=seconds), runtime_samples=own)
         if clock == "runtime":
             if not own:
                 raise RuntimeError(f"{runtime} keeps no clock of its own")
-            return float(np.median(own))
-        return stats.median_ms
+            return np.asarray(own)
+        return samples
 
-    return median_over
+    return samples_over
+
+
+def interleaved_round(ours, theirs, seconds: float) -> tuple[float, float]:
+    """One round of an in-process pair: `seconds` of each side in blocks of BLOCK_S, alternating
+    A B B A ..., and the median of each side's pooled samples."""
+    pooled: tuple[list, list] = ([], [])
+    for k in range(max(2, int(round(seconds / BLOCK_S)))):
+        for i in ((0, 1) if k % 2 == 0 else (1, 0)):
+            pooled[i].extend((ours, theirs)[i](BLOCK_S))
+    return float(np.median(pooled[0])), float(np.median(pooled[1]))
 
 
 def ort_profiled_ratio(onnx_path: Path, threads: int, sample: np.ndarray) -> dict:
@@ -199,7 +221,7 @@ def main() -> None:
             raise RuntimeError("onnxruntime_perf_test printed no P50 latency:\n" + out[-2000:])
         return float(match.group(1)) * 1e3
 
-    ort_reference_ms = [ort_reference()(args.seconds)]  # sizes perf_test's run count to about --seconds
+    ort_reference_ms = [float(np.median(ort_reference()(args.seconds)))]  # sizes perf_test's run count
 
     def ov_python_reference():
         import openvino as ov
@@ -217,48 +239,58 @@ def main() -> None:
         torch.set_num_threads(threads)
         x = torch.from_numpy(sample)
 
-        def median_over(seconds: float) -> float:
+        def samples_over(seconds: float) -> np.ndarray:
             with torch.inference_mode():
                 return minimal_loop(lambda: module(x), seconds)
 
-        return median_over
+        return samples_over
 
     def a_new_process_each_round(fn):
         return lambda: fn  # benchmark_app is its own process: nothing to keep loaded
 
-    # Each pair: (load edgebench's side, load the reference), each called once; what they return
-    # times `seconds` and gives a median. Both stay loaded over every round, so that what the
-    # machine does between rounds falls on both: a fresh session per round put each session's own
-    # placement into that round's ratio (0.81-1.36 at 224 px, fidelity-large-rounds7.md).
+    def median_of(load):
+        def loaded():
+            samples_over = load()
+            return lambda seconds: float(np.median(samples_over(seconds)))
+        return loaded
+
+    # Each pair: (load edgebench's side, load the reference, in one process?). Both sides are loaded
+    # once and kept over every round. In-process pairs alternate blocks of BLOCK_S within each round
+    # (interleaved_round); a pair with a tool that is its own process alternates whole rounds.
     pairs = {
         # Runtime clock against runtime clock: benchmark_app counts the plugin's own latency, and so
         # does InferRequest.latency, which edgebench records beside the wall time (--clock runtime).
         "openvino fp32 (runtime clock) vs benchmark_app": (
-            lambda: edgebench_timer("openvino", xml, "fp32", threads, sample, clock="runtime"),
-            a_new_process_each_round(lambda seconds: benchmark_app_median(xml, threads, "f32", seconds))),
+            median_of(lambda: edgebench_timer("openvino", xml, "fp32", threads, sample, clock="runtime")),
+            a_new_process_each_round(lambda seconds: benchmark_app_median(xml, threads, "f32", seconds)), False),
         # benchmark_app's median is the plugin's own per-request latency, measured in C++; a Python
         # application also pays the call, which this minimal loop includes and benchmark_app does not.
         "openvino fp32 vs request.infer() loop": (lambda: edgebench_timer("openvino", xml, "fp32", threads, sample),
-                                                  ov_python_reference),
+                                                  ov_python_reference, True),
         "openvino fp32 throughput (ms/sample) vs benchmark_app -hint throughput": (
             lambda: edgebench_throughput_timer(xml, "fp32", sample),
-            a_new_process_each_round(lambda seconds: benchmark_app_ms_per_sample(xml, "f32", seconds))),
+            a_new_process_each_round(lambda seconds: benchmark_app_ms_per_sample(xml, "f32", seconds)), False),
         # Unverified here: onnxruntime_perf_test is not on this machine (not in the pip wheel).
         **({"onnxruntime fp32 vs onnxruntime_perf_test": (
-            lambda: edgebench_timer("onnxruntime", onnx_path, "fp32", threads, sample),
-            a_new_process_each_round(ort_perf_test))} if shutil.which("onnxruntime_perf_test") else {}),
+            median_of(lambda: edgebench_timer("onnxruntime", onnx_path, "fp32", threads, sample)),
+            a_new_process_each_round(ort_perf_test), False)} if shutil.which("onnxruntime_perf_test") else {}),
         "onnxruntime fp32 vs run_with_iobinding loop": (
-            lambda: edgebench_timer("onnxruntime", onnx_path, "fp32", threads, sample), ort_reference),
+            lambda: edgebench_timer("onnxruntime", onnx_path, "fp32", threads, sample), ort_reference, True),
         "pytorch fp32 vs eager loop": (lambda: edgebench_timer("pytorch", work / "model.pt", "fp32", threads, sample),
-                                       torch_reference),
+                                       torch_reference, True),
     }
     results = {}
-    for label, (load_ours, load_theirs) in pairs.items():
+    for label, (load_ours, load_theirs, in_process) in pairs.items():
         ours, theirs = load_ours(), load_theirs()
+        if in_process:
+            interleaved_round(ours, theirs, 0.5)  # warm-up, discarded
         rounds = []
         for r in range(args.rounds):
-            a, b = (ours(args.seconds), theirs(args.seconds)) if r % 2 == 0 else \
-                tuple(reversed((theirs(args.seconds), ours(args.seconds))))
+            if in_process:
+                a, b = interleaved_round(ours, theirs, args.seconds)
+            else:
+                a, b = (ours(args.seconds), theirs(args.seconds)) if r % 2 == 0 else \
+                    tuple(reversed((theirs(args.seconds), ours(args.seconds))))
             rounds.append({"edgebench_ms": a, "reference_ms": b, "ratio": a / b})
             print(f"{label:40s} round {r}: edgebench {a:.3f} ms, reference {b:.3f} ms, ratio {a / b:.3f}", flush=True)
         ratio = float(np.median([x["ratio"] for x in rounds]))
@@ -280,7 +312,8 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     lines = [f"# Fidelity: edgebench vs each runtime's own tool ({cpu_model()}, {threads} threads)", "",
              f"{args.model} at {args.size}x{args.size}, {args.rounds} alternating rounds of {args.seconds} s per tool; "
-             "each side loaded once and kept over the rounds (benchmark_app, its own process, excepted).",
+             "each side loaded once and kept; in-process pairs alternate blocks of "
+             f"{BLOCK_S * 1e3:.0f} ms within each round, pairs with benchmark_app (its own process) whole rounds.",
              "", "| pair | edgebench ms (median of rounds) | reference ms | ratio | rounds' ratios (min-max) | within 5% |",
              "|---|---|---|---|---|---|"]
     for label, r in results.items():
