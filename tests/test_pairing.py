@@ -8,7 +8,7 @@ import numpy as np
 from helpers.slow_model import add_dead_work
 
 from edgebench.core.records import Measurement
-from edgebench.measure.pairing import merge_pairs, pair_with_baseline, round_ratio_interval
+from edgebench.measure.pairing import merge_pairs, pair_with_baseline, round_ratios
 from edgebench.measure.processes import merge
 from edgebench.measure.worker import MeasureTask, run_isolated
 
@@ -42,8 +42,8 @@ def test_round_interval_brackets_the_ratio_and_narrows_with_agreeing_rounds():
     drift = np.repeat(np.exp(rng.normal(0, 0.3, rounds)), block)  # the machine drifts from round to round
     base = 2.0 * drift * np.exp(rng.normal(0, 0.02, rounds * block))
     mine = 1.0 * drift * np.exp(rng.normal(0, 0.02, rounds * block))
-    low, high = round_ratio_interval(base, mine, block)
-    assert low < 2.0 < high and high / low < 1.05  # the drift both share cancels
+    speedup, low, high = round_ratios(base, mine, block)
+    assert low <= speedup <= high and low < 2.0 < high and high / low < 1.05  # the drift both share cancels
 
 
 def test_several_sessions_merge_into_a_rerun_interval_and_an_error_is_kept():

@@ -41,8 +41,16 @@ def paired_speedup(base_medians: Sequence[float], medians: Sequence[float]) -> t
     processes, or in fewer than two."""
     if len(base_medians) != len(medians) or len(medians) < 2 or min(*base_medians, *medians) <= 0:
         return None
-    logs = np.log(np.asarray(base_medians, dtype=np.float64)) - np.log(np.asarray(medians, dtype=np.float64))
+    return ratio_interval(np.asarray(base_medians, dtype=np.float64) / np.asarray(medians, dtype=np.float64))
+
+
+def ratio_interval(ratios: Sequence[float]) -> tuple[float, float, float] | None:
+    """Ratios measured in n pairs (processes): their geometric mean, and where a rerun in as many
+    pairs lands (95%, t * s * sqrt(2/n) on the logs). None with fewer than two."""
+    logs = np.log(np.asarray(ratios, dtype=np.float64))
     n = len(logs)
+    if n < 2 or not np.all(np.isfinite(logs)):
+        return None
     t = T_975[n - 2] if n - 2 < len(T_975) else 1.96
     half = t * float(logs.std(ddof=1)) * float(np.sqrt(2 / n))
     mean = float(logs.mean())

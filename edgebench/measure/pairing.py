@@ -9,7 +9,7 @@ inferences between them (timing.measure_interleaved), so what the process does t
 the other. This module gives `compare` the same: each candidate's worker also loads the baseline
 on the same runtime and placement and times the two interleaved; the ratio of their medians is
 the row's speedup. Across several processes the per-process ratios give the interval, as rows'
-medians do (intervals.paired_speedup).
+medians do (intervals.ratio_interval).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from edgebench.backends import BACKENDS, Placement, create_runner
-from edgebench.measure.intervals import paired_speedup
+from edgebench.measure.intervals import ratio_interval
 from edgebench.measure.timing import InterleavedConfig, measure_interleaved, median_ci
 
 # Seconds of the interleaved session, at most: it comes on top of the candidate's own timing.
@@ -76,8 +76,8 @@ def time_against_baseline(task, runner, sample: dict[str, np.ndarray], timing: d
     finally:
         base.close()
     base_stats, stats = result.stats
-    low, high = round_ratio_interval(result.samples[0], result.samples[1], result.block_iterations)
-    return {"baseline": pair["key"], "speedup": base_stats.median_ms / stats.median_ms, "low": low, "high": high,
+    speedup, low, high = round_ratios(result.samples[0], result.samples[1], result.block_iterations)
+    return {"baseline": pair["key"], "speedup": speedup, "low": low, "high": high,
             "baseline_median_ms": base_stats.median_ms, "median_ms": stats.median_ms, "rounds": result.rounds,
             "block_iterations": result.block_iterations, "stop_reason": result.stop_reason, "processes": 1,
             "basis": "in-process A/B against the baseline, one process"}
@@ -89,31 +89,33 @@ def block_for(median_ms: float) -> int:
     return max(3, min(25, int(50 / max(median_ms, 1e-3))))
 
 
-def round_ratio_interval(base: np.ndarray, mine: np.ndarray, block: int) -> tuple[float, float]:
-    """95% interval of the speedup within one process: each round's ratio of block medians
-    (the two blocks ran back to back), and the distribution-free interval of their median."""
+def round_ratios(base: np.ndarray, mine: np.ndarray, block: int) -> tuple[float, float, float]:
+    """The speedup within one process and its 95% interval: each round's ratio of block medians
+    (the two blocks ran back to back), their median and its distribution-free interval. With
+    fewer than two rounds, the ratio of the two medians, with no interval to speak of."""
     rounds = min(len(base), len(mine)) // block
     if rounds < 2:
         ratio = float(np.median(base) / np.median(mine))
-        return ratio, ratio
+        return ratio, ratio, ratio
     per_round = np.sort([np.median(base[r * block:(r + 1) * block]) / np.median(mine[r * block:(r + 1) * block])
                          for r in range(rounds)])
-    return median_ci(per_round)
+    low, high = median_ci(per_round)
+    return float(np.median(per_round)), low, high
 
 
 def merge_pairs(pairs: Sequence[Optional[dict]]) -> Optional[dict]:
     """The speedup of several processes' sessions: the geometric mean of their ratios, with the
-    interval where a rerun in as many processes lands (intervals.paired_speedup); one session
+    interval where a rerun in as many processes lands (intervals.ratio_interval); one session
     keeps its own interval over rounds and says it is one process's."""
     done = [p for p in pairs if p and "speedup" in p]
     if not done:
         return next((p for p in pairs if p), None)  # a session's error, kept for the report
     if len(done) == 1:
         return done[0]
-    paired = paired_speedup([p["baseline_median_ms"] for p in done], [p["median_ms"] for p in done])
-    if paired is None:
+    interval = ratio_interval([p["speedup"] for p in done])
+    if interval is None:
         return None
-    speedup, low, high = paired
+    speedup, low, high = interval
     return {"baseline": done[0]["baseline"], "speedup": speedup, "low": low, "high": high,
             "speedups": [p["speedup"] for p in done], "processes": len(done),
             "basis": f"in-process A/B against the baseline, over {len(done)} processes"}
