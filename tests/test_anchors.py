@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from edgebench.devices.profiles import Anchor, all_profiles
-from edgebench.estimate.anchor_hardware import anchor_ops
+from edgebench.estimate.anchor_hardware import anchor_ops, buildable, precision_of
 from edgebench.estimate.anchors import (
     check,
     comparable_anchors,
@@ -15,7 +15,9 @@ from edgebench.estimate.anchors import (
     roofline_ratio,
     summarize_errors,
 )
+from edgebench.estimate.bounds import processor_bound_ms
 from edgebench.estimate.op_costs import GROUPS
+from edgebench.estimate.reference import key, winograd_ops
 
 
 def test_profiles_carry_sourced_anchors():
@@ -230,3 +232,31 @@ def test_fp32_on_tensor_cores_computes_at_the_tf32_rate_and_the_bound_allows_it(
     assert peak_gops(gpu.peak_gflops, "fp32") == gpu.peak_gflops["tf32"] > gpu.peak_gflops["fp32"]
     assert peak_gops(cpu.peak_gflops, "fp32") == cpu.peak_gflops["fp32"]
 
+
+
+def test_no_anchor_of_an_edgebench_runtime_beats_its_processors_physical_bound():
+    """Every published anchor of a runtime edgebench runs lies above the lower bound `compare` floors
+    estimates at (bounds.processor_bound_ms on the profile's datasheet peaks): one below it would mean a
+    peak in the profile is too low. ncnn is left out of that assertion: it runs 3x3 stride-1
+    convolutions as Winograd (ncnn's own condition, recorded in reference_ops.json), fewer
+    multiplications than the direct-convolution FLOPs the bound counts. The one ncnn anchor below the
+    bound of its whole CPU is pinned here, and is almost all Winograd-eligible convolutions."""
+    below = []
+    checked = 0
+    for profile in all_profiles().values():
+        for a in profile.anchors:
+            proc = profile.processors.get(a.processor)
+            if not buildable(a) or proc is None:
+                continue
+            bound = processor_bound_ms(anchor_ops(a), precision_of(a), proc, a.runtime, a.processor)
+            if bound is None:
+                continue
+            if a.runtime.startswith("ncnn"):
+                below += [(profile.name, a.model, a.threads)] if a.latency_ms < bound else []
+                continue
+            assert a.latency_ms >= bound, (profile.name, a.model, a.runtime, a.processor, a.latency_ms, bound)
+            checked += 1
+    assert checked >= 30
+    assert below == [("jetson-agx-orin", "vgg16", 8)]  # ncnn's 8-thread vgg16: 31.4 ms, bound 56 ms
+    ops, eligible = anchor_ops(_anchor("vgg16", 1.0)), winograd_ops()[key("vgg16", 224)]
+    assert sum(op[1] for i, op in enumerate(ops) if i in eligible) > 0.95 * sum(op[1] for op in ops)
