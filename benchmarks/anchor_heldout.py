@@ -4,15 +4,22 @@
 
 benchmarks/results/anchor_validation.md scores the estimator leave-one-anchor-out on the very
 anchors its forms were chosen on, so its figure is optimistic by that choice. This scores it on
-published latencies that played no part in any choice: benchmarks/heldout_figures.yaml, models the
-anchors do not use, from the same runs (source, section, command line, column) as the anchors.
-Each figure is predicted from the anchors of its profile with identical runtime, processor,
-precision, threads, batch and machine (`anchor_hardware.comparable`, the rule the hardware view
-uses), by the estimator's own transfer and ratio (`anchors.transfer`, `anchors.roofline_ratio`:
-the roofline on the device's derated peaks with the shape fitted on every shipped anchor, as
-`compare` uses it). Nothing here fits, tunes or chooses anything.
+published latencies that played no part in any choice: the `figures:` of
+benchmarks/heldout_figures.yaml, models the anchors do not use, from the same runs (source,
+section, command line, column) as the anchors. Each figure is predicted from the anchors of its
+profile with identical runtime, processor, precision, threads, batch and machine
+(`anchor_hardware.comparable`, the rule the hardware view uses), by the estimator's own transfer
+and ratio (`anchors.transfer`, `anchors.roofline_ratio`: the roofline on the device's derated
+peaks with the shape fitted on every shipped anchor, as `compare` uses it). Nothing here fits,
+tunes or chooses anything.
 
-Writes benchmarks/results/anchor_heldout.{json,md}, each figure with its source.
+The first set was scored on 2026-11-30 and its faithful figures were then adopted as anchors, so
+none is left: this says so and writes nothing (benchmarks/results/anchor_heldout.md stays the
+record of that test). A figure that is also an anchor of its profile is refused, never scored
+against itself. The next set waits unscored under `fresh:` until the next change of the
+estimator's form is fixed, then moves to `figures:`; scoring it writes
+benchmarks/results/anchor_heldout.{json,md} (move the first set's record aside first, e.g. to
+anchor_heldout-2026-11-30.md).
 """
 from __future__ import annotations
 
@@ -36,38 +43,54 @@ HOW = ("each held-out figure predicted from its profile's anchors with identical
 HELD_OUT = ("These figures were not used to choose any form or constant of the estimator: they were collected "
             "and scored after every choice listed in benchmarks/results/anchor_validation.md, with the "
             "estimator unchanged. Changing the estimator after seeing them would end their use as a held-out test.")
-# Whether the figures should join the profiles as anchors: written after scoring them.
-RECOMMENDATION: list[str] = [
-    "Rules applied (no written admission rule beyond the profiles' header was found): an anchor is a batch-1 "
-    "latency of a reference model whose op costs ship, cited with source, section and command line, graded A/B/C, "
-    "with the labels of its run; figures of a run that already anchors join to give its anchors more peers "
-    "(as the Azure D64s v6 figures did, commits 33d2d75 and f6daf64). The faithful figures here meet every one; "
-    "googlenet does not (its torchvision stand-in differs from BVLC GoogLeNet) and should stay out.",
-    "Recommendation: add all 83 faithful figures (81 predicted here, 2 on the iGPU, for which the profile "
-    "states no peaks), none selected by how well they are predicted, in one commit "
-    "of their own, after this result is recorded, with anchor_validation.md rerun in the same commit. They widen "
-    "every group compare transfers from (ShuffleNetV2's channel shuffle, RegNetY's grouped convolutions and "
-    "VGG's dense 3x3 stacks are shapes no anchor has) and make its stated errors honest: ShuffleNetV2 lies "
-    "outside the stated interval in all four validated groups, so ±14% on the Raspberry Pi 4 and ±29-45% "
-    "elsewhere are too narrow for models unlike the five anchors.",
-    "Once added they are no longer held out: anchor_validation.md's figure will fall towards this one, and the "
-    "next form change (the ncnn dense-convolution miss, vgg16 over-predicted by a median of +87%; the grouped "
-    "convolutions of regnet_y_400mf under-predicted by 34-40% on the 6- and 8-thread runs) needs a fresh held-out set "
-    "collected before it is tried, e.g. other published runs of these devices or another source's figures.",
-    "If the lead prefers to keep a held-out set now instead, split by a rule fixed before looking at errors (for "
-    "example by source: add the ncnn figures, keep ispcojp's 18 held out), never by which figures were predicted well.",
-]
+# The sections of heldout_figures.yaml that list figures ({device: [figure, ...]}): only `figures`
+# is scored; `fresh` waits unscored for the next form change; `adopted` and `not_adopted` are the
+# record of the first set (the former now anchors in device_profiles/).
+SECTIONS = ("figures", "fresh", "adopted", "not_adopted")
 
 
 def load_figures(path: Path = FIGURES) -> dict:
-    """{"counterparts": ..., "left_out": ..., "figures": {device: [Anchor, ...]}}."""
+    """{"counterparts": ..., "left_out": ..., "figures": {device: [Anchor, ...]}, "fresh": ..., ...}:
+    each section of SECTIONS as Anchors, empty where the file has none."""
     import yaml
 
     from edgebench.devices.profiles import Anchor
 
     data = yaml.safe_load(path.read_text())
-    data["figures"] = {device: [Anchor(**f) for f in figures] for device, figures in data["figures"].items()}
+    for section in SECTIONS:
+        data[section] = {device: [Anchor(**f) for f in figures or []]
+                         for device, figures in (data.get(section) or {}).items()}
     return data
+
+
+def same_figure_key(figure) -> tuple:
+    """What makes two published figures the same one: the model and every label of its run."""
+    return (figure.model, figure.input_size, figure.runtime, figure.processor, figure.precision, figure.threads,
+            figure.batch, figure.device_detail)
+
+
+def already_anchors(figures: dict) -> list[str]:
+    """The figures to score that are also anchors of their profile ("device model (runtime, ...)")."""
+    from edgebench.devices.profiles import all_profiles
+
+    profiles, out = all_profiles(), []
+    for device, device_figures in figures.items():
+        anchored = {same_figure_key(a) for a in profiles[device].anchors}
+        out += [f"{device} {f.model} ({f.runtime}, {f.processor}, {f.precision}, threads {f.threads})"
+                for f in device_figures if same_figure_key(f) in anchored]
+    return out
+
+
+def count(section: dict) -> int:
+    return sum(len(v) for v in section.values())
+
+
+def nothing_to_score(data: dict) -> str:
+    return (f"No held-out figures left to score: the first set's {count(data['adopted'])} faithful figures were "
+            "adopted as anchors on 2026-11-30 after being scored (benchmarks/results/anchor_heldout.md is the "
+            f"record of that test and is left as it is; nothing written). {count(data['fresh'])} fresh figure(s) "
+            "wait unscored under `fresh:` in benchmarks/heldout_figures.yaml: move them to `figures:` once the "
+            "next change of the estimator's form is fixed, and score them then.")
 
 
 def run_label(figure) -> str:
@@ -151,10 +174,21 @@ def summaries(rows: list[dict], by: str) -> dict:
     return {str(k): summarize_errors([r for r in rows if r[by] == k]) for k in keys}
 
 
-def run_heldout(out_dir: Path = RESULTS) -> dict:
+class NotHeldOut(ValueError):
+    """A figure to score is also an anchor: scoring it would predict an anchor from itself."""
+
+
+def run_heldout(out_dir: Path = RESULTS, path: Path = FIGURES) -> Optional[dict]:
+    """Score the `figures:` of `path` and write the results; None (nothing written) when there are none."""
     from edgebench.estimate.anchors import summarize_errors
 
-    data = load_figures()
+    data = load_figures(path)
+    if not count(data["figures"]):
+        return None
+    clash = already_anchors(data["figures"])
+    if clash:
+        raise NotHeldOut("these figures are anchors of their profile, so no held-out test (adopted figures "
+                         "belong under `adopted:`): " + "; ".join(clash))
     faithful = {m for m, c in data["counterparts"].items() if c["faithful"]}
     rows = score(data["figures"])
     for r in rows:
@@ -171,7 +205,7 @@ def run_heldout(out_dir: Path = RESULTS) -> dict:
               "runtimes": summaries(headline, "runtime"),
               "approximate_counterparts": summarize_errors([r for r in predicted if not r["faithful_counterpart"]]),
               "stated_interval": stated_interval_check(data["figures"]),
-              "leave_one_anchor_out": _validation_overall(), "recommendation": RECOMMENDATION,
+              "leave_one_anchor_out": _validation_overall(),
               "figures": rows, "counterparts": data["counterparts"], "left_out": data["left_out"],
               "note": "pure computation over published figures: independent of this machine's load"}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -241,9 +275,6 @@ def markdown(result: dict) -> str:
         lines += [f"| {r['device']} | {r['runtime']} | {r['processor']} | {r['precision']} | {r['model']} | "
                   f"{r['published_ms']:.3g} | {r['predicted_ms']:.3g} | {100 * r['error']:+.0f}% | "
                   f"±{100 * r['stated_error']:.0f}% | {'yes' if r['inside'] else 'no'} |" for r in inside]
-    if result.get("recommendation"):
-        lines += ["", "## Should these figures join the profiles as anchors?", ""]
-        lines += [f"- {x}" for x in result["recommendation"]]
     lines += ["", "## Counterparts", ""]
     for model, c in result["counterparts"].items():
         lines.append(f"- {model} ({'faithful' if c['faithful'] else 'approximate: not in the headline'}): "
@@ -264,5 +295,8 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    found = run_heldout()
-    print((RESULTS / "anchor_heldout.md").read_text())
+    try:
+        found = run_heldout()
+    except NotHeldOut as e:
+        sys.exit(f"anchor_heldout: {e}")
+    print(nothing_to_score(load_figures()) if found is None else (RESULTS / "anchor_heldout.md").read_text())

@@ -74,6 +74,31 @@ HISTORY = [
     "(36 without them). It makes MobileNetV2 cheaper as well as EfficientNet, and under ncnn MobileNetV2 is already "
     "under-predicted (-20 to -26%) while EfficientNet is over-predicted (+36 to +49%): the EfficientNet miss is "
     "not its elementwise traffic or its operator count alone.",
+    "Held-out figures adopted as anchors (2026-11-30, issue 14), with no change to any form or constant of the "
+    "estimator: every faithful figure of benchmarks/heldout_figures.yaml (83: squeezenet1_1, mnasnet1_0, "
+    "shufflenet_v2_x1_0, regnet_y_400mf, vgg16 from the ncnn runs, shufflenet_v2_x1_0 and vgg13 from the ispcojp "
+    "runs), none chosen or dropped by its error, after all of them had been scored as a held-out test "
+    "(benchmarks/results/anchor_heldout.md: 56% of 81 within ±25%, median |error| 22%); googlenet's 13 figures (an "
+    "approximate counterpart) stay out. So the figures above are no longer computed only on the anchors the forms "
+    "were chosen on. Before: 44 anchors predicted, 77% within ±25% (34), median |error| 15%; per device predicted / "
+    "within / median: intel-core-ultra-npu 3 / 67% / 15%, jetson-agx-orin 4 / 75% / 19%, jetson-orin-nano 4 / 75% / "
+    "20%, raspberry-pi-4 9 / 89% / 11%, raspberry-pi-5 9 / 78% / 16%, x86-avx512-server 15 / 73% / 12%. After: 136 "
+    "predicted (the 44, the 81 adopted and 11 older anchors that had no comparable peer before: the 1-thread ncnn "
+    "mobilenet_v2 figures, the ncnn-vulkan resnet50s, the PyTorch and Orin Nano ORT CPU mobilenet_v2s), 63% within "
+    "±25% (86), median 17%; intel-core-ultra-npu 8 / 38% / 37%, jetson-agx-orin 27 / 74% / 15%, jetson-orin-nano "
+    "21 / 43% / 27%, raspberry-pi-4 25 / 60% / 22%, raspberry-pi-5 25 / 64% / 22%, x86-avx512-server 30 / 77% / "
+    "14%. The 44 old anchors alone now: 75% (33), median 12%; the 81 adopted: 59% (48), median 21% (the refitted "
+    "shape now sees them). The errors `compare` states: Raspberry Pi 4 ONNX Runtime FP32 ±14% -> ±52%, Raspberry "
+    "Pi 5 ±45% -> ±51%, Orin Nano GPU ±29% -> ±34%, Core Ultra NPU OpenVINO FP16 ±30% -> ±46%; newly validated "
+    "(3 anchors each): Orin Nano ONNX Runtime CPU ±67%, Raspberry Pi 4 PyTorch CPU ±105%, Raspberry Pi 5 PyTorch "
+    "CPU ±41%.",
+    "A fresh held-out set is needed before the next change of the estimator's form: with the first set adopted, "
+    "this leave-one-anchor-out is the only check left, and every figure in it has now been seen. Collect it first "
+    "(other published runs of these devices, or other sources' figures), keep it unscored under `fresh:` in "
+    "benchmarks/heldout_figures.yaml while the change is worked out here, and score it once (benchmarks/"
+    "anchor_heldout.py) when the change is fixed. Candidates seen in the adopted figures: ncnn's dense 3x3 "
+    "convolutions (vgg16 over-predicted, Winograd: ncnn's 8-thread vgg16 on the AGX Orin runs faster than the "
+    "direct-convolution bound of the whole CPU) and the grouped convolutions of regnet_y_400mf.",
 ]
 
 

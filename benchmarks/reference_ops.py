@@ -31,8 +31,11 @@ def wanted_sizes() -> list[tuple[str, int]]:
     from edgebench.estimate.reference import REFERENCE_MODELS
 
     anchors = [a for p in all_profiles().values() for a in p.anchors]
-    figures = yaml.safe_load(HELD_OUT_FIGURES.read_text())["figures"]
-    anchors += [Anchor(**f) for device_figures in figures.values() for f in device_figures]
+    data = yaml.safe_load(HELD_OUT_FIGURES.read_text())
+    # every section that lists figures: held out, fresh and the first set's record (googlenet included)
+    for section in ("figures", "fresh", "adopted", "not_adopted"):
+        figures = data.get(section) or {}
+        anchors += [Anchor(**f) for device_figures in figures.values() for f in device_figures or []]
     return sorted({(a.model, a.input_size) for a in anchors
                    if a.model in REFERENCE_MODELS and a.input_size is not None})
 

@@ -1,11 +1,15 @@
 """The held-out test of the device estimator (benchmarks/anchor_heldout.py): its predictions are the
-estimator's own, its figures are no anchors, and the op costs the estimator was tuned on stay put."""
+estimator's own, it never scores an anchor against itself, the first set was adopted as anchors
+whole (none chosen or dropped by its error), and the op costs the estimator was tuned on stay put."""
 import hashlib
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edgebench.devices.profiles import all_profiles
 from edgebench.estimate.anchor_hardware import anchor_ops, buildable
@@ -28,49 +32,102 @@ def figures(heldout):
     return heldout.load_figures()
 
 
-def _figure(figures, device, model, runtime):
-    return next(f for f in figures["figures"][device] if f.model == model and f.runtime == runtime)
+def _adopted(figures, device, model, runtime, **labels):
+    return next(f for f in figures["adopted"][device] if f.model == model and f.runtime == runtime
+                and all(getattr(f, k) == v for k, v in labels.items()))
+
+
+def _held_out_again(device, figure):
+    """The device's profile as it was before `figure` joined its anchors."""
+    profile = all_profiles()[device]
+    kept = [a for a in profile.anchors if a != figure]
+    assert len(kept) == len(profile.anchors) - 1
+    return profile.model_copy(update={"anchors": kept})
+
+
+def test_the_first_set_was_adopted_whole_and_nothing_is_left_held_out(heldout, figures):
+    profiles = all_profiles()
+    assert heldout.count(figures["figures"]) == 0  # nothing is scored twice
+    faithful = {m for m, c in figures["counterparts"].items() if c["faithful"]}
+    adopted = [(device, f) for device, fs in figures["adopted"].items() for f in fs]
+    assert len(adopted) == 83 and {f.model for _, f in adopted} == faithful
+    for device, f in adopted:  # every faithful figure is an anchor, field for field
+        assert buildable(f) and sum(a == f for a in profiles[device].anchors) == 1, (device, f.model, f.threads)
+    # the approximate counterpart stayed out: no profile cites googlenet
+    assert {f.model for fs in figures["not_adopted"].values() for f in fs} == {"googlenet"}
+    assert heldout.count(figures["not_adopted"]) == 13
+    assert not any(a.model == "googlenet" for p in profiles.values() for a in p.anchors)
+
+
+def test_nothing_left_to_score_says_so_and_writes_nothing(heldout, tmp_path):
+    assert heldout.run_heldout(out_dir=tmp_path) is None and not any(tmp_path.iterdir())
+    done = subprocess.run([sys.executable, str(BENCH / "anchor_heldout.py")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "No held-out figures left to score" in done.stdout and "83 faithful figures were adopted" in done.stdout
+
+
+def test_an_anchor_is_never_scored_as_a_held_out_figure(heldout, figures, tmp_path):
+    raw = yaml.safe_load(heldout.FIGURES.read_text())
+    raw["figures"] = {"raspberry-pi-4": raw["adopted"]["raspberry-pi-4"][:1]}
+    path = tmp_path / "figures.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "results"
+    with pytest.raises(heldout.NotHeldOut, match="raspberry-pi-4"):
+        heldout.run_heldout(out_dir=out, path=path)
+    assert not out.exists()
+
+
+def test_a_fresh_figure_is_scored_and_written(heldout, tmp_path):
+    """The scorer still works for the next set: a figure no profile cites (the Pi 4's 4-thread ncnn
+    googlenet stands in for one) is predicted from its run's anchors and written with its source."""
+    raw = yaml.safe_load(heldout.FIGURES.read_text())
+    googlenet = [f for f in raw["not_adopted"]["raspberry-pi-4"] if f["threads"] == 4]
+    raw["figures"] = {"raspberry-pi-4": googlenet}
+    path = tmp_path / "figures.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = heldout.run_heldout(out_dir=tmp_path, path=path)
+    [row] = result["figures"]
+    assert row["model"] == "googlenet" and not row["faithful_counterpart"] and row["predicted_ms"] > 0
+    assert "mobilenet_v2" in row["from"] and "vgg16" in row["from"]  # the run's anchors, adopted ones included
+    assert row["source"] in (tmp_path / "anchor_heldout.md").read_text()
+    assert json.loads((tmp_path / "anchor_heldout.json").read_text())["figures"][0]["model"] == "googlenet"
 
 
 def test_a_heldout_prediction_is_what_compare_would_estimate(heldout, figures):
     """Recomputed through the path `compare` takes for a candidate (anchors.check(...).predict on the
-    model's op costs), not the scorer's own: both must give the same figure from the same anchors."""
-    pi4 = all_profiles()["raspberry-pi-4"]
-    figure = _figure(figures, "raspberry-pi-4", "shufflenet_v2_x1_0", "onnxruntime")
+    model's op costs), not the scorer's own: both must give the same figure from the same anchors.
+    The figure is taken out of the Pi 4's anchors again, as it was when it was scored."""
+    figure = _adopted(figures, "raspberry-pi-4", "shufflenet_v2_x1_0", "onnxruntime")
+    pi4 = _held_out_again("raspberry-pi-4", figure)
     row = heldout.predict_figure(pi4, figure, roofline_ratio(pi4))
     group = check(pi4, "onnxruntime", "cpu", "fp32")
-    assert row["from"] == sorted(a.model for a in group.anchors)
+    assert row["from"] == sorted(a.model for a in group.anchors) and "vgg13" in row["from"]
     assert row["predicted_ms"] == pytest.approx(group.predict(anchor_ops(figure)), rel=1e-6)
     assert row["error"] == pytest.approx(row["predicted_ms"] / figure.latency_ms - 1, abs=1e-4)
 
 
-def test_heldout_figures_are_no_anchors_and_each_is_predicted_from_its_own_run(heldout, figures):
-    profiles = all_profiles()
-    for device, device_figures in figures["figures"].items():
-        anchored = {a.model for a in profiles[device].anchors}
-        for f in device_figures:
-            assert f.model not in anchored, (device, f.model)  # held out: no profile cites the model
-            assert f.model in figures["counterparts"], f.model
-            assert buildable(f), (device, f.model)  # its op costs ship
-    # Peers come from the figure's own run only: the AGX Orin's 8-thread ncnn squeezenet transfers
-    # from that run's four anchors, not from the 1- or 4-thread mobilenet_v2 or the GPU's resnet50.
-    orin = profiles["jetson-agx-orin"]
-    figure = next(f for f in figures["figures"]["jetson-agx-orin"] if f.model == "squeezenet1_1" and f.threads == 8)
+def test_a_figure_is_predicted_from_its_own_run_only(heldout, figures):
+    # The AGX Orin's 8-thread ncnn squeezenet transfers from that run's other figures only, not from
+    # the 1- or 4-thread runs (mobilenet_v2 has none at 8 threads) or the GPU's resnet50.
+    figure = _adopted(figures, "jetson-agx-orin", "squeezenet1_1", "ncnn", threads=8)
+    orin = _held_out_again("jetson-agx-orin", figure)
     row = heldout.predict_figure(orin, figure, roofline_ratio(orin))
-    assert row["from"] == ["efficientnet_b0", "mobilenet_v3_large", "resnet18", "resnet50"]
+    assert row["from"] == ["efficientnet_b0", "mnasnet1_0", "mobilenet_v3_large", "regnet_y_400mf", "resnet18",
+                           "resnet50", "shufflenet_v2_x1_0", "vgg16"]
     assert row["predicted_ms"] > 0 and "8 0 -1 0" in row["run"]
 
 
 def test_a_figure_with_no_peaks_is_reported_not_predicted(heldout, figures):
-    npu = all_profiles()["intel-core-ultra-npu"]
-    igpu = next(f for f in figures["figures"]["intel-core-ultra-npu"] if f.processor == "igpu")
+    igpu = _adopted(figures, "intel-core-ultra-npu", "shufflenet_v2_x1_0", "onnxruntime+openvino-ep", processor="igpu")
+    npu = _held_out_again("intel-core-ultra-npu", igpu)
     row = heldout.predict_figure(npu, igpu, roofline_ratio(npu))
-    assert row["from"] == ["resnet18"]  # a peer, but the profile states no iGPU peaks to take a ratio on
+    assert row["from"] == ["resnet18", "vgg13"]  # peers, but the profile states no iGPU peaks to take a ratio on
     assert row["predicted_ms"] is None and "igpu" in row["not_predicted"]
 
 
 def test_the_op_costs_the_estimator_was_tuned_on_are_unchanged():
-    """reference_ops.json's entries for the anchors' five models, as they were when the forms in
+    """reference_ops.json's entries for the anchors' first five models, as they were when the forms in
     benchmarks/results/anchor_validation.md were chosen (benchmarks/reference_ops.py --add-missing
     adds models without touching them). A change here moves every anchored estimate."""
     data = json.loads(REFERENCE_OPS_FILE.read_text())
@@ -79,6 +136,13 @@ def test_the_op_costs_the_estimator_was_tuned_on_are_unchanged():
             "winograd_eligible": {k: data["winograd_eligible"][k] for k in old}}
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
     assert digest == "27da247b8ef1f8d867e25e997818d99fc9c933932b46714faa99ee9c358e23a3"
+    # and those of the six models whose figures were adopted as anchors on 2026-11-30, as they were scored
+    adopted = ("mnasnet1_0@224", "regnet_y_400mf@224", "shufflenet_v2_x1_0@224", "squeezenet1_1@227", "vgg13@224",
+               "vgg16@224")
+    kept = {"models": {k: data["models"][k] for k in adopted},
+            "winograd_eligible": {k: data["winograd_eligible"][k] for k in adopted}}
+    digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+    assert digest == "94026e0350d6a5fce20d00420fddf401500e00695f6e44dcf60003bcfa4f11d4"
 
 
 def test_op_costs_fold_the_shape_arithmetic_of_a_dynamic_batch(tmp_path, monkeypatch):

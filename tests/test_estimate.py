@@ -9,8 +9,9 @@ from helpers.slow_model import add_dead_work
 
 from edgebench.core.store import RunStore
 from edgebench.devices.profiles import get_profile
+from edgebench.estimate.anchor_hardware import anchor_ops
 from edgebench.estimate.anchors import check
-from edgebench.estimate.device_rows import add_estimates
+from edgebench.estimate.device_rows import _anchor_transfer, add_estimates
 from edgebench.estimate.op_costs import GROUPS, graph_costs
 from edgebench.estimate.roofline import PRIOR, Hardware, Point, features, fit, leave_one_model_out, ops_of, predict
 
@@ -85,14 +86,20 @@ def test_compare_adds_labelled_estimates_for_the_asked_device(tiny_run):
             assert info["leave_one_anchor_out"]["n"] == len(found.rows)
             expected = found.error
             assert m.estimate_error_pct == (round(100 * expected, 1) if expected is not None else None)
-    # The Orin Nano's published ORT GPU figures (4 models) check each other; its one ORT CPU figure
-    # anchors but cannot be checked; nothing anchors TensorRT (its anchors are YOLO, not shipped).
+    # The Orin Nano's published ORT GPU figures (6 models) check each other, and since the held-out
+    # figures were adopted as anchors (2026-11-30) so do its 3 ORT CPU figures (before, its one ORT CPU
+    # figure anchored but could not be checked); nothing anchors TensorRT (its anchors are YOLO, not shipped).
     assert {("onnxruntime", "gpu", "fp32"), ("onnxruntime", "cpu", "fp32")} <= by_method["anchor transfer"]
     assert not {r for r in by_method["anchor transfer"] if r[0] == "tensorrt"}
     gpu = [m for m in estimated if (m.backend, m.processor, m.precision) == ("onnxruntime", "gpu", "fp32")]
     cpu = [m for m in estimated if (m.backend, m.processor, m.precision) == ("onnxruntime", "cpu", "fp32")]
     assert gpu and all(m.estimate_error_pct and m.latency["interval"] == "validated" for m in gpu)
-    assert cpu and all(m.estimate_error_pct is None for m in cpu)
+    assert cpu and all(m.estimate_error_pct and m.latency["interval"] == "validated" for m in cpu)
+    # An anchored row its anchors cannot check (one anchor: the A100's TensorRT INT8 resnet50) states no error
+    alone = check(get_profile("nvidia-a100"), "tensorrt", "gpu", "int8")
+    assert alone.usable and len(alone.anchors) == 1
+    estimate, error_pct, _, detail = _anchor_transfer(alone, anchor_ops(alone.anchors[0]), "int8", [])
+    assert estimate and error_pct is None and detail["error_basis"].startswith("unvalidated")
     html = (result.run_dir / "report.html").read_text()
     assert "estimated, unvalidated" in html and "estimated &plusmn;" in html
 
