@@ -311,6 +311,7 @@ def main() -> None:
     meta["load"] = guard.check_writable()
     out.with_suffix(".json").write_text(json.dumps(meta, indent=2))
     lines = [f"# Fidelity: edgebench vs each runtime's own tool ({cpu_model()}, {threads} threads)", "",
+             f"`python benchmarks/fidelity.py {' '.join(sys.argv[1:])}`".replace(str(ROOT) + "/", ""), "",
              f"{args.model} at {args.size}x{args.size}, {args.rounds} alternating rounds of {args.seconds} s per tool; "
              "each side loaded once and kept; in-process pairs alternate blocks of "
              f"{BLOCK_S * 1e3:.0f} ms within each round, pairs with benchmark_app (its own process) whole rounds.",
