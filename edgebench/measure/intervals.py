@@ -44,7 +44,7 @@ def paired_speedup(base_medians: Sequence[float], medians: Sequence[float]) -> t
     return ratio_interval(np.asarray(base_medians, dtype=np.float64) / np.asarray(medians, dtype=np.float64))
 
 
-def ratio_interval(ratios: Sequence[float]) -> tuple[float, float, float] | None:
+def ratio_interval(ratios: Sequence[float] | np.ndarray) -> tuple[float, float, float] | None:
     """Ratios measured in n pairs (processes): their geometric mean, and where a rerun in as many
     pairs lands (95%, t * s * sqrt(2/n) on the logs). None with fewer than two."""
     logs = np.log(np.asarray(ratios, dtype=np.float64))
