@@ -68,7 +68,32 @@ def parameter_count(model_name: str, num_classes: int, input_size: int) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def one(model_name: str, pass_name: str, dataset, work: Path) -> dict:
+class PassTimeout(Exception):
+    """The pass ran past --time-limit (compare's --build-timeout would fail that recipe alone)."""
+
+
+def _raise_timeout(signum, frame):
+    raise PassTimeout()
+
+
+def one(model_name: str, pass_name: str, dataset, work: Path, time_limit: float = 0) -> dict:
+    """The pass on one model; with `time_limit` seconds (SIGALRM), a pass that runs longer is a
+    'timeout' outcome instead of holding the whole table up."""
+    import signal
+
+    if time_limit:
+        signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.alarm(int(time_limit))
+    try:
+        return _one(model_name, pass_name, dataset, work)
+    except PassTimeout:
+        return {"outcome": "timeout", "detail": f"still running after {time_limit:.0f} s (stopped)", "s": time_limit}
+    finally:
+        if time_limit:
+            signal.alarm(0)
+
+
+def _one(model_name: str, pass_name: str, dataset, work: Path) -> dict:
     import torch
 
     from edgebench.compress import PASSES, Candidate, Context
@@ -101,6 +126,8 @@ def one(model_name: str, pass_name: str, dataset, work: Path) -> dict:
         return {"outcome": "ok", "detail": (out.notes or [""])[-1][:160], "s": time.perf_counter() - started}
     except EdgebenchError as e:
         return {"outcome": "declined", "detail": str(e), "s": time.perf_counter() - started}
+    except PassTimeout:
+        raise
     except Exception as e:  # noqa: BLE001 - the benchmark counts crashes; each is a bug to fix
         return {"outcome": "crash", "detail": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}",
                 "s": time.perf_counter() - started}
@@ -118,10 +145,10 @@ def markdown(data: dict) -> str:
              f"({'--allow-busy, ' if data['load'].get('allow_busy') else ''}"
              f"{'busy' if data['load'].get('busy') else 'quiet'}) and are no timing figure.", "",
              f"Per pass over {len({r['model'] for r in rows})} models:", "",
-             "| pass | ok | declined | crash |", "|---|---|---|---|"]
+             "| pass | ok | declined | crash | timeout |", "|---|---|---|---|---|"]
     for p in passes:
         c = Counter(r["outcome"] for r in rows if r["pass"] == p)
-        lines.append(f"| {p} | {c['ok']} | {c['declined']} | {c['crash']} |")
+        lines.append(f"| {p} | {c['ok']} | {c['declined']} | {c['crash']} | {c['timeout']} |")
     skipped = data.get("skipped", {})
     if skipped:
         lines += ["", f"Skipped up front ({len(skipped)}, not in the counts):", ""]
@@ -147,6 +174,8 @@ def main() -> None:
                         help="skip models with more parameters than this (memory: see the docstring)")
     parser.add_argument("--merge", nargs="+", type=Path, help="write one table from these results (parallel parts)")
     parser.add_argument("--note", default="", help="a line for the Markdown: why these models, how the run went")
+    parser.add_argument("--time-limit", type=float, default=0,
+                        help="seconds per model and pass; a pass still running then is a 'timeout' row (0: no limit)")
     quiet.add_argument(parser)
     args = parser.parse_args()
     if args.merge:
@@ -170,7 +199,7 @@ def main() -> None:
             continue
         for pass_name in args.passes:
             with tempfile.TemporaryDirectory() as work:
-                result = one(model_name, pass_name, dataset, Path(work))
+                result = one(model_name, pass_name, dataset, Path(work), args.time_limit)
             data["rows"].append({"model": model_name, "pass": pass_name, **result})
             print(model_name, pass_name, result["outcome"], result["detail"][:120], flush=True)
     data["load"] = guard.check_writable()
