@@ -23,10 +23,13 @@ def unprunable_reason(model) -> Optional[str]:
     mappings through the window partition's reshapes and permutes) was still running after 100 s at
     3.7 GB and reached 15 GB, without end. Torch-Pruning also takes the table for an unwrapped
     parameter whose last dimension it would prune, but that dimension counts heads, not channels."""
-    tables = [name for name, _ in model.named_parameters() if name.endswith("relative_position_bias_table")]
+    # Swin keeps a learned table, Swin V2 an MLP over a coordinates table (cpb_mlp): both index it with
+    # a relative_position_index buffer, which is what marks the windowed attention here.
+    tables = [name for name, _ in [*model.named_parameters(), *model.named_buffers()]
+              if name.endswith(("relative_position_bias_table", "relative_position_index"))]
     if not tables:
         return None
-    return (f"Torch-Pruning cannot prune windowed attention with a relative-position bias table ({tables[0]}"
+    return (f"Torch-Pruning cannot prune windowed attention with a relative-position bias ({tables[0]}"
             f"{f' and {len(tables) - 1} more' if len(tables) > 1 else ''}: Swin-style shifted windows), its "
             f"dependency graph grows without end on the window partition")
 
