@@ -138,7 +138,8 @@ def main() -> None:
               "pause_s": args.pause, "runs": [str(first), str(second)]}
     RESULTS.mkdir(parents=True, exist_ok=True)
     result["load"] = load
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(portable(result), indent=2) + "\n")
+    result = portable(result)  # the Markdown quotes the command too
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Repeatability: does the second compare's median fall inside the first's interval?", "",
              f"`{result['command']}`: {held} of {len(pairs)} inside"
              + (f" ({100 * held / len(pairs):.0f}%; goal >= 90%)." if pairs else "."), "",
