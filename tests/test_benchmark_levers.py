@@ -1,26 +1,14 @@
 """benchmarks/compression.py --levers: the lever recipes it writes and how it judges the
 latency-aware goal, on synthetic rows (the benchmark itself takes most of an hour)."""
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from helpers.benchmark_module import load_benchmark
 
 from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe
-
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))  # the script imports its sibling quiet.py
-    try:
-        spec = importlib.util.spec_from_file_location("compression_bench", BENCH / "compression.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCH))
-    return module
+    return load_benchmark("compression")
 
 
 def test_each_lever_recipe_is_prune50_with_one_change(bench, tmp_path):

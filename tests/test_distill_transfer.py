@@ -150,18 +150,9 @@ def test_the_transfer_setting_separates_runs_and_blocks_a_mixed_resume(tmp_path)
 
 
 def _distillation_benchmark():
-    import importlib.util
-    import sys
+    from helpers.benchmark_module import load_benchmark
 
-    bench = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench))  # the script imports its siblings quiet.py and compression.py
-    try:
-        spec = importlib.util.spec_from_file_location("distillation_bench", bench / "distillation.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(bench))
-    return module
+    return load_benchmark("distillation")
 
 
 def test_the_benchmarks_transfer_images_are_neither_eval_nor_the_students_labelled_images(digits):

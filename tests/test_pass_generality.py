@@ -116,19 +116,12 @@ def test_swin_is_declined_before_torch_pruning_builds_its_graph(name):
 
 def test_the_benchmark_records_a_pass_past_its_time_limit_as_a_timeout(monkeypatch):
     """benchmarks/pass_generality.py --time-limit: a pass still running is a row, not a lost table."""
-    import importlib.util
-    import sys
     import time
     from pathlib import Path
 
-    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(bench_dir))  # the script imports its sibling quiet.py
-    try:
-        spec = importlib.util.spec_from_file_location("pass_generality_bench", bench_dir / "pass_generality.py")
-        bench = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(bench)
-    finally:
-        sys.path.remove(str(bench_dir))
+    from helpers.benchmark_module import load_benchmark
+
+    bench = load_benchmark("pass_generality")
     monkeypatch.setattr(bench, "_one", lambda *a: time.sleep(30) or {"outcome": "ok"})
     started = time.perf_counter()
     row = bench.one("resnet18", "prune", None, Path("."), time_limit=1)
