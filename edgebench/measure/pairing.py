@@ -62,8 +62,8 @@ def pair_with_baseline(tasks: Sequence) -> list:
 
 def time_against_baseline(task, runner, sample: dict[str, np.ndarray], timing: dict, median_ms: float) -> dict:
     """Load the task's baseline beside `runner` (already loaded, its own median `median_ms`) and
-    time the two interleaved; the ratio of their medians, its interval over rounds, and both
-    medians. Runs in the worker."""
+    time the two interleaved; the speedup (the median of the rounds' ratios), its interval over
+    rounds, and both medians. Runs in the worker."""
     pair = task.pair
     base = create_runner(task.backend)
     placement = Placement(task.processor, pair["precision"], task.threads, task.batch_size, dict(pair["options"]))
