@@ -41,6 +41,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import quiet  # benchmarks/quiet.py: the shared quiet-machine guard (this script's folder is on sys.path)
@@ -96,6 +97,14 @@ def run_compare(args, seed: int = 0) -> dict:
     result = compare(opts)
     wall = time.perf_counter() - started
     _, candidates, _, rows = load_tables(result.run_dir)
+    table = rows_against_baseline(rows)
+    return {"seed": seed, "run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
+            "notes": {c.name: list(c.notes) for c in candidates}}
+
+
+def rows_against_baseline(rows: list[dict]) -> list[dict]:
+    """compare's measured rows, each with its accuracy change and latency ratio against the FP32
+    baseline on the same runtime."""
     by_key = {}
     for r in rows:
         if r["status"] != "ok":
@@ -104,21 +113,21 @@ def run_compare(args, seed: int = 0) -> dict:
     table = []
     for (name, backend, precision), r in sorted(by_key.items()):
         base = by_key.get(("baseline", backend, "fp32" if precision == "int8" else precision))
-        # With --processes, the report pairs each row's processes with the baseline's by round: a
-        # drift of the machine between rounds cancels in the ratio (report/table.py).
-        paired = (r.get("speedup_basis") or "").startswith("paired") and r["speedup_low"]
+        # The report's speedup against the baseline, on its best basis: the in-process A/B (the
+        # candidate timed beside the baseline in one worker), else the rows' processes paired by
+        # round, else the two rows' intervals; its basis is kept beside it.
+        speedup = r.get("speedup")
         table.append({
             "candidate": name, "lineage": r["lineage"], "backend": backend, "precision": precision,
             "executed_precision": r["executed_precision"], "top1": r["top1"], "median_ms": r["median_ms"],
             "ci_ms": [r["ci_low_ms"], r["ci_high_ms"]], "params": r["params"], "macs": r["macs"],
-            "latency_ratio_vs_baseline": (1 / r["speedup"] if paired else
+            "latency_ratio_vs_baseline": (1 / speedup if speedup else
                                           (r["median_ms"] / base["median_ms"]) if base else None),
-            "latency_ratio_interval": [1 / r["speedup_high"], 1 / r["speedup_low"]] if paired else None,
-            "latency_ratio_basis": r["speedup_basis"] if paired else "ratio of the two medians",
+            "latency_ratio_interval": [1 / r["speedup_high"], 1 / r["speedup_low"]] if speedup and r["speedup_low"] else None,
+            "latency_ratio_basis": r["speedup_basis"] if speedup else "ratio of the two medians",
             "top1_delta_points_vs_baseline": (100 * (r["top1"] - base["top1"])) if base and r["top1"] is not None else None,
             "flags": r["flags"]})
-    return {"seed": seed, "run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
-            "notes": {c.name: list(c.notes) for c in candidates}}
+    return table
 
 
 def interval(values: list) -> dict:
@@ -264,6 +273,9 @@ def markdown(data: dict) -> str:
                          f"{100 * r['top1']:.1f} | {'' if delta is None else f'{delta:+.1f}'} | {r['median_ms']:.3f} | "
                          f"{'' if ratio is None else f'{ratio:.2f}x'}"
                          f"{f' ({span[0]:.2f}-{span[1]:.2f})' if span else ''} |")
+        bases = Counter(r["latency_ratio_basis"] for r in comp["rows"] if r["candidate"] != "baseline")
+        lines += ["", "Latency vs baseline (95% interval), by basis: "
+                  + "; ".join(f"{basis}: {n} rows" for basis, n in bases.most_common()) + "."]
         if comp["skipped"]:
             lines += ["", "Skipped: " + "; ".join(f"{k}: {v}" for k, v in comp["skipped"].items())]
         lines += ["", "| goal | value | met |", "|---|---|---|"]

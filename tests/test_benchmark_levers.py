@@ -55,3 +55,19 @@ def test_latency_goal_not_met_when_a_lever_was_not_measured(bench):
     runs[0]["rows"] = runs[0]["rows"][:1]
     (goal,) = bench.levers(runs, "quick")["goals"]
     assert goal["met"] is False and "not measured" in goal["value"]
+
+
+def test_latency_ratio_reads_the_reports_in_process_speedup(bench):
+    """A row timed beside the baseline in its worker keeps that speedup and its interval, not the
+    ratio of the two rows' medians (which come from separate processes)."""
+    def row(name, ms, speedup=None, basis=None):
+        return {"name": name, "backend": "onnxruntime", "precision": "fp32", "status": "ok", "lineage": name,
+                "executed_precision": "fp32", "top1": 0.9, "median_ms": ms, "ci_low_ms": ms, "ci_high_ms": ms,
+                "params": 1, "macs": 1, "flags": [], "speedup": speedup, "speedup_basis": basis,
+                "speedup_low": speedup and speedup * 0.9, "speedup_high": speedup and speedup * 1.1}
+    table = bench.rows_against_baseline([row("baseline", 2.0, 1.0, "from the two intervals"),
+                                         row("prune50", 1.9, 1.6, "in-process A/B against the baseline, one process")])
+    pruned = next(r for r in table if r["candidate"] == "prune50")
+    assert pruned["latency_ratio_vs_baseline"] == 1 / 1.6
+    assert pruned["latency_ratio_interval"] == [1 / (1.6 * 1.1), 1 / (1.6 * 0.9)]
+    assert pruned["latency_ratio_basis"].startswith("in-process")

@@ -135,3 +135,34 @@ def test_rows_that_disagree_with_the_in_process_speedup_are_flagged():
     rows = {r["candidate"]: r for r in build_rows([], [base, agree, moved])}
     assert "placement" not in rows["same"]["flag_kinds"]
     assert "placement" in rows["moved"]["flag_kinds"] and "say 2.00x" in rows["moved"]["flags"][-1]
+
+
+def test_int8_slower_reads_the_side_by_side_speedups_when_both_rows_have_them():
+    """prune50-ptq against its parent prune50: each was timed beside the same FP32 baseline in its
+    own worker, so the ratio of the two speedups is the comparison; the rows' own medians, from
+    separate processes, are not."""
+    from helpers.run_folder import measured
+
+    from edgebench.core.records import CandidateInfo
+    from edgebench.report.table import build_rows
+
+    base = CandidateInfo(id="baseline", name="baseline", lineage=({"pass": "baseline", "config": {}},))
+    pruned = CandidateInfo(id="prune50", name="prune50", lineage=base.lineage + ({"pass": "prune", "config": {}},))
+    quant = CandidateInfo(id="prune50-ptq", name="prune50-ptq", precision="int8",
+                          lineage=pruned.lineage + ({"pass": "ptq", "config": {}},))
+
+    def side_by_side(candidate, ms, speedup, precision="fp32"):
+        session = {"speedup": speedup, "low": speedup * 0.95, "high": speedup * 1.05,
+                   "basis": "in-process A/B against the baseline, one process"}
+        return dataclasses.replace(measured(candidate, ms, precision=precision), extra={"paired": session})
+
+    def flags(parent_speedup, int8_ms, int8_speedup):
+        rows = build_rows([base, pruned, quant], [measured("baseline", 2.0), side_by_side("prune50", 1.0, parent_speedup),
+                                                  side_by_side("prune50-ptq", int8_ms, int8_speedup, "int8")])
+        return next(r["flags"] for r in rows if r["candidate"] == "prune50-ptq")
+
+    # Its median (another process) says slower than prune50's; side by side it is faster: no flag.
+    assert not [f for f in flags(1.5, 1.4, 1.8) if "INT8 slower" in f]
+    # Its median says faster; side by side it is slower (1.5 / 1.2 = 1.25x): flagged, on that basis.
+    (flag,) = [f for f in flags(1.5, 0.9, 1.2) if "INT8 slower" in f]
+    assert "1.25x, each timed beside the FP32 baseline" in flag

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from edgebench.backends import BACKENDS
 from edgebench.core import validate
@@ -92,9 +92,7 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
     axis = {m.key: scenario_fields(m)["axis_ms"] for m in ok}
     baseline_latency = {(m.device, m.processor, m.backend, m.source, _group(m)): axis[m.key]
                         for m in ok if m.latency and m.candidate == "baseline" and m.precision == "fp32"}
-    parent_latency = {(m.candidate, m.device, m.processor, m.backend, m.source, _group(m)): axis[m.key]
-                      for m in ok if m.latency and m.precision == "fp32"}
-    rows = []
+    rows, int8_rows = [], []
     for m in measurements:
         if m.backend == BUILD and m.ok:
             continue  # a recipe that built: its candidate's rows speak for it
@@ -160,15 +158,38 @@ def build_rows(candidates: list[CandidateInfo], measurements: list[Measurement])
                     row["speedup_low"] = base_lat["ci_low_ms"] / lat["ci_high_ms"]
                     row["speedup_high"] = base_lat["ci_high_ms"] / lat["ci_low_ms"]
                     row["speedup_basis"] = "from the two intervals"
-        if c and c.precision == "int8" and mine:
-            parent = parent_latency.get((_parent_id(c, candidates), m.device, m.processor, m.backend, m.source,
-                                         _group(m))) or base
-            if parent and mine > parent:
-                add_flag(row, "int8 slower", f"INT8 slower than its FP32 parent on {m.backend} "
-                                             f"({mine / parent:.2f}x){_float_ops_hint(m)}")
         rows.append(row)
+        if c and c.precision == "int8" and mine:
+            int8_rows.append((row, m, _parent_id(c, candidates)))
+    by_place = {(r["candidate"], r["device"], r["processor"], r["backend"], r["source"], r["group"]): r
+                for r in rows if r["precision"] == "fp32" and r["status"] == "ok"}
+    for row, m, parent_id in int8_rows:
+        place = (m.device, m.processor, m.backend, m.source, _group(m))
+        slower = _int8_against_parent(row, by_place.get((parent_id, *place)) or by_place.get(("baseline", *place)))
+        if slower:
+            add_flag(row, "int8 slower", f"INT8 slower than its FP32 parent on {m.backend} ({slower}){_float_ops_hint(m)}")
     _mark_front(rows)
     return rows
+
+
+def _int8_against_parent(row: dict, parent: Optional[dict]) -> Optional[str]:
+    """How much slower an INT8 row is than its FP32 parent's row, or None when it is not. From the
+    in-process A/B where both sides have one (each timed beside the same baseline in its own worker:
+    the ratio of the two speedups), since the two rows' medians come from separate processes whose
+    placement can move either; else from the two medians."""
+    if parent is None or not row["axis_ms"] or not parent["axis_ms"]:
+        return None
+
+    def side_by_side(r: dict) -> Optional[float]:
+        if r["candidate"] == "baseline":
+            return 1.0
+        return r["speedup"] if (r["speedup_basis"] or "").startswith("in-process") else None
+    mine, theirs = side_by_side(row), side_by_side(parent)
+    if mine and theirs:
+        ratio = theirs / mine
+        return f"{ratio:.2f}x, each timed beside the FP32 baseline in one process" if ratio > 1 else None
+    ratio = row["axis_ms"] / parent["axis_ms"]
+    return f"{ratio:.2f}x" if ratio > 1 else None
 
 
 def _agreement_rows(m: Measurement) -> list[dict]:
