@@ -27,8 +27,30 @@ def test_stem_and_squeeze_excitation_are_protected_by_default():
     protected = {id(m) for m in protected_layers(model, PruneConfig())}
     assert id(model.features[0][0]) in protected
     se = model.features[1].block[1]
-    assert type(se).__name__ == "SqueezeExcitation" and id(se.fc1) in protected and id(se.fc2) in protected
+    # The squeeze only: fc2's outputs are the block's expanded channels, which stay prunable.
+    assert type(se).__name__ == "SqueezeExcitation" and id(se.fc1) in protected and id(se.fc2) not in protected
     assert id(model.features[0][0]) not in {id(m) for m in protected_layers(model, PruneConfig(protect_stem=False))}
+
+
+def test_a_gated_blocks_expansion_is_pruned_and_its_squeeze_kept():
+    """Protecting the whole gate froze every gated block's expanded channels (DepGraph couples
+    them with the gate's output): half the channels then kept half the MACs of mobilenet_v3."""
+    import types
+
+    import numpy as np
+
+    from edgebench.compress.channels import prune_channels
+
+    model = build_module(resolve_model("mobilenet_v3_small"), 10).eval()
+    block = model.features[4].block  # expand 1x1, depthwise, SqueezeExcitation, project 1x1
+    expanded, squeeze = block[0][0].out_channels, block[2].fc1.out_channels
+    data = types.SimpleNamespace(train=types.SimpleNamespace(x=np.random.default_rng(0).standard_normal((2, 3, 64, 64),
+                                                                                                    dtype=np.float32)),
+                                 num_classes=10)
+    pruned = prune_channels(copy.deepcopy(model), data, PruneConfig(importance="magnitude"))
+    block = pruned.features[4].block
+    assert block[0][0].out_channels <= expanded // 2 + 8 and block[2].fc2.out_channels == block[0][0].out_channels
+    assert block[2].fc1.out_channels == squeeze
 
 
 def test_latency_aware_ratios_cut_costly_layers_more_at_the_same_cost_weighted_ratio():

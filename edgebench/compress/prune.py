@@ -39,7 +39,7 @@ class PruneConfig(PassConfig):
     global_ranking: bool = False  # rank channels across layers rather than per layer
     protect: list[str] = Field(default_factory=list)  # layer names never pruned (the classifier always is)
     protect_stem: bool = True  # the first convolution keeps its channels
-    protect_se: bool = True  # squeeze-excitation gates keep theirs
+    protect_se: bool = True  # each squeeze-excitation gate keeps its squeeze (bottleneck) channels
     ratios: Literal["uniform", "latency"] = "uniform"  # latency: per-layer ratios from the cost model (NetAdapt-style)
     steps: int = Field(1, ge=1, le=10)  # >1: reach the ratio in steps with recovery between (Han et al.)
     round_to: Optional[int] = Field(8, ge=1)  # keep channel counts multiples of this (SIMD-friendly)
