@@ -50,13 +50,29 @@ def test_the_first_set_was_adopted_whole_and_nothing_is_left_held_out(heldout, f
     assert heldout.count(figures["figures"]) == 0  # nothing is scored twice
     faithful = {m for m, c in figures["counterparts"].items() if c["faithful"]}
     adopted = [(device, f) for device, fs in figures["adopted"].items() for f in fs]
-    assert len(adopted) == 83 and {f.model for _, f in adopted} == faithful
+    first_set = {"squeezenet1_1", "mnasnet1_0", "shufflenet_v2_x1_0", "regnet_y_400mf", "vgg16", "vgg13"}
+    assert len(adopted) == 83 and {f.model for _, f in adopted} == first_set and first_set <= faithful
     for device, f in adopted:  # every faithful figure is an anchor, field for field
         assert buildable(f) and sum(a == f for a in profiles[device].anchors) == 1, (device, f.model, f.threads)
     # the approximate counterpart stayed out: no profile cites googlenet
     assert {f.model for fs in figures["not_adopted"].values() for f in fs} == {"googlenet"}
     assert heldout.count(figures["not_adopted"]) == 13
     assert not any(a.model == "googlenet" for p in profiles.values() for a in p.anchors)
+
+
+def test_the_fresh_set_is_runs_no_anchor_uses(heldout, figures):
+    """The fresh figures wait unscored, each from a run of its own (a device_detail no anchor has,
+    so the comparability rule never pairs them with an anchor and none is an anchor already), of
+    models whose op costs ship and whose counterpart the file states."""
+    profiles, fresh = all_profiles(), figures["fresh"]
+    assert heldout.count(fresh) >= 30 and len(fresh) >= 3
+    assert not heldout.already_anchors(fresh)
+    for device, fs in fresh.items():
+        details = {a.device_detail for a in profiles[device].anchors}
+        for f in fs:
+            assert buildable(f) and f.model in figures["counterparts"], (device, f.model)
+            assert f.device_detail and f.device_detail not in details, (device, f.model)
+            assert "commit" in f.source and ", row " in f.source
 
 
 def test_nothing_left_to_score_says_so_and_writes_nothing(heldout, tmp_path):
