@@ -150,18 +150,45 @@ def test_shape_fit_is_the_prior_without_data_and_recovers_a_planted_shape():
     from edgebench.estimate.anchor_shape import _Sample, fit_shape, shape_coef
     from edgebench.estimate.roofline import PRIOR
 
-    assert shape_coef(np.zeros(3)) == pytest.approx(PRIOR) and fit_shape([]) == pytest.approx(np.zeros(3))
-    # Two groups whose latencies follow a shape with 3x the prior's per-op cost: the fit moves that way
+    # the Winograd column's prior is the dense conv's: zeros cost those convolutions as before
+    assert shape_coef(np.zeros(4)) == pytest.approx(np.append(PRIOR, PRIOR[0]))
+    assert fit_shape([]) == pytest.approx(np.zeros(4))
+    # Four groups whose latencies follow a shape with 3x the prior's per-op cost and Winograd
+    # convolutions at 0.4x the dense conv's: the fit moves both ways
     rng = np.random.default_rng(0)
-    planted = shape_coef(np.array([0.0, 0.0, np.log(3.0)]))
+    planted = shape_coef(np.array([0.0, 0.0, np.log(3.0), np.log(0.4)]))
     samples = []
     for g in range(4):
         for m in range(5):
-            f = np.concatenate([rng.uniform(0.01, 0.5, len(GROUPS)), [rng.uniform(0.01, 0.3), 1.0]])
+            f = np.concatenate([rng.uniform(0.01, 0.5, len(GROUPS)), [rng.uniform(0.01, 0.3), 1.0],
+                                [rng.uniform(0.0, 2.0)]])
             a = _anchor(f"m{m}", 1.0)
             samples.append(_Sample(a, ("dev", g), float(np.log(7.0 * (g + 1) * (f @ planted))), f))
     theta = fit_shape(samples)
     assert 0.3 < theta[2] <= np.log(3.0) + 1e-6
+    assert np.log(0.4) - 1e-6 <= theta[3] < -0.3
+
+
+def test_only_ncnn_cpu_anchors_move_their_winograd_convolutions_to_their_own_column():
+    import numpy as np
+
+    from edgebench.estimate.anchor_hardware import anchor_hardware, anchor_precision, winograd_positions
+    from edgebench.estimate.anchor_shape import CONV, WINOGRAD_COLUMN, anchor_features, modelled_time, shape_coef
+    from edgebench.estimate.roofline import PRIOR, features
+
+    pi5 = all_profiles()["raspberry-pi-5"]
+    vgg = next(a for a in pi5.anchors if a.runtime == "ncnn" and a.model == "vgg16")
+    ort = next(a for a in pi5.anchors if a.runtime == "onnxruntime" and a.model == "vgg13")
+    assert len(winograd_positions(vgg)) == 13 and not winograd_positions(ort)  # vgg16's 13 3x3 convs
+    for a in (vgg, ort):
+        hw = anchor_hardware(pi5, a)
+        row = anchor_features(pi5, a, hw)
+        plain = features(anchor_ops(a), anchor_precision(pi5, a), hw)
+        assert row[:len(PRIOR)].sum() + row[WINOGRAD_COLUMN] == pytest.approx(plain.sum())  # moved, not changed
+        # at the prior (zeros) the split costs nothing: the time is roofline.predict's
+        assert modelled_time(shape_coef(np.zeros(4)), pi5, a, hw) == pytest.approx(float(plain @ PRIOR))
+    vgg_row = anchor_features(pi5, vgg, anchor_hardware(pi5, vgg))
+    assert vgg_row[WINOGRAD_COLUMN] > 10 * vgg_row[CONV]  # nearly all of vgg16's conv time is 3x3 stride 1
 
 
 def test_anchor_hardware_is_the_share_of_cores_it_ran_on():

@@ -9,7 +9,7 @@ import math
 from typing import Optional
 
 from edgebench.devices.profiles import Anchor, DeviceProfile, Processor
-from edgebench.estimate.reference import key, reference_ops
+from edgebench.estimate.reference import key, reference_ops, winograd_ops
 from edgebench.estimate.roofline import ACHIEVABLE_BANDWIDTH, ACHIEVABLE_COMPUTE, Hardware
 
 
@@ -21,6 +21,19 @@ def buildable(anchor: Anchor) -> bool:
 
 def anchor_ops(anchor: Anchor) -> list:
     return reference_ops()[key(anchor.model, anchor.input_size or 0)]
+
+
+# CPU runtimes that compute a dense 3x3 stride-1 convolution as Winograd F(m, 3) tiles, on the
+# condition op_costs.winograd_eligible records (ncnn's own: src/layer/arm and src/layer/x86
+# convolution_*.cpp); the other runtimes' anchors keep those convolutions in the dense conv column.
+WINOGRAD_RUNTIMES = ("ncnn",)
+
+
+def winograd_positions(anchor: Anchor) -> frozenset:
+    """Positions in anchor_ops(anchor) of the convolutions its runtime computes as Winograd tiles."""
+    if anchor.runtime not in WINOGRAD_RUNTIMES or anchor.processor != "cpu":
+        return frozenset()
+    return winograd_ops().get(key(anchor.model, anchor.input_size or 0), frozenset())
 
 
 def sync_scale(threads: Optional[int]) -> float:

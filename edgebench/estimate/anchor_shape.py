@@ -1,11 +1,13 @@
 """The roofline's shape, fitted to published anchors inside the cross-validation.
 
-Three multipliers on the prior factors (roofline.PRIOR): depthwise and grouped convolutions,
-memory-bound ops (pooling, elementwise, data movement) and the per-operator dispatch cost, shared
-by every device of a processor class (cpu, gpu, npu). Only ratios between models inform them
-(each anchor group's scale is free) and they are pulled towards the prior (PRIOR_WEIGHT). The shape
-that predicts a held-out anchor is fitted on the other anchors only (`ShapeFit.coef(exclude=...)`),
-so no published figure contributes to its own prediction.
+Four multipliers on the prior factors (roofline.PRIOR): depthwise and grouped convolutions, memory-
+bound ops (pooling, elementwise, data movement), the per-operator dispatch cost, and the dense 3x3
+stride-1 convolutions a runtime computes as Winograd tiles (anchor_hardware.winograd_positions:
+ncnn on a CPU; their roofline time moved out of the dense conv column into a column of their own,
+WINOGRAD_COLUMN), shared by every device of a processor class (cpu, gpu, npu). Only ratios between
+models inform them (each anchor group's scale is free) and they are pulled towards the prior
+(PRIOR_WEIGHT). The shape that predicts a held-out anchor is fitted on the other anchors only
+(`ShapeFit.coef(exclude=...)`), so no published figure contributes to its own prediction.
 """
 from __future__ import annotations
 
@@ -16,27 +18,62 @@ from typing import Optional
 import numpy as np
 
 from edgebench.devices.profiles import Anchor, DeviceProfile
-from edgebench.estimate.anchor_hardware import anchor_hardware, anchor_ops, anchor_precision, buildable, comparable
+from edgebench.estimate.anchor_hardware import (
+    anchor_hardware,
+    anchor_ops,
+    anchor_precision,
+    buildable,
+    comparable,
+    winograd_positions,
+)
 from edgebench.estimate.op_costs import GROUPS
-from edgebench.estimate.roofline import PRIOR, PRIOR_WEIGHT, features
+from edgebench.estimate.roofline import PRIOR, PRIOR_WEIGHT, Hardware, features
 
 PROCESSOR_CLASSES = ("cpu", "gpu", "npu")  # an anchor on "gpu+2xdla" or "unstated" trains nothing
 
 
-# Which PRIOR factors each shape parameter multiplies: depthwise/grouped conv; memory-bound ops; dispatch.
+CONV = GROUPS.index("conv")
+# One column past roofline.features: the roofline time of the convolutions the anchor's runtime
+# computes as Winograd tiles, taken out of the dense conv column. Its prior factor is the dense
+# conv's (no Winograd gain); its multiplier is fitted like the others, so how much faster those
+# convolutions run than the direct-convolution roofline says is read from the ratios between the
+# anchors (vgg16's 3x3 convolutions against the small models), not assumed from a tile size.
+WINOGRAD_COLUMN = len(PRIOR)
+# Which factors each shape parameter multiplies: depthwise/grouped conv; memory-bound ops; dispatch;
+# Winograd convolutions.
 SHAPE_COLUMNS = (
     (GROUPS.index("dwconv"), GROUPS.index("gconv")),
     (GROUPS.index("pool"), GROUPS.index("elementwise"), GROUPS.index("other")),
     (len(GROUPS),),  # the per-operator column of roofline.features
+    (WINOGRAD_COLUMN,),
 )
 
 
 def shape_coef(theta: np.ndarray) -> np.ndarray:
-    """PRIOR with each shape parameter's columns multiplied by exp(parameter); zeros: the prior."""
-    coef = PRIOR.copy()
+    """PRIOR (and the Winograd column's prior, the dense conv's) with each shape parameter's columns
+    multiplied by exp(parameter); zeros: the prior."""
+    coef = np.append(PRIOR, PRIOR[CONV])
     for t, cols in zip(theta, SHAPE_COLUMNS):
         coef[list(cols)] *= math.exp(float(t))
     return coef
+
+
+def anchor_features(profile: DeviceProfile, anchor: Anchor, hw: Hardware) -> np.ndarray:
+    """roofline.features of the anchor's reference model on `hw`, with the time of the convolutions
+    its runtime computes as Winograd tiles moved from the dense conv column to WINOGRAD_COLUMN."""
+    ops, precision = anchor_ops(anchor), anchor_precision(profile, anchor)
+    row = np.append(features(ops, precision, hw), 0.0)
+    winograd = winograd_positions(anchor)
+    if winograd:
+        moved = features([ops[i] for i in sorted(winograd)], precision, hw)[CONV]
+        row[CONV] -= moved
+        row[WINOGRAD_COLUMN] = moved
+    return row
+
+
+def modelled_time(coef: np.ndarray, profile: DeviceProfile, anchor: Anchor, hw: Hardware) -> float:
+    """The roofline time of the anchor's reference model on `hw` with factors `coef` (shape_coef)."""
+    return float(anchor_features(profile, anchor, hw) @ coef)
 
 
 @dataclass(frozen=True)
@@ -44,7 +81,7 @@ class _Sample:
     anchor: Anchor
     group: tuple  # (device, runtime, processor, precision, threads, batch, machine): anchors that transfer
     log_latency: float
-    features: np.ndarray  # roofline.features of its model on the hardware it ran on
+    features: np.ndarray  # anchor_features of its model on the hardware it ran on
 
 
 def _samples(profiles: list[DeviceProfile], processor_class: str) -> list[_Sample]:
@@ -58,7 +95,7 @@ def _samples(profiles: list[DeviceProfile], processor_class: str) -> list[_Sampl
                 continue
             out.append(_Sample(a, (profile.name, a.runtime, a.processor, a.precision, a.threads, a.batch,
                                    a.device_detail),
-                               math.log(a.latency_ms), features(anchor_ops(a), anchor_precision(profile, a), hw)))
+                               math.log(a.latency_ms), anchor_features(profile, a, hw)))
     return out
 
 
@@ -90,7 +127,7 @@ def fit_shape(samples: list[_Sample]) -> np.ndarray:
         return total
 
     best = None
-    for start in (zero, np.array([1.0, 1.0, 2.0]), np.array([-1.0, -1.0, 2.0])):  # deterministic restarts
+    for start in (zero, np.array([1.0, 1.0, 2.0, 0.0]), np.array([-1.0, -1.0, 2.0, 0.0])):  # deterministic restarts
         res = minimize(loss, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-9, "maxiter": 4000})
         if best is None or res.fun < best.fun:
             best = res

@@ -8,7 +8,8 @@ models' operator costs are shipped in reference_ops.json, estimate/reference.py)
 
 The roofline's factors are the prior's (roofline.PRIOR) times a "shape" fitted to published
 anchors (anchor_shape.py): one multiplier for depthwise and grouped convolutions, one for memory-bound
-ops (pooling, elementwise, data movement) and one for the per-operator dispatch cost, shared by
+ops (pooling, elementwise, data movement), one for the per-operator dispatch cost and one for the
+convolutions ncnn computes as Winograd tiles (on ncnn anchors only), shared by
 every device of a processor class (cpu, gpu, npu). Only ratios between models inform it (each
 anchor group's scale is free), it is pulled towards the prior (PRIOR_WEIGHT), and it is fitted
 strictly inside the cross-validation: the shape that predicts a held-out anchor is fitted on the
@@ -45,13 +46,12 @@ from edgebench.devices.profiles import Anchor, DeviceProfile
 from edgebench.estimate.anchor_hardware import (
     anchor_hardware,
     anchor_ops,
-    anchor_precision,
     buildable,
     comparable,
     compute_precision,
     processor_hardware,
 )
-from edgebench.estimate.anchor_shape import ShapeFit, shape_fit
+from edgebench.estimate.anchor_shape import SHAPE_COLUMNS, ShapeFit, modelled_time, shape_coef, shape_fit
 from edgebench.estimate.roofline import PRIOR, Hardware, predict
 
 GOAL_WITHIN = 0.25  # the issue's goal: >= 80% of anchors predicted within +-25%
@@ -130,10 +130,9 @@ def roofline_ratio(profile: DeviceProfile, fitted: bool = True) -> Ratio:
         if a.processor not in fits:
             fits[a.processor] = shape_fit(profile, a.processor) if fitted else None
         fit = fits[a.processor]
-        coef = fit.coef(exclude=a) if fit is not None else PRIOR
-        precision = anchor_precision(profile, a)
-        tb = predict(coef, anchor_ops(b), precision, hw)
-        return predict(coef, anchor_ops(a), precision, hw) / tb if tb > 0 else None
+        coef = fit.coef(exclude=a) if fit is not None else shape_coef(np.zeros(len(SHAPE_COLUMNS)))
+        tb = modelled_time(coef, profile, b, hw)  # b is comparable to a: the same runtime, so the same Winograd split
+        return modelled_time(coef, profile, a, hw) / tb if tb > 0 else None
     return ratio
 
 
@@ -176,8 +175,10 @@ class AnchorCheck:
         return interval_error([r["error"] for r in self.rows])
 
     def coef(self, exclude: Optional[Anchor] = None) -> np.ndarray:
-        """The roofline factors: the shape fitted on every anchor of the class but `exclude`."""
-        return self.shape.coef(exclude) if self.shape is not None else PRIOR
+        """The roofline factors: the shape fitted on every anchor of the class but `exclude`. Only
+        roofline.features' columns: an edgebench runtime has no Winograd column (anchor_hardware.
+        WINOGRAD_RUNTIMES), so a candidate's ops are costed as they are."""
+        return self.shape.coef(exclude)[:len(PRIOR)] if self.shape is not None else PRIOR
 
     def time_of(self, ops: list, exclude: Optional[Anchor] = None) -> float:
         assert self.hardware is not None, "no peaks: check `usable` first"
@@ -207,7 +208,8 @@ class AnchorCheck:
         theta = self.shape.theta()
         return {"multipliers_of_prior": {"dwconv+gconv": round(math.exp(theta[0]), 3),
                                          "pool+elementwise+other": round(math.exp(theta[1]), 3),
-                                         "per_op_dispatch": round(math.exp(theta[2]), 3)},
+                                         "per_op_dispatch": round(math.exp(theta[2]), 3),
+                                         "winograd_convs (ncnn anchors only)": round(math.exp(theta[3]), 3)},
                 "fitted_on": len(self.shape.samples),
                 "how": "fitted to the ratios between published anchors of every device of this processor class "
                        "(edgebench/estimate/anchor_shape.py fit_shape); each held-out anchor is predicted with the "
