@@ -107,7 +107,10 @@ def run_compare(args, seed: int = 0) -> dict:
     wall = time.perf_counter() - started
     _, candidates, _, rows = load_tables(result.run_dir)
     table = rows_against_baseline(rows)
-    return {"seed": seed, "run_dir": str(result.run_dir), "wall_s": wall, "skipped": result.skipped_recipes, "rows": table,
+    return {"seed": seed, "run_dir": str(result.run_dir),
+            # Relative to --runs-dir (no machine path): where prune_resolution.py finds it again.
+            "run_folder": str(Path(result.run_dir).relative_to(args.runs_dir)), "wall_s": wall,
+            "skipped": result.skipped_recipes, "rows": table,
             "notes": {c.name: list(c.notes) for c in candidates}}
 
 

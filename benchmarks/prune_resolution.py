@@ -38,11 +38,12 @@ GOAL = 0.6  # issue 15: 50% of the channels at <= 0.6x the baseline's measured l
 
 
 def run_folders(source: str, runs_dir: Path) -> list[Path]:
-    """The compare run folders a compression result names: results keep only a folder's name
-    (`<tmp>/NAME`), which is found again under compression.py's --runs-dir."""
+    """The compare run folders a compression result names, under compression.py's --runs-dir:
+    `run_folder` (relative to it: compression.py makes a folder of run folders per invocation), or
+    for older results only the folder's name (`<tmp>/NAME`)."""
     data = json.loads((RESULTS / f"{source}.json").read_text())
     runs = data.get("compare_runs") or [data["compare"]]
-    return [runs_dir / Path(r["run_dir"]).name for r in runs]
+    return [runs_dir / (r.get("run_folder") or Path(r["run_dir"]).name) for r in runs]
 
 
 def candidate_model(run_dir: Path, candidate: str) -> Path:
