@@ -79,13 +79,11 @@ def lever_recipes(folder: Path) -> list[str]:
     return paths
 
 
-def fresh_runs_dir(args) -> Path:
+def invocation_dir(runs_dir: str, name: str) -> Path:
     """A folder of run folders for this invocation alone. compare resumes a run folder of the same
     settings and keeps the candidates stored there, whatever code built them: a rerun after a change
     to a pass would otherwise report the old candidates' rows as new."""
-    if not getattr(args, "invocation_dir", None):
-        args.invocation_dir = Path(args.runs_dir) / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    return args.invocation_dir
+    return Path(runs_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def run_compare(args, seed: int = 0) -> dict:
@@ -99,7 +97,7 @@ def run_compare(args, seed: int = 0) -> dict:
     if args.levers:
         recipes = list(recipes or DEFAULT_RECIPES) + lever_recipes(Path(tempfile.mkdtemp(prefix="levers-")))
     opts = CompareOptions(model=args.model, device="host", data=args.data, input_size=args.input_size,
-                          epochs=args.epochs, budget=args.budget, runs_dir=fresh_runs_dir(args), seed=seed,
+                          epochs=args.epochs, budget=args.budget, runs_dir=args.invocation_dir, seed=seed,
                           recipes=recipes, timing=TimingConfig(time_budget_s=args.timing_budget),
                           processes=args.processes)
     started = time.perf_counter()
@@ -353,6 +351,7 @@ def main() -> None:
     quiet.add_argument(parser)
     args = parser.parse_args()
     guard = quiet.start(args)
+    args.invocation_dir = invocation_dir(args.runs_dir, args.name)
 
     data = {"model": args.model, "data": args.data, "input_size": args.input_size,
             "command": "python benchmarks/compression.py " + " ".join(sys.argv[1:]),
