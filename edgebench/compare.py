@@ -19,7 +19,7 @@ from edgebench.compress import DEFAULT_RECIPES, instantiate, load_recipe, valida
 from edgebench.compress.base import parse_budget
 from edgebench.compress.build_worker import BuildWorker
 from edgebench.compress.builder import BaselineOptions, CandidateBuilder, build_baseline
-from edgebench.core.cache import content_key
+from edgebench.core.cache import code_digest, content_key
 from edgebench.core.errors import EdgebenchError, IncompatibleError, UsageError
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.sessions import check_run_name, start_session
@@ -110,17 +110,14 @@ class CompareOptions:
     batch_sizes: list[int] = field(default_factory=lambda: [1])  # --batch-sizes 1,8
 
     def run_id(self, model_name: str, device: str) -> str:
+        """The run folder's name: --name, or one per settings and code, so that a rerun resumes its
+        own folder and a rerun after an upgrade starts a new one (its candidates are the new code's)."""
         if self.run_name:
             return check_run_name(self.run_name)
         settings = {k: v for k, v in asdict(self).items() if k not in ("runs_dir", "run_name", "executor",
                                                                           "executor_options", "measure_timeout_s",
-                                                                          "wait_quiet_s", "build_timeout_s")
-                    and not (k == "partial_weights" and not v)  # a new option at its default keeps old run ids
-                    and not (k == "transfer_data" and v is None)}
-        for key, default in (("clock", "wall"), ("processes", 1), ("scenarios", ["single-stream"]), ("batch_sizes", [1])):
-            if settings.get(key) == default:
-                settings.pop(key)  # defaults keep the run folders of earlier versions resumable
-        return f"{model_name}-{device}-{content_key(settings)[:8]}"
+                                                                          "wait_quiet_s", "build_timeout_s")}
+        return f"{model_name}-{device}-{content_key(settings, code_digest())[:8]}"
 
 
 @dataclass
@@ -226,7 +223,7 @@ def compare(opts: CompareOptions, reporter: Reporter = SilentReporter()) -> Comp
             if dataset.transfer is not None else None,
             "inputs": inputs.describe(),
             "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
-            "load_at_start": load_at_start, "started": time.time()}, fingerprint())
+            "load_at_start": load_at_start, "started": time.time()}, fingerprint(), code_digest())
 
         reporter.stage("baseline")
         baseline = build_baseline(source, dataset, BaselineOptions(opts.weights, opts.pretrained, opts.trust_checkpoint,

@@ -132,21 +132,13 @@ def test_the_transfer_setting_separates_runs_and_blocks_a_mixed_resume(tmp_path)
         from dataclasses import asdict
 
         return start_session(store, {"options": {k: str(v) if isinstance(v, Path) else v
-                                                 for k, v in asdict(opts).items()}}, {})
+                                                 for k, v in asdict(opts).items()}}, {}, "code")
 
     with RunStore(tmp_path / "run") as store:
         session(store, taught)
         assert store.run_info()["sessions"][0]["settings"]["transfer_data"] == "auto"
         with pytest.raises(RunSettingsMismatch, match="transfer_data auto -> None"):
             session(store, plain)
-    with RunStore(tmp_path / "old") as store:  # a folder stored before the setting existed
-        session(store, plain)
-        info = store.run_info()
-        del info["sessions"][0]["settings"]["transfer_data"]
-        store.write_run_info(info)
-        assert session(store, plain) == 2  # resumes at the default
-        with pytest.raises(RunSettingsMismatch, match="transfer_data None -> auto"):
-            session(store, taught)
 
 
 def _distillation_benchmark():

@@ -14,6 +14,7 @@ import torch
 from helpers.run_folder import ENV, make_run, measured
 from rich.console import Console
 
+from edgebench.core.cache import code_digest
 from edgebench.core.errors import (
     CorruptInputError,
     IncompatibleError,
@@ -43,22 +44,43 @@ def run_cli(*args, cwd=None):
 def test_rerun_with_other_settings_is_refused_naming_the_differences(tmp_path):
     store = make_run(tmp_path / "r", options={"epochs": 10.0, "seed": 0, "runs_dir": "a"})
     with pytest.raises(RunSettingsMismatch) as info:
-        start_session(store, {"options": {"epochs": 0.1, "seed": 0, "runs_dir": "b"}}, ENV)
+        start_session(store, {"options": {"epochs": 0.1, "seed": 0, "runs_dir": "b"}}, ENV, code_digest())
     assert "epochs 10.0 -> 0.1" in str(info.value) and "runs_dir" not in str(info.value)
     assert "\n" not in str(info.value) and info.value.exit_code == 15
     # The same settings resume, as a new session entry; nothing is rewritten away.
-    assert start_session(store, {"options": {"epochs": 10.0, "seed": 0, "runs_dir": "b"}}, dict(ENV, python="y")) == 2
+    assert start_session(store, {"options": {"epochs": 10.0, "seed": 0, "runs_dir": "b"}}, dict(ENV, python="y"),
+                         code_digest()) == 2
     sessions = store.run_info()["sessions"]
     assert [s["id"] for s in sessions] == [1, 2] and sessions[0]["environment"]["python"] == "3.x"
     assert all({"started", "settings", "environment"} <= set(s) for s in sessions)
 
 
+def test_a_code_change_never_resumes_a_folder(tmp_path, monkeypatch):
+    """Candidates stored by other code would be re-reported as this code's (the builder reuses a
+    stored candidate by its recipe): a rerun after an upgrade gets a new folder, and --name into
+    the old one is refused."""
+    import edgebench.compare as compare_module
+    from edgebench.compare import CompareOptions
+
+    store = make_run(tmp_path / "r", options={"epochs": 10.0})
+    with pytest.raises(RunSettingsMismatch, match=f"edgebench code {code_digest()} -> 0ther"):
+        start_session(store, {"options": {"epochs": 10.0}}, ENV, "0ther")
+    assert start_session(store, {"options": {"epochs": 10.0}}, ENV, code_digest()) == 2
+    opts = CompareOptions(model="tiny-cnn")
+    before = opts.run_id("tiny-cnn", "host")
+    assert opts.run_id("tiny-cnn", "host") == before  # the same code resumes its folder
+    monkeypatch.setattr(compare_module, "code_digest", lambda: "0ther")
+    assert opts.run_id("tiny-cnn", "host") != before
+
+
 def test_a_run_json_from_before_sessions_counts_as_one(tmp_path):
     store = RunStore(tmp_path)
     write_json(tmp_path / "run.json", {"options": {"epochs": 10.0}, "environment": ENV, "started": 1.0})
-    with pytest.raises(RunSettingsMismatch, match="epochs 10.0 -> 2.0"):
-        start_session(store, {"options": {"epochs": 2.0}}, ENV)
-    assert start_session(store, {"options": {"epochs": 10.0}}, ENV) == 2
+    # Which code made it is unknown, so even the same settings do not resume it.
+    with pytest.raises(RunSettingsMismatch, match=r"edgebench code \(unset\) -> .*epochs 10.0 -> 2.0"):
+        start_session(store, {"options": {"epochs": 2.0}}, ENV, code_digest())
+    with pytest.raises(RunSettingsMismatch, match=r"edgebench code \(unset\)"):
+        start_session(store, {"options": {"epochs": 10.0}}, ENV, code_digest())
 
 
 def test_cli_refuses_a_reused_name_with_other_settings(tmp_path):

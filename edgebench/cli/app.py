@@ -78,8 +78,8 @@ def compare(
     target_ci: float = typer.Option(0.02, help="Stop timing once the median's 95% CI is this narrow (relative)."),
     seed: int = typer.Option(0, help="Seed for splits and training."),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run folders go."),
-    name: Optional[str] = typer.Option(None, help="Run folder name (default: derived from the settings, so a "
-                                                  "rerun of the same command resumes)."),
+    name: Optional[str] = typer.Option(None, help="Run folder name (default: derived from the settings and "
+                                                  "edgebench's code, so a rerun of the same command resumes)."),
     executor: str = typer.Option("local", help="Where measurements run: local, or ray (on the cluster nodes that "
                                                 "advertise the device; docs/cluster.md)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to use (HOST:PORT); implies --executor ray."),

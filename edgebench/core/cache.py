@@ -35,6 +35,12 @@ def module_fingerprint(model) -> str:
     return h.hexdigest()[:20]
 
 
+def code_digest() -> str:
+    """Hash of all of edgebench's Python source: which code built a run folder's candidates and
+    measured its rows (core/sessions.py refuses to mix two)."""
+    return source_digest("edgebench")
+
+
 @functools.cache
 def source_digest(*modules: str) -> str:
     """Hash of the Python source of edgebench `modules` (dotted names; a package means every file

@@ -1,8 +1,9 @@
 """Sessions of a run folder: each `compare` into it (the first, and every resume) is one entry in
 run.json's `sessions`, with its start time, settings and environment fingerprint, and every row
-it stores carries the session's id. A folder belongs to one set of settings: a rerun with other
-settings would put rows of two different experiments side by side (an old baseline beside new
-candidates), so it is refused with the differences named.
+it stores carries the session's id. A folder belongs to one set of settings and one version of
+edgebench's code: a rerun with other settings, or after the code changed, would put rows of two
+different experiments side by side (an old baseline beside new candidates, or candidates the old
+code built beside rows the new code measured), so it is refused with the differences named.
 """
 from __future__ import annotations
 
@@ -19,9 +20,8 @@ from edgebench.core.store import RunStore
 NOT_RESULT_SETTINGS = ("runs_dir", "run_name", "executor", "executor_options", "measure_timeout_s", "recipes",
                        "runtimes", "device", "trust_checkpoint", "build_timeout_s", "wait_quiet_s")
 
-# Settings added after run folders existed, with their defaults: a folder stored before one of them
-# was made with its default (no transfer set), so its resume at that default is not refused.
-LATER_SETTING_DEFAULTS: dict[str, Any] = {"transfer_data": None}
+# The key under which a session's settings hold the digest of the code that ran it.
+CODE = "edgebench code"
 
 
 def check_run_name(name: str) -> str:
@@ -64,21 +64,22 @@ def past_sessions(info: dict) -> list[dict]:
              "environment": info.get("environment") or {}}]
 
 
-def start_session(store: RunStore, info: dict, environment: dict) -> int:
+def start_session(store: RunStore, info: dict, environment: dict, code: str) -> int:
     """Append this invocation's session to run.json and return its id; refuse when the folder was
-    made with other settings. `info` is this invocation's run description (with `options`)."""
+    made with other settings or by other code. `info` is this invocation's run description (with
+    `options`); `code` the digest of edgebench's source (cache.code_digest)."""
     sessions = past_sessions(store.run_info())
-    settings = result_settings(info.get("options") or {})
+    settings = {**result_settings(info.get("options") or {}), CODE: code}
     if sessions:
         # Both sides filtered by today's list: a setting found not to change results since the
-        # folder was made does not block its resume.
-        stored = {**LATER_SETTING_DEFAULTS, **(sessions[0].get("settings") or {})}
-        changed = differences(result_settings(stored), settings)
+        # folder was made does not block its resume. A folder from before sessions recorded the
+        # code shows it as '(unset)': which code built its candidates is unknown.
+        changed = differences(result_settings(sessions[0].get("settings") or {}), settings)
         if changed:
             shown = "; ".join(changed[:6]) + (f" (+{len(changed) - 6} more)" if len(changed) > 6 else "")
             raise RunSettingsMismatch(
                 f"run folder '{store.root}' holds a run with other settings ({shown}); its rows would mix with "
-                f"this command's: use another --name, or leave --name out for a folder per settings")
+                f"this command's: use another --name, or leave --name out for a folder per settings and code")
     session = max((int(s.get("id") or 0) for s in sessions), default=0) + 1
     sessions.append({"id": session, "started": time.time(), "settings": settings, "environment": environment})
     store.write_run_info({**info, "environment": environment, "sessions": sessions, "session": session})

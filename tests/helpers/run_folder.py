@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgebench.core.cache import code_digest
 from edgebench.core.records import CandidateInfo, Measurement
 from edgebench.core.sessions import start_session
 from edgebench.core.store import RunStore, write_json
@@ -37,7 +38,7 @@ def make_run(root, names: dict | None = None, options: dict | None = None) -> Ru
     store.root.mkdir(parents=True, exist_ok=True)
     info = {"model_name": "tiny-cnn", "device": "host", "measured_on": "this machine", "figures_are_target": True,
             "input_shape": [1, 3, 32, 32], "data": "digits", "options": options or {"epochs": 2.0, "seed": 0}}
-    start_session(store, info, ENV)
+    start_session(store, info, ENV, code_digest())
     names = names or {}
     for cid, name in (("baseline", "baseline"), ("small-1", names.get("small-1", "small"))):
         store.candidate_dir(cid).mkdir(parents=True, exist_ok=True)
