@@ -215,11 +215,13 @@ def write(data: dict, out: Path, name: str) -> None:
 
 
 def merge(parts: list[dict]) -> dict:
-    """One result from runs over disjoint parts of the family that ran side by side: their rows
-    and skips, every command, and the load of the busiest part (with each part's in `part_loads`)."""
+    """One result from runs over parts of the family: their rows and skips, every command, and the
+    load of the busiest part (with each part's in `part_loads`). A model and pass that a later part
+    ran again (after a fix) keeps the later part's row only."""
     busiest = max(parts, key=lambda d: d["load"]["during"]["load1"])
+    rows = {(r["model"], r["pass"]): r for d in parts for r in d["rows"]}  # later parts replace earlier rows
     return {**busiest, "command": " & ".join(d["command"] for d in parts),
-            "rows": [r for d in parts for r in d["rows"]],
+            "rows": list(rows.values()),
             "skipped": {m: why for d in parts for m, why in d.get("skipped", {}).items()},
             "load": {**busiest["load"], "busy": any(d["load"]["busy"] for d in parts)},
             "part_loads": [d["load"] for d in parts]}

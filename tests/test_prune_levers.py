@@ -47,7 +47,7 @@ def test_a_gated_blocks_expansion_is_pruned_and_its_squeeze_kept():
     data = types.SimpleNamespace(train=types.SimpleNamespace(x=np.random.default_rng(0).standard_normal((2, 3, 64, 64),
                                                                                                     dtype=np.float32)),
                                  num_classes=10)
-    pruned = prune_channels(copy.deepcopy(model), data, PruneConfig(importance="magnitude"))
+    pruned = prune_channels(copy.deepcopy(model), data, PruneConfig(importance="magnitude"))[0]
     block = pruned.features[4].block
     assert block[0][0].out_channels <= expanded // 2 + 8 and block[2].fc2.out_channels == block[0][0].out_channels
     assert block[2].fc1.out_channels == squeeze
@@ -96,6 +96,6 @@ def test_taylor_pruning_keeps_the_same_channels_whatever_ran_before(digits):
     pruned = []
     for state in (1, 2):
         torch.manual_seed(state)  # what ran before: another draw of dropout's masks
-        pruned.append(prune_channels(copy.deepcopy(model), digits, PruneConfig(ratio=0.5)).state_dict())
+        pruned.append(prune_channels(copy.deepcopy(model), digits, PruneConfig(ratio=0.5))[0].state_dict())
     assert pruned[0].keys() == pruned[1].keys()
     assert all(torch.equal(pruned[0][k], pruned[1][k]) for k in pruned[0])

@@ -3,35 +3,12 @@ and the width-reduced distillation students share."""
 from __future__ import annotations
 
 import math
-from typing import Optional
 
+from edgebench.compress.block_prune import block_pruners
 from edgebench.compress.layer_cost import layer_shapes, module_cost
 from edgebench.compress.surgery import classifier_layers
+from edgebench.compress.tp_limits import TORCH_PRUNING_ERRORS, unprunable_reason
 from edgebench.core.errors import EdgebenchError, IncompatibleError
-
-# What Torch-Pruning raises on an architecture it cannot handle (a ZeroDivisionError in its
-# channel-shuffle grouping, assertions and NotImplementedError on unsupported couplings, shape
-# RuntimeErrors from the traced forward): a decline with the reason, not a bug report.
-TORCH_PRUNING_ERRORS = (AssertionError, NotImplementedError, ValueError, ZeroDivisionError, RuntimeError)
-
-
-def unprunable_reason(model) -> Optional[str]:
-    """Why Torch-Pruning should not be run on `model` at all, or None.
-
-    Windowed attention with a relative-position bias table (torchvision's Swin and Swin V2; MaxViT
-    keeps one too): on swin_t at 64 px, MetaPruner's grouping (get_all_groups, following index
-    mappings through the window partition's reshapes and permutes) was still running after 100 s at
-    3.7 GB and reached 15 GB, without end. Torch-Pruning also takes the table for an unwrapped
-    parameter whose last dimension it would prune, but that dimension counts heads, not channels."""
-    # Swin keeps a learned table, Swin V2 an MLP over a coordinates table (cpb_mlp): both index it with
-    # a relative_position_index buffer, which is what marks the windowed attention here.
-    tables = [name for name, _ in [*model.named_parameters(), *model.named_buffers()]
-              if name.endswith(("relative_position_bias_table", "relative_position_index"))]
-    if not tables:
-        return None
-    return (f"Torch-Pruning cannot prune windowed attention with a relative-position bias ({tables[0]}"
-            f"{f' and {len(tables) - 1} more' if len(tables) > 1 else ''}: Swin-style shifted windows), its "
-            f"dependency graph grows without end on the window partition")
 
 
 def protected_layers(model, config) -> list:
@@ -81,19 +58,20 @@ def latency_aware_ratios(model, example, ratio: float, protected: list) -> dict:
     return {m: min(0.85, max(ratio / 3, r * scale)) for m, r in raw.items()}
 
 
-def prune_channels(model, dataset, config, between=None):
-    """Remove channels in place with DepGraph and return the model (`config` carries ratio,
-    importance, global_ranking, protect, round_to, and optionally protect_stem, protect_se, ratios,
-    steps); one-line error when the architecture has couplings Torch-Pruning cannot follow.
+def prune_channels(model, dataset, config, between=None, inside_blocks: bool = True):
+    """Remove channels in place with DepGraph; return (the model, how: None when pruned as a whole,
+    else a note that only widths inside its blocks were). `config` carries ratio, importance,
+    global_ranking, protect, round_to, and optionally protect_stem, protect_se, ratios, steps.
+
+    Where Torch-Pruning cannot build the whole model's graph, and `inside_blocks`, each block it can
+    trace alone is pruned keeping its input and output widths (block_prune.py); a one-line error
+    when neither works.
 
     With `steps` > 1 the ratio is reached in equal steps and `between(model, step)` (recovery
     fine-tuning) runs after each but the last: prune a little, recover, repeat (Han et al.)."""
     import torch
     import torch_pruning as tp
 
-    reason = unprunable_reason(model)
-    if reason:
-        raise IncompatibleError(f"prune: {reason}")
     example = torch.from_numpy(dataset.train.x[:2])
     # Attention keeps its heads and Torch-Pruning narrows each (head_dim = embed_dim / heads), so
     # the width that attention reads must stay a multiple of every head count.
@@ -105,16 +83,33 @@ def prune_channels(model, dataset, config, between=None):
                   "bn": tp.importance.BNScaleImportance(),
                   "taylor": tp.importance.TaylorImportance()}[config.importance]
     per_layer = latency_aware_ratios(model, example, config.ratio, protected) \
-        if getattr(config, "ratios", "uniform") == "latency" else None
+        if getattr(config, "ratios", "uniform") == "latency" else {}
+
+    def make_pruner(module, forward_fn, ignored, chosen=None):
+        inside = {id(m) for m in module.modules()}
+        return tp.pruner.MetaPruner(module, example, importance=chosen or importance, pruning_ratio=config.ratio,
+                                    pruning_ratio_dict={m: r for m, r in per_layer.items() if id(m) in inside} or None,
+                                    ignored_layers=ignored, global_pruning=config.global_ranking, round_to=round_to,
+                                    iterative_steps=steps, forward_fn=forward_fn)
+
+    how = None
+    reason = unprunable_reason(model)
     try:
-        pruner = tp.pruner.MetaPruner(model, example, importance=importance, pruning_ratio=config.ratio,
-                                      pruning_ratio_dict=per_layer or None, ignored_layers=protected,
-                                      global_pruning=config.global_ranking, round_to=round_to,
-                                      iterative_steps=steps)
+        pruners = [] if reason else [make_pruner(model, None, protected)]
+    except TORCH_PRUNING_ERRORS as e:  # a coupling DepGraph cannot follow; any other error is a bug and propagates
+        reason = f"Torch-Pruning cannot prune this architecture ({_first_line(e)})"
+    if reason:
+        blocks = block_pruners(model, example, make_pruner, protected) if inside_blocks else []
+        if not blocks:
+            raise IncompatibleError(f"prune: {reason}" + (", nor any block inside it on its own" if inside_blocks else ""))
+        pruners = [pruner for _, pruner in blocks]
+        how = f"inside {len(blocks)} blocks only, each keeping its input and output widths ({reason})"
+    try:
         for step in range(steps):
             if config.importance == "taylor":
                 _accumulate_gradients(model, dataset)
-            pruner.step()
+            for pruner in pruners:
+                pruner.step()
             _sync_vit_width(model)
             model.zero_grad(set_to_none=True)
             if between is not None and step < steps - 1:
@@ -124,12 +119,15 @@ def prune_channels(model, dataset, config, between=None):
             out = model(example)
     except EdgebenchError:
         raise  # from `between`: recovery's own one-line errors
-    except TORCH_PRUNING_ERRORS as e:  # a coupling DepGraph cannot follow; any other error is a bug and propagates
-        raise IncompatibleError(f"prune: Torch-Pruning cannot prune this architecture "
-                                f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    except TORCH_PRUNING_ERRORS as e:
+        raise IncompatibleError(f"prune: Torch-Pruning cannot prune this architecture ({_first_line(e)})") from None
     if out.shape[-1] != dataset.num_classes:
         raise IncompatibleError(f"prune: the pruned model outputs {out.shape[-1]} classes instead of {dataset.num_classes}")
-    return model
+    return model, how
+
+
+def _first_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
 
 
 def _sync_vit_width(model) -> None:
@@ -153,8 +151,10 @@ class _HalfWidth:
 
 def half_width_copy(model, dataset):
     """`model` with half of every prunable layer's channels removed (before any training: the
-    distillation student of a family that has no smaller sibling)."""
-    return prune_channels(model, dataset, _HalfWidth())
+    distillation student of a family that has no smaller sibling). Whole-model only: narrowed
+    inside its blocks alone, a student keeps every width between them, and half depth is the
+    better student then (distill.smaller_copy)."""
+    return prune_channels(model, dataset, _HalfWidth(), inside_blocks=False)[0]
 
 
 def _accumulate_gradients(model, dataset) -> None:

@@ -13,7 +13,7 @@ from typing import Literal, Optional
 from pydantic import Field
 
 from edgebench.compress.base import Candidate, Context, Pass, PassConfig
-from edgebench.compress.channels import prune_channels, unprunable_reason
+from edgebench.compress.channels import prune_channels
 from edgebench.compress.distill import kd_recovery
 from edgebench.compress.finetune import finetune, recovery_epochs
 from edgebench.compress.surgery import check_layer_names
@@ -21,10 +21,6 @@ from edgebench.compress.transfer_set import record_transfer, recovery_transfer, 
 from edgebench.core.cache import module_fingerprint
 from edgebench.models.zoo import count_params_and_macs
 
-# What Torch-Pruning raises on couplings its DepGraph cannot follow (its own asserts,
-# NotImplementedError and ValueError; ZeroDivisionError on channel shuffles' groups), and what the
-# pruned model's forward raises when a coupling was cut wrongly (RuntimeError: size mismatch).
-# Anything else (TypeError, AttributeError, KeyError, ...) is a bug and propagates.
 # 0.5 left 50%-pruned mobilenetv3 at 63% top-1 (baseline 94%); 1.5 lost 1.03 +- 1.83 points and 3
 # gained 0.73 +- 1.37 (3 seeds, benchmarks/results/prune_levers.md): within a point of the baseline.
 RECOVERY_EPOCHS = 3.0
@@ -56,12 +52,6 @@ class PrunePass(Pass):
     def validate(self, model, dataset) -> None:
         check_layer_names(model, self.config.protect, "prune protect")
 
-    def check(self, candidate: Candidate, ctx: Context) -> Optional[str]:
-        reason = super().check(candidate, ctx)
-        if reason is None:
-            reason = unprunable_reason(candidate.module)
-        return f"prune: {reason}" if reason else None
-
     def label(self) -> str:
         return f"prune{round(100 * self.config.ratio)}"
 
@@ -80,7 +70,7 @@ class PrunePass(Pass):
             model.load_state_dict(recovered.state_dict())
             model.train()
 
-        pruned = prune_channels(copy.deepcopy(parent), ctx.dataset, self.config, between=recover_between)
+        pruned, inside_blocks = prune_channels(copy.deepcopy(parent), ctx.dataset, self.config, between=recover_between)
         before = count_params_and_macs(parent, ctx.dataset.input_shape)
         after = count_params_and_macs(pruned, ctx.dataset.input_shape)
         module = finetune(pruned, ctx, f"prune {self.config.ratio:g}: fine-tune", per_step,
@@ -88,6 +78,8 @@ class PrunePass(Pass):
                           transfer=transfer)
         how = f"{self.config.importance}, {self.config.ratios}{' global' if self.config.global_ranking else ''}" + \
             (f", {self.config.steps} steps" if self.config.steps > 1 else "")
+        if inside_blocks:
+            how += f"; {inside_blocks}"
         note = (f"pruned {self.config.ratio:.0%} of channels ({how}): params "
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}"
