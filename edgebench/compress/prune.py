@@ -79,10 +79,10 @@ class PrunePass(Pass):
         how = f"{self.config.importance}, {self.config.ratios}{' global' if self.config.global_ranking else ''}" + \
             (f", {self.config.steps} steps" if self.config.steps > 1 else "")
         if inside_blocks:
-            how += f"; {inside_blocks}"
+            how += ", inside blocks only"
         note = (f"pruned {self.config.ratio:.0%} of channels ({how}): params "
                 f"{before[0]:,} -> {after[0]:,}, MACs {before[1]:,} -> {after[1]:,}; "
                 f"{epochs:g} epochs recovery{' with KD from the unpruned model' if self.config.distill else ''}"
-                f"{taught_on(transfer)}")
+                f"{taught_on(transfer)}{f'; {inside_blocks}' if inside_blocks else ''}")
         derived = candidate.derive(self, module=module, notes=candidate.notes + (note,))
         return record_transfer(derived, transfer, parent, ctx)
