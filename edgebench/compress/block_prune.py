@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from edgebench.compress.probe import probe
 from edgebench.compress.tp_limits import TORCH_PRUNING_ERRORS, unprunable_reason
 
 # make_pruner(block, forward_fn, ignored_layers, importance or None for the configured one)
@@ -68,20 +69,12 @@ def _size(module) -> int:
 
 def _recorded_calls(model, example) -> dict[int, tuple]:
     """id(module) -> (args, kwargs, output) of its first call in one forward of `example`."""
-    import torch
-
     calls: dict[int, tuple] = {}
 
     def record(module, args, kwargs, output):
         calls.setdefault(id(module), (_detached(args), _detached(kwargs), _shapes(output)))
 
-    hooks = [m.register_forward_hook(record, with_kwargs=True) for m in model.modules()]
-    try:
-        with torch.no_grad():
-            model.eval()(example)
-    finally:
-        for h in hooks:
-            h.remove()
+    probe(model, example, [(m, record) for m in model.modules()], with_kwargs=True)
     return calls
 
 

@@ -2,6 +2,7 @@
 sibling and whose channels Torch-Pruning cannot remove (channel shuffles, windowed attention)."""
 from __future__ import annotations
 
+from edgebench.compress.probe import probe
 from edgebench.core.errors import IncompatibleError
 
 
@@ -19,13 +20,7 @@ def repeated_block_runs(model, sample) -> list[tuple[str, list[str]]]:
             shapes[id(module)] = tuple(args[0].shape) == tuple(out.shape)
 
     sequentials = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Sequential)]
-    handles = [child.register_forward_hook(record) for _, seq in sequentials for child in seq]
-    try:
-        with torch.no_grad():
-            model.eval()(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
+    probe(model, sample, [(child, record) for _, seq in sequentials for child in seq])
     runs = []
     for name, seq in sequentials:
         run: list[str] = []

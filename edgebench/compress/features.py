@@ -2,6 +2,7 @@
 hooks, and match student and teacher layers automatically by spatial resolution."""
 from __future__ import annotations
 
+from edgebench.compress.probe import probe
 from edgebench.compress.surgery import check_layer_names, classifier_layers
 from edgebench.core.errors import IncompatibleError
 
@@ -48,24 +49,14 @@ def stage_outputs(model, sample) -> dict[int, str]:
     import torch
 
     order: dict[int, str] = {}
-    handles = []
-    for name, module in model.named_modules():
-        if not name:
-            continue
 
-        def hook(_m, _i, out, _name=name):
+    def watch(name):
+        def hook(_m, _i, out):
             if isinstance(out, torch.Tensor) and out.ndim == 4:
-                order[int(out.shape[-1])] = _name
-        handles.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+                order[int(out.shape[-1])] = name
+        return hook
+
+    probe(model, sample, [(m, watch(n)) for n, m in model.named_modules() if n])
     return order
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgebench.compress.probe import probe
+
 DEPTHWISE_INEFFICIENCY = 4.0
 ELEMENT_COST = 20.0
 OP_COST = 2.5e5
@@ -33,26 +35,18 @@ class Shapes:
 
 def layer_shapes(model, sample) -> dict:
     """Layer name -> Shapes for every Conv2d and Linear, from one forward pass."""
-    import torch
     from torch import nn
 
-    shapes, handles = {}, []
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            def hook(_m, inputs, output, _name=name):
-                x = inputs[0]
-                positions = output.shape[-1] * output.shape[-2] if output.ndim == 4 else 1
-                shapes[_name] = Shapes(tuple(x[:1].shape), x[:1].numel(), output[:1].numel(), int(positions))
-            handles.append(module.register_forward_hook(hook))
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(sample[:1])
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was)
+    shapes = {}
+
+    def watch(name):
+        def hook(_m, inputs, output):
+            x = inputs[0]
+            positions = output.shape[-1] * output.shape[-2] if output.ndim == 4 else 1
+            shapes[name] = Shapes(tuple(x[:1].shape), x[:1].numel(), output[:1].numel(), int(positions))
+        return hook
+
+    probe(model, sample[:1], [(m, watch(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))])
     return shapes
 
 
