@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="timing per tool per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="inference threads (default: physical cores)")
+    parser.add_argument("--pairs", nargs="+", metavar="TEXT",
+                        help="run only the pairs whose label contains one of these (e.g. benchmark_app)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fidelity"))
     # Internal: edgebench's side of a pair with benchmark_app, one round in a fresh process.
     parser.add_argument("--one-side", choices=["latency", "throughput"], help=argparse.SUPPRESS)
@@ -317,6 +319,10 @@ def main() -> None:
         "pytorch fp32 vs eager loop": (lambda: edgebench_timer("pytorch", work / "model.pt", "fp32", threads, sample),
                                        torch_reference, True),
     }
+    if args.pairs:
+        pairs = {label: pair for label, pair in pairs.items() if any(text in label for text in args.pairs)}
+        if not pairs:
+            parser.error(f"--pairs {' '.join(args.pairs)} matches no pair")
     results = {}
     for label, (load_ours, load_theirs, in_process) in pairs.items():
         ours, theirs = load_ours(), load_theirs()
@@ -333,12 +339,13 @@ def main() -> None:
             print(f"{label:40s} round {r}: edgebench {a:.3f} ms, reference {b:.3f} ms, ratio {a / b:.3f}", flush=True)
         ratio = float(np.median([x["ratio"] for x in rounds]))
         results[label] = {"rounds": rounds, "median_ratio": ratio, "within_5pct": abs(ratio - 1) <= 0.05}
-    if not shutil.which("onnxruntime_perf_test"):
+    if not shutil.which("onnxruntime_perf_test") and not args.pairs:
         results["onnxruntime vs onnxruntime_perf_test"] = {
             "skipped": "onnxruntime_perf_test not on PATH (not in the pip wheel); compared with a minimal loop only"}
-    results["onnxruntime profiler model_run / edgebench wall"] = ort_profiled_ratio(onnx_path, threads, sample)
-    results["tensorrt vs trtexec"] = {"skipped": "no NVIDIA GPU / trtexec on this machine" if not shutil.which(
-        "trtexec") else "not automated yet"}
+    if not args.pairs:
+        results["onnxruntime profiler model_run / edgebench wall"] = ort_profiled_ratio(onnx_path, threads, sample)
+        results["tensorrt vs trtexec"] = {"skipped": "no NVIDIA GPU / trtexec on this machine" if not shutil.which(
+            "trtexec") else "not automated yet"}
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
