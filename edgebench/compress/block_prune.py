@@ -108,11 +108,9 @@ def _trial(block, forward, ignored: list, output, make_pruner: PrunerFactory) ->
     import torch_pruning as tp
 
     trial = copy.deepcopy(block)
-    index = {id(m): m for m in block.modules()}
-    twin = {id(a): b for a, b in zip(block.modules(), trial.modules())}
+    twin = {id(a): b for a, b in zip(block.modules(), trial.modules())}  # every ignored layer is in the block
     try:
-        pruner = make_pruner(trial, forward, [twin[id(m)] for m in ignored if id(m) in index],
-                             tp.importance.MagnitudeImportance(p=2))
+        pruner = make_pruner(trial, forward, [twin[id(m)] for m in ignored], tp.importance.MagnitudeImportance(p=2))
         for _ in range(pruner.iterative_steps):
             pruner.step()
         with torch.no_grad():
